@@ -1,0 +1,239 @@
+"""Recordings at the target rate: in memory, or on disk after a one-time check and conversion.
+
+Every file is decoded once when a corpus is indexed. What cannot be used is skipped with
+one warning naming the file and the reason (unreadable, not audio, empty, silent, NaN,
+shorter than a crop), so a bad file never crashes a loader worker or slips zeros into a
+batch. Files at another rate are resampled once and cached; the verdict for each file is
+cached too, keyed by path, size and modification time, so later runs start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from audiosr.data.pairs import resample
+
+# Peak level after normalisation: inside [-1, 1] with headroom for the model's output.
+PEAK = 0.95
+
+
+class SkippedAudioWarning(UserWarning):
+    """A file of a corpus cannot be used; the message names it and says why."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("AUDIOSR_CACHE", "~/.cache/audiosr")).expanduser()
+
+
+class Recording(ABC):
+    """A mono-or-multichannel recording at the target rate, peak-normalised on read."""
+
+    name: str
+    frames: int
+    channels: int
+
+    @abstractmethod
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Samples ``[start, stop)`` as float32 ``(channels, stop - start)``."""
+
+
+@dataclass
+class ArrayRecording(Recording):
+    name: str
+    data: np.ndarray  # (C, T) float32
+
+    @property
+    def frames(self) -> int:
+        return self.data.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.data.shape[0]
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.data[:, start:stop]
+
+
+@dataclass
+class FileRecording(Recording):
+    name: str
+    path: str
+    frames: int
+    channels: int
+    gain: float
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        data, _ = sf.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)
+        return data.T * np.float32(self.gain)
+
+
+@dataclass
+class _Verdict:
+    """What indexing learned about one source file (cached as JSON)."""
+
+    ok: bool
+    reason: str = ""
+    frames: int = 0
+    channels: int = 0
+    peak: float = 0.0
+    path: str = ""  # the file to read at the target rate (the source or its cached copy)
+
+
+def _check_and_convert(source: Path, sample_rate: int, cache_dir: Path) -> _Verdict:
+    if source.stat().st_size == 0:
+        return _Verdict(False, "empty file (0 bytes)")
+    try:
+        data, rate = sf.read(str(source), dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises several types for bad input
+        return _Verdict(False, f"not readable as audio ({str(error).strip() or type(error).__name__})")
+    if data.shape[0] == 0:
+        return _Verdict(False, "no samples")
+    if not np.isfinite(data).all():
+        return _Verdict(False, "contains NaN or infinite samples")
+    peak = float(np.abs(data).max())
+    if peak == 0.0:
+        return _Verdict(False, "silent (every sample is zero)")
+    path = str(source)
+    if rate != sample_rate:
+        converted = resample(data.T, rate, sample_rate, "kaiser_best")
+        digest = hashlib.sha1(f"{source.resolve()}:{sample_rate}".encode()).hexdigest()[:16]
+        cached = cache_dir / "converted" / f"{source.stem}-{digest}-{sample_rate}.flac"
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        peak = float(np.abs(converted).max())
+        # 24-bit FLAC: lossless to ~-144 dB and a third of float32's size; clip-safe
+        # because the stored signal is scaled to the peak and the gain undoes it.
+        scale = 1.0 / peak if peak > 1.0 else 1.0
+        sf.write(str(cached), (converted * scale).T, sample_rate, subtype="PCM_24")
+        peak *= scale
+        data = converted.T
+        path = str(cached)
+    return _Verdict(True, frames=data.shape[0], channels=data.shape[1], peak=peak, path=path)
+
+
+class _VerdictCache:
+    def __init__(self, cache_dir: Path, sample_rate: int) -> None:
+        self.file = cache_dir / f"index-{sample_rate}.json"
+        self.entries: dict[str, dict] = {}
+        if self.file.is_file():
+            try:
+                self.entries = json.loads(self.file.read_text())
+            except json.JSONDecodeError:
+                self.entries = {}
+
+    @staticmethod
+    def key(path: Path) -> str:
+        stat = path.stat()
+        return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+    def get(self, path: Path) -> _Verdict | None:
+        entry = self.entries.get(self.key(path))
+        if entry is None:
+            return None
+        verdict = _Verdict(**entry)
+        if verdict.ok and not Path(verdict.path).is_file():
+            return None
+        return verdict
+
+    def put(self, path: Path, verdict: _Verdict) -> None:
+        self.entries[self.key(path)] = asdict(verdict)
+
+    def save(self) -> None:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.entries))
+        tmp.replace(self.file)
+
+
+def index_files(
+    paths: Sequence[Path],
+    sample_rate: int,
+    cache_dir: Path,
+    min_frames: int = 1,
+    warn: bool = True,
+    description: str = "indexing audio",
+    reported: set[str] | None = None,
+) -> list[FileRecording]:
+    """Check, convert and describe audio files.
+
+    Args:
+        paths: audio files (any rate and channel count soundfile can read).
+        sample_rate: the rate recordings are wanted at; others are resampled once.
+        min_frames: files shorter than this at ``sample_rate`` are skipped.
+        warn: emit one ``SkippedAudioWarning`` per unusable file.
+        reported: files already warned about (updated), so that a file shared by two
+            splits is named once.
+
+    Returns:
+        The usable recordings, peak-normalised to ``PEAK`` on read.
+    """
+    cache = _VerdictCache(Path(cache_dir), sample_rate)
+    recordings: list[FileRecording] = []
+    changed = False
+    for path in tqdm(paths, desc=description, unit="file", disable=len(paths) < 50, leave=False):
+        path = Path(path)
+        verdict = None if path.is_file() else _Verdict(False, "does not exist")
+        if verdict is None:
+            verdict = cache.get(path)
+        if verdict is None:
+            verdict = _check_and_convert(path, sample_rate, Path(cache_dir))
+            cache.put(path, verdict)
+            changed = True
+        if verdict.ok and verdict.frames < min_frames:
+            seconds = verdict.frames / sample_rate
+            verdict = _Verdict(
+                False, f"too short: {seconds:.2f} s, a crop needs {min_frames / sample_rate:.2f} s"
+            )
+        if not verdict.ok:
+            if warn and (reported is None or str(path) not in reported):
+                if reported is not None:
+                    reported.add(str(path))
+                warnings.warn(f"skipping {path}: {verdict.reason}", SkippedAudioWarning, stacklevel=2)
+            continue
+        recordings.append(
+            FileRecording(
+                name=str(path), path=verdict.path, frames=verdict.frames,
+                channels=verdict.channels, gain=PEAK / verdict.peak,
+            )
+        )
+    if changed:
+        cache.save()
+    return recordings
+
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus"})
+
+
+def find_audio(entries: Iterable[str | Path], extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
+    """Expand files, folders (recursive) and ``.txt`` lists of paths into audio files.
+
+    Files inside folders are kept by extension; a file named directly is always kept,
+    so that a mislabelled one is reported rather than silently ignored.
+    """
+    extensions = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    found: list[Path] = []
+    for entry in entries:
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions))
+        elif path.suffix.lower() == ".txt" and path.is_file():
+            base = path.parent
+            for line in path.read_text().splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    item = Path(line.strip()).expanduser()
+                    found.append(item if item.is_absolute() else base / item)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"audio source {path} does not exist")
+    return found

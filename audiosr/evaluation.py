@@ -1,0 +1,255 @@
+"""Compare upsampling methods on the test split: classical baselines, metrics, timing, reports.
+
+One :class:`Comparison` collects, per method, the per-utterance SNR / LSD / LSD-HF /
+LSD-LF of :mod:`audiosr.metrics` and the wall time of the whole low-rate -> high-rate
+path; :func:`write_report` writes the resulting table as Markdown, CSV and JSON.
+
+Every method, baseline or model, is a callable ``fn(low, source_rate, target_rate)``
+mapping ``(C, T_low)`` at ``source_rate`` to ``(C, ceil(T_low * target_rate /
+source_rate))`` at ``target_rate``. Output sample ``k`` sits at time ``k / target_rate``
+and input sample ``j`` at ``j / source_rate``, so outputs are sample-aligned with the
+target (see ``tests/test_evaluation.py``, which checks that for every baseline).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import soxr
+import torch
+from torch import Tensor
+
+from audiosr.data.pairs import fit_length, resample
+from audiosr.metrics import lsd_bands, snr
+
+Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
+
+CAPTION = "LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path"
+
+
+def output_length(low_length: int, source_rate: int, target_rate: int) -> int:
+    """``ceil(low_length * target_rate / source_rate)`` in exact integer arithmetic."""
+    return -(-low_length * target_rate // source_rate)
+
+
+def _resampy(filter: str) -> Method:
+    def upsample(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+        n = output_length(low.shape[-1], source_rate, target_rate)
+        return resample(low, source_rate, target_rate, filter, n)
+
+    upsample.__name__ = filter
+    return upsample
+
+
+def soxr_vhq(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """soxr ``VHQ`` resampling ``(C, T_low) -> (C, T_out)``.
+
+    soxr works on ``(T, C)``; its one-shot ``resample`` compensates the filter delay
+    itself (checked by test: zero lag). It rounds the length, so the output is fitted to
+    the ceil convention (at most one zero sample appended at the end).
+    """
+    x = np.ascontiguousarray(np.asarray(low, dtype=np.float32).T)
+    y = soxr.resample(x, source_rate, target_rate, quality="VHQ").T
+    n = output_length(low.shape[-1], source_rate, target_rate)
+    return np.ascontiguousarray(fit_length(y, n), dtype=np.float32)
+
+
+def linear(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Linear interpolation ``(C, T_low) -> (C, T_out)`` at the exact output times.
+
+    Output sample ``k`` is the input's piecewise-linear curve at ``k / target_rate``;
+    past the last input sample (``(T_low - 1) / source_rate``) it holds that value.
+    """
+    low = np.asarray(low, dtype=np.float32)
+    n = output_length(low.shape[-1], source_rate, target_rate)
+    # Times in units of input samples, exact for integer rates.
+    positions = np.arange(n, dtype=np.float64) * source_rate / target_rate
+    grid = np.arange(low.shape[-1], dtype=np.float64)
+    flat = low.reshape(-1, low.shape[-1])
+    out = np.stack([np.interp(positions, grid, channel) for channel in flat])
+    return out.reshape(*low.shape[:-1], n).astype(np.float32)
+
+
+BASELINES: dict[str, Method] = {
+    "kaiser_fast": _resampy("kaiser_fast"),
+    "kaiser_best": _resampy("kaiser_best"),
+    "soxr_vhq": soxr_vhq,
+    "linear": linear,
+}
+
+
+def _sync(sync_cuda: bool) -> None:
+    if sync_cuda and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def time_method(fn: Callable[..., Any], *args: Any, warmup: int = 1, repeats: int = 1, sync_cuda: bool = False) -> tuple[Any, float]:
+    """Call ``fn(*args)`` ``warmup`` times untimed, then ``repeats`` times timed.
+
+    CUDA work is asynchronous, so with ``sync_cuda`` the device is synchronised before
+    the clock starts and before it stops. Returns the last output and the median
+    wall time of one call in seconds (``time.perf_counter``).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn(*args)
+    times = []
+    for _ in range(repeats):
+        _sync(sync_cuda)
+        start = time.perf_counter()
+        out = fn(*args)
+        _sync(sync_cuda)
+        times.append(time.perf_counter() - start)
+    return out, float(np.median(times))
+
+
+@dataclass
+class Row:
+    """One line of the comparison table; metric values are means over ``n`` utterances."""
+
+    method: str
+    n: int
+    snr: float
+    lsd: float
+    lsd_hf: float
+    lsd_lf: float
+    rtr: float | None = None
+    batch_size: int | None = None
+    device: str | None = None
+
+
+METRICS = ("snr", "lsd", "lsd_hf", "lsd_lf")
+
+
+def _as_tensor(x: np.ndarray | Tensor) -> Tensor:
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x)  # torch refuses negative strides
+    return torch.as_tensor(x).detach().to("cpu", torch.float32)
+
+
+class Comparison:
+    """Accumulates per-utterance metrics and timings per method; rows keep insertion order.
+
+    Args:
+        source_rate: rate of the low-rate input; its Nyquist splits LSD-HF from LSD-LF.
+        target_rate: rate of outputs and targets.
+    """
+
+    def __init__(self, source_rate: int, target_rate: int) -> None:
+        self.source_rate = source_rate
+        self.target_rate = target_rate
+        self.items: dict[str, list[dict[str, float]]] = {}
+        self._timing: dict[str, dict[str, Any]] = {}
+
+    def add(self, method: str, estimate: np.ndarray | Tensor, target: np.ndarray | Tensor) -> dict[str, float]:
+        """Score one utterance: ``estimate`` and ``target`` ``(C, T)`` at ``target_rate``.
+
+        Shapes must match exactly (no cropping: a length mismatch hints at misalignment).
+        A multi-channel utterance scores the mean of its channels. Returns its metrics.
+        """
+        est, ref = _as_tensor(estimate), _as_tensor(target)
+        values = lsd_bands(est, ref, self.target_rate, self.source_rate / 2)
+        values["snr"] = snr(est, ref)
+        item = {k: float(values[k].mean()) for k in METRICS}
+        self.items.setdefault(method, []).append(item)
+        return item
+
+    def add_timing(self, method: str, audio_seconds: float, wall_seconds: float, batch_size: int = 1, device: str = "cpu") -> None:
+        """Record ``audio_seconds`` of output produced in ``wall_seconds`` on ``device``.
+
+        The reported batch size is the largest recorded (a last, partial batch is smaller).
+        """
+        timing = self._timing.setdefault(method, {"audio": 0.0, "wall": 0.0, "batch_size": batch_size, "device": str(device)})
+        if timing["device"] != str(device):
+            raise ValueError(f"{method}: timed on {timing['device']} and on {device}; one device per row")
+        timing["audio"] += audio_seconds
+        timing["wall"] += wall_seconds
+        timing["batch_size"] = max(timing["batch_size"], batch_size)
+
+    def evaluate(
+        self, method: str, fn: Method, low: np.ndarray | Tensor, target: np.ndarray | Tensor, *,
+        device: str = "cpu", sync_cuda: bool = False, warmup: int = 1,
+    ) -> np.ndarray | Tensor:
+        """Run ``fn(low (C, T_low), source_rate, target_rate)``, time it and score it.
+
+        The first call per method is preceded by ``warmup`` untimed calls. Returns the output.
+        """
+        first = method not in self._timing
+        out, seconds = time_method(fn, low, self.source_rate, self.target_rate, warmup=warmup if first else 0, sync_cuda=sync_cuda)
+        self.add(method, out, target)
+        self.add_timing(method, out.shape[-1] / self.target_rate, seconds, 1, device)
+        return out
+
+    def rows(self) -> list[Row]:
+        """One :class:`Row` per method: means over utterances and RTR = audio s / wall s."""
+        rows = []
+        for method in dict.fromkeys([*self.items, *self._timing]):
+            items = self.items.get(method, [])
+            means = {k: float(np.mean([i[k] for i in items])) if items else math.nan for k in METRICS}
+            timing = self._timing.get(method)
+            rtr = None
+            if timing is not None:
+                rtr = timing["audio"] / timing["wall"] if timing["wall"] > 0 else math.inf
+            rows.append(Row(method, len(items), **means, rtr=rtr,
+                            batch_size=timing and timing["batch_size"], device=timing and timing["device"]))
+        return rows
+
+
+HEADERS = {"method": "method", "n": "n", "snr": "SNR (dB) ↑", "lsd": "LSD ↓", "lsd_hf": "LSD-HF ↓",
+           "lsd_lf": "LSD-LF ↓", "rtr": "RTR ↑", "batch_size": "batch", "device": "device"}
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
+    return str(value)
+
+
+def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str:
+    """An aligned Markdown table (one line per method) with the conventions as caption."""
+    keys = list(HEADERS)
+    table = [[HEADERS[k] for k in keys]] + [[_cell(getattr(r, k), digits) for k in keys] for r in rows]
+    widths = [max(3, *(len(line[i]) for line in table)) for i in range(len(keys))]
+    # Text columns left-aligned, numbers right-aligned, as a reader scans them.
+    left = {"method", "device"}
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) if k in left else c.rjust(w) for k, c, w in zip(keys, cells, widths)) + " |"
+
+    rule = "| " + " | ".join("-" * (w - 1) + (":" if k not in left else "-") for k, w in zip(keys, widths)) + " |"
+    return "\n".join([line(table[0]), rule, *map(line, table[1:]), "", caption]) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN / Infinity; null is what a strict parser accepts.
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any], caption: str = CAPTION) -> dict[str, Path]:
+    """Write ``comparison.md``, ``comparison.csv`` and ``comparison.json`` into ``directory``.
+
+    The JSON holds ``{"caption", "metadata", "rows"}``; ``metadata`` (config, checkpoint,
+    git commit, data description) is stored as given, non-JSON values as ``str``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {ext: directory / f"comparison.{ext}" for ext in ("md", "csv", "json")}
+    paths["md"].write_text(to_markdown(rows, caption), encoding="utf-8")
+    with paths["csv"].open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Row)])
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    payload = {"caption": caption, "metadata": metadata,
+               "rows": [{k: _finite(v) for k, v in asdict(r).items()} for r in rows]}
+    paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return paths
