@@ -1,0 +1,203 @@
+"""Evaluation metrics for bandwidth extension: SNR and log-spectral distance (LSD).
+
+Conventions follow the published super-resolution work (NU-Wave, AERO, AP-BWE) so
+numbers are comparable with their tables:
+
+* Every metric is computed **per item** over the last (time) axis: inputs
+  ``(..., T)`` give outputs ``(...)``. Average over a test set yourself (the papers
+  average per-utterance values, not pooled energies).
+* ``snr`` is ``10 * log10(||y||^2 / ||y - y_hat||^2)`` in dB with ``y`` the target.
+  No scale-invariance and no alignment search: a gain or delay error must show.
+  The value is clipped to ``[-max_db, max_db]`` so it is always finite:
+
+  - identical signals (zero error) give exactly ``+max_db``; this includes a silent
+    target reconstructed as silence;
+  - a silent target with a non-silent estimate would be ``-inf`` and gives
+    ``-max_db``. Silent clips are a data problem; filter them before averaging
+    rather than relying on this value.
+
+* ``lsd`` uses a periodic Hann window, ``torch.stft(center=True, pad_mode="reflect")``
+  with ``n_fft=2048`` and ``hop_length=512`` by default, the power spectrum
+  ``|S|^2`` floored at ``eps=1e-8`` and ``log10``. Per frame it takes the root mean
+  square over frequency bins of the difference of the log-power spectra, then the
+  mean over frames. Its unit is therefore "log10 power" (not dB, not natural log).
+* ``lsd_bands`` splits at ``cutoff_hz`` (the input's Nyquist frequency, 11025 Hz for
+  22.05 kHz input): ``lsd_hf`` uses the bins strictly above the cutoff, ``lsd_lf``
+  the bins at or below it.
+
+Everything is evaluated in float32 with autocast disabled, whatever the input dtype,
+so a metric does not depend on the precision a model was run at.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import torch
+from torch import Tensor
+
+__all__ = ["lsd", "lsd_bands", "snr"]
+
+
+def _check_pair(estimate: Tensor, target: Tensor) -> None:
+    # Broadcasting would silently compare the wrong items and a length mismatch
+    # hides a misalignment, so both are refused.
+    if estimate.shape != target.shape:
+        raise ValueError(
+            f"estimate and target must have the same shape, got {tuple(estimate.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    if estimate.dim() == 0:
+        raise ValueError("inputs need a time axis, got scalars")
+
+
+def snr(estimate: Tensor, target: Tensor, max_db: float = 100.0) -> Tensor:
+    """Signal-to-noise ratio in dB, per item over the last axis.
+
+    Args:
+        estimate: ``(..., T)`` the reconstruction ``y_hat``.
+        target: ``(..., T)`` the reference ``y``.
+        max_db: clip the result to ``[-max_db, max_db]`` (must be positive). Zero
+            error gives exactly ``max_db``; a silent target with a non-silent
+            estimate gives ``-max_db``.
+
+    Returns:
+        ``(...)`` float32 SNR in dB, always finite.
+    """
+    _check_pair(estimate, target)
+    if not max_db > 0:
+        raise ValueError(f"max_db must be positive, got {max_db}")
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        y = target.float()
+        err = (y - estimate.float()).square().sum(dim=-1)
+        energy = y.square().sum(dim=-1)
+        # Flooring the error relative to the signal caps the ratio at max_db without
+        # a division by zero whenever the target has energy.
+        floor = energy * (10.0 ** (-max_db / 10.0))
+        ratio = energy / torch.maximum(err, floor)
+        # energy == 0 and err == 0 is 0/0; identical signals are defined as max_db.
+        ratio = torch.where(err == 0, torch.ones_like(ratio), ratio)
+        db = 10.0 * torch.log10(ratio)
+        db = torch.where(err == 0, torch.full_like(db, max_db), db)
+        return db.clamp(min=-max_db, max=max_db)
+
+
+def _log_power(x: Tensor, n_fft: int, hop_length: int, eps: float) -> Tensor:
+    """``(N, T)`` float32 -> ``(N, n_fft // 2 + 1, frames)`` log10 power spectrogram."""
+    window = torch.hann_window(n_fft, periodic=True, device=x.device, dtype=torch.float32)
+    spec = torch.stft(
+        x,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=n_fft,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
+    power = spec.real.square() + spec.imag.square()
+    return torch.log10(power.clamp(min=eps))
+
+
+def _log_power_pair(
+    estimate: Tensor, target: Tensor, n_fft: int, hop_length: int, eps: float
+) -> tuple[Tensor, tuple[int, ...]]:
+    """Difference of log-power spectra ``(N, F, frames)`` and the batch shape ``(...)``."""
+    _check_pair(estimate, target)
+    if n_fft <= 0 or hop_length <= 0:
+        raise ValueError(f"n_fft and hop_length must be positive, got {n_fft}, {hop_length}")
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps}")
+    batch_shape = tuple(target.shape[:-1])
+    length = target.shape[-1]
+    # Both signals in one STFT call: half the kernel launches on GPU.
+    both = torch.cat([estimate.reshape(-1, length), target.reshape(-1, length)]).float()
+    log_est, log_ref = _log_power(both, n_fft, hop_length, eps).chunk(2, dim=0)
+    return log_est - log_ref, batch_shape
+
+
+def _lsd_from_diff(diff: Tensor, batch_shape: tuple[int, ...], bins: slice | None) -> Tensor:
+    """``(N, F, frames)`` log-power difference -> ``(...)`` LSD over the selected bins."""
+    if bins is not None:
+        diff = diff[:, bins, :]
+        if diff.shape[1] == 0:
+            raise ValueError(f"bins={bins} selects no frequency bin")
+    per_frame = diff.square().mean(dim=1).sqrt()
+    return per_frame.mean(dim=-1).reshape(batch_shape)
+
+
+def lsd(
+    estimate: Tensor,
+    target: Tensor,
+    *,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    eps: float = 1e-8,
+    bins: slice | None = None,
+) -> Tensor:
+    """Log-spectral distance, per item over the last axis.
+
+    ``mean_frames sqrt(mean_bins (log10 P_hat - log10 P)^2)`` with ``P = max(|STFT|^2, eps)``.
+
+    Args:
+        estimate: ``(..., T)`` the reconstruction; ``T > n_fft // 2`` (reflect padding).
+        target: ``(..., T)`` the reference.
+        n_fft: FFT size and Hann window length.
+        hop_length: STFT hop.
+        eps: floor on the power spectrum so silence has a finite log.
+        bins: restrict to these frequency bins of the ``n_fft // 2 + 1``
+            (e.g. ``slice(513, None)`` for the top half at ``n_fft=2048``).
+
+    Returns:
+        ``(...)`` float32 LSD; 0 for identical inputs, symmetric in its arguments.
+    """
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        diff, batch_shape = _log_power_pair(estimate, target, n_fft, hop_length, eps)
+        return _lsd_from_diff(diff, batch_shape, bins)
+
+
+def lsd_bands(
+    estimate: Tensor,
+    target: Tensor,
+    sample_rate: int,
+    cutoff_hz: float,
+    *,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    eps: float = 1e-8,
+) -> dict[str, Tensor]:
+    """Full-band, high-band and low-band LSD from a single STFT.
+
+    Bin ``k`` has frequency ``k * sample_rate / n_fft``. ``lsd_hf`` averages over
+    bins strictly above ``cutoff_hz``, ``lsd_lf`` over bins at or below it; at
+    44.1 kHz, ``n_fft=2048`` and a cutoff of 11025 Hz that is bins 513..1024 and
+    0..512.
+
+    Args:
+        estimate: ``(..., T)`` the reconstruction at ``sample_rate``.
+        target: ``(..., T)`` the reference at ``sample_rate``.
+        sample_rate: rate of both signals in Hz.
+        cutoff_hz: the band edge, ``0 < cutoff_hz < sample_rate / 2``; normally the
+            Nyquist frequency of the low-resolution input.
+        n_fft, hop_length, eps: as in :func:`lsd`.
+
+    Returns:
+        ``{"lsd": (...), "lsd_hf": (...), "lsd_lf": (...)}`` float32 tensors.
+    """
+    if not 0 < cutoff_hz < sample_rate / 2:
+        raise ValueError(
+            f"cutoff_hz must lie strictly between 0 and sample_rate / 2 = {sample_rate / 2}, "
+            f"got {cutoff_hz}"
+        )
+    # Last bin with k * sample_rate / n_fft <= cutoff_hz; exact arithmetic so a cutoff
+    # that falls on a bin (11025 Hz at 44.1 kHz) is not moved by float rounding.
+    last_lf = math.floor(Fraction(cutoff_hz) * n_fft / sample_rate)
+    split = slice(0, last_lf + 1), slice(last_lf + 1, None)
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        diff, batch_shape = _log_power_pair(estimate, target, n_fft, hop_length, eps)
+        return {
+            "lsd": _lsd_from_diff(diff, batch_shape, None),
+            "lsd_hf": _lsd_from_diff(diff, batch_shape, split[1]),
+            "lsd_lf": _lsd_from_diff(diff, batch_shape, split[0]),
+        }

@@ -1,0 +1,164 @@
+"""The data module: aligned pairs at several rates, bad files, conversion cache, VCTK split."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiosr.data import VCTK, AudioFolders, AudioPairDataModule, SyntheticCorpus
+from audiosr.data.pairs import make_pair
+from audiosr.data.recordings import SkippedAudioWarning, index_files
+from audiosr.data.synthetic import synthesize
+
+from conftest import write_audio
+
+
+def peak_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 50) -> int:
+    lags = range(-max_lag, max_lag + 1)
+    scores = [np.dot(a[max_lag + lag : len(a) - max_lag + lag], b[max_lag : len(b) - max_lag]) for lag in lags]
+    return list(lags)[int(np.argmax(scores))]
+
+
+@pytest.mark.parametrize("source_rate,target_rate", [(22050, 44100), (16000, 48000), (24000, 48000), (11025, 44100)])
+def test_pairs_are_sample_aligned(source_rate, target_rate):
+    target = synthesize(7, target_rate, 1.0)
+    low, rough = make_pair(target, target_rate, source_rate)
+    assert rough.shape == target.shape
+    assert low.shape[-1] == -(-target.size * source_rate // target_rate)
+    assert peak_lag(rough, target) == 0
+    # The low-rate signal itself is aligned: its naive upsampling peaks at lag 0 too.
+    upsampled = np.interp(np.arange(target.size) / target_rate, np.arange(low.size) / source_rate, low)
+    assert peak_lag(upsampled, target) == 0
+
+
+def test_pair_input_lacks_the_high_band_but_keeps_the_low_band():
+    target = synthesize(3, 44100, 1.0)
+    _, rough = make_pair(target, 44100, 22050)
+    spectrum = lambda x: np.abs(np.fft.rfft(x)) ** 2  # noqa: E731
+    freqs = np.fft.rfftfreq(target.size, 1 / 44100)
+    high, low = freqs > 12000, freqs < 8000
+    assert spectrum(rough)[high].sum() < 1e-4 * spectrum(target)[high].sum()
+    assert np.isclose(spectrum(rough)[low].sum(), spectrum(target)[low].sum(), rtol=0.05)
+
+
+def test_synthetic_batches_have_the_promised_shapes(tmp_path):
+    data = AudioPairDataModule(SyntheticCorpus(4, 2, 2, clip_seconds=1.0), segment_seconds=0.5,
+                               batch_size=2, num_workers=0, train_items_per_epoch=4, cache_dir=str(tmp_path))
+    data.prepare_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["input"].shape == batch["target"].shape == (2, 1, 22050)
+    assert batch["low"].shape == (2, 1, 11025)
+    assert torch.isfinite(batch["input"]).all() and batch["target"].abs().amax(-1).min() > 0
+    val = next(iter(data.val_dataloader()))
+    again = next(iter(data.val_dataloader()))
+    assert torch.equal(val["target"], again["target"])  # validation items never change
+
+
+def test_rates_are_validated():
+    with pytest.raises(ValueError, match="source_rate < target_rate"):
+        AudioPairDataModule(source_rate=44100, target_rate=22050)
+    with pytest.raises(ValueError, match="input_filter"):
+        AudioPairDataModule(input_filter="cubic")
+
+
+def make_bad_folder(root: Path) -> dict[str, str]:
+    """Good files plus one of each kind of bad file; returns bad name -> expected reason."""
+    for i in range(3):
+        write_audio(root / f"good{i}.wav", 44100, 1.5, seed=i)
+    (root / "corrupt.wav").write_bytes(b"RIFF\x24\x08\x00\x00WAVEfmt " + bytes(range(40)))
+    (root / "empty.flac").write_bytes(b"")
+    write_audio(root / "short.wav", 44100, 0.2)
+    (root / "picture.flac").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    sf.write(str(root / "nan.wav"), np.full(44100, np.nan, dtype=np.float32), 44100, subtype="FLOAT")
+    (root / "notes.txt.bak").write_text("not audio, not an audio extension: ignored")
+    return {
+        "corrupt.wav": "not readable as audio",
+        "empty.flac": "empty file",
+        "short.wav": "too short",
+        "picture.flac": "not readable as audio",
+        "nan.wav": "NaN",
+    }
+
+
+def test_bad_files_are_named_once_with_the_reason_and_never_reach_a_batch(tmp_path):
+    folder = tmp_path / "train"
+    expected = make_bad_folder(folder)
+    corpus = AudioFolders(train=[str(folder)], val=[str(folder)])  # test defaults to val
+    data = AudioPairDataModule(corpus, segment_seconds=1.0, batch_size=4, num_workers=2,
+                               train_items_per_epoch=16, cache_dir=str(tmp_path / "cache"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data.prepare_data()
+        data.setup("fit")
+    messages = [str(w.message) for w in caught if issubclass(w.category, SkippedAudioWarning)]
+    for name, reason in expected.items():
+        named = [m for m in messages if name in m]
+        assert len(named) == 1, (name, messages)
+        assert reason in named[0]
+    assert len(messages) == len(expected)
+    for batch in data.train_dataloader():  # workers read only good files
+        assert torch.isfinite(batch["target"]).all()
+        assert (batch["target"].abs().amax(-1) > 0.1).all()
+
+
+def test_conversion_happens_once_and_is_cached(tmp_path, monkeypatch):
+    source = write_audio(tmp_path / "a48k.flac", 48000, 1.0)
+    cache = tmp_path / "cache"
+    (first,) = index_files([source], 44100, cache)
+    assert first.frames == 44100 and Path(first.path).parent == cache / "converted"
+    reference = first.read()
+
+    import audiosr.data.recordings as recordings
+
+    monkeypatch.setattr(recordings, "_check_and_convert", lambda *a: pytest.fail("converted twice"))
+    (second,) = index_files([source], 44100, cache)
+    assert np.array_equal(second.read(), reference)
+    assert abs(np.abs(reference).max() - recordings.PEAK) < 1e-3  # peak-normalised on read
+
+
+def test_stereo_files_give_one_item_per_channel_for_evaluation(tmp_path):
+    folder = tmp_path / "stereo"
+    write_audio(folder / "s.wav", 44100, 1.2, channels=2)
+    data = AudioPairDataModule(AudioFolders([str(folder)], [str(folder)]), segment_seconds=1.0,
+                               num_workers=0, cache_dir=str(tmp_path / "cache"))
+    data.prepare_data()
+    data.setup("test")
+    items = [data.datasets["test"][i] for i in range(len(data.datasets["test"]))]
+    assert [item["name"] for item in items] == [f"{folder / 's.wav'}#ch0", f"{folder / 's.wav'}#ch1"]
+    assert not torch.allclose(items[0]["target"], items[1]["target"])
+
+
+def make_vctk(root: Path, speakers: list[str], utterances: int = 3) -> None:
+    for s_index, speaker in enumerate(speakers):
+        for u in range(1, utterances + 1):
+            for mic in ("mic1", "mic2"):
+                write_audio(root / "wav48_silence_trimmed" / speaker / f"{speaker}_{u:03d}_{mic}.flac",
+                            48000, 0.6, seed=s_index * 10 + u)
+
+
+def test_vctk_split_follows_published_systems(tmp_path):
+    speakers = [f"p{n}" for n in (225, 226, 227, 228, 280, 315, 360, 361, 362, 363)]
+    make_vctk(tmp_path / "vctk", speakers)
+    corpus = VCTK(str(tmp_path / "vctk"), held_out_speakers=3, val_utterances=2)
+    train, held_out = corpus.speakers()
+    assert train == ["p225", "p226", "p227", "p228", "p360"]
+    assert held_out == ["p361", "p362", "p363"]
+    test_files = corpus.files("test")
+    assert len(test_files) == 9 and all(f.name.endswith("_mic1.flac") for f in test_files)
+    assert set(corpus.files("val")) <= set(test_files) and len(corpus.files("val")) == 6
+    data = AudioPairDataModule(corpus, segment_seconds=0.5, num_workers=0, cache_dir=str(tmp_path / "cache"))
+    data.prepare_data()
+    data.setup("fit")
+    item = data.datasets["val"][0]
+    assert item["target"].shape == (1, 22050)  # converted from 48 kHz to the target rate
+
+
+def test_vctk_missing_without_download_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download"):
+        VCTK(str(tmp_path / "nowhere")).files("train")

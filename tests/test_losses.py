@@ -1,0 +1,172 @@
+"""Multi-resolution STFT loss: formulas, precision, gradients, checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from audiosr.losses import MultiResolutionSTFTLoss
+
+SMALL = ((64, 48, 16), (128, 128, 32))
+
+
+def _pair(batch: int = 2, length: int = 600, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    target = torch.randn(batch, 1, length, generator=gen)
+    prediction = target + 0.3 * torch.randn(batch, 1, length, generator=gen)
+    return prediction, target
+
+
+def test_identical_inputs_give_zero_loss() -> None:
+    loss = MultiResolutionSTFTLoss()
+    y = torch.randn(2, 1, 4000)
+    out = loss(y, y.clone())
+    assert set(out) == {"total", "mse", "sc", "mag"}
+    for name, value in out.items():
+        assert value.shape == (), name
+        assert abs(value.item()) < 1e-6, name
+
+
+def test_parts_match_a_hand_computation_for_one_resolution() -> None:
+    fft_size, win_length, hop = 64, 48, 16
+    eps = 1e-7
+    loss = MultiResolutionSTFTLoss(resolutions=[(fft_size, win_length, hop)], eps=eps)
+    prediction, target = _pair(batch=2, length=300, seed=1)
+
+    # The window written out independently: a periodic Hann of win_length centred
+    # in fft_size, which is what torch.stft does with a shorter window.
+    n = torch.arange(win_length, dtype=torch.float32)
+    hann = 0.5 - 0.5 * torch.cos(2 * math.pi * n / win_length)
+    left = (fft_size - win_length) // 2
+    window = F.pad(hann, (left, fft_size - win_length - left))
+
+    def magnitude(x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        spec = torch.stft(flat, fft_size, hop, window=window, center=True, return_complex=True)
+        return torch.sqrt(torch.clamp(spec.abs() ** 2, min=eps))
+
+    mag_y, mag_hat = magnitude(target), magnitude(prediction)
+    sc = torch.norm(mag_y - mag_hat, p="fro") / torch.norm(mag_y, p="fro")
+    log_mag = torch.mean(torch.abs(torch.log(mag_y) - torch.log(mag_hat)))
+    mse = torch.mean((prediction - target) ** 2)
+
+    out = loss(prediction, target)
+    torch.testing.assert_close(out["sc"], sc, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(out["mag"], log_mag, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(out["mse"], mse, rtol=1e-6, atol=0)
+    assert out["sc"].item() > 0.05 and out["mag"].item() > 0.05
+
+
+def test_parts_are_averaged_over_resolutions() -> None:
+    prediction, target = _pair(seed=2)
+    each = [MultiResolutionSTFTLoss(resolutions=[r])(prediction, target) for r in SMALL]
+    both = MultiResolutionSTFTLoss(resolutions=SMALL)(prediction, target)
+    for part in ("sc", "mag"):
+        torch.testing.assert_close(both[part], (each[0][part] + each[1][part]) / 2)
+
+
+@pytest.mark.parametrize("mse_weight,stft_weight", [(100.0, 1.0), (3.0, 0.5), (0.0, 2.0)])
+def test_total_is_the_weighted_sum(mse_weight: float, stft_weight: float) -> None:
+    loss = MultiResolutionSTFTLoss(SMALL, mse_weight=mse_weight, stft_weight=stft_weight)
+    out = loss(*_pair(seed=3))
+    expected = stft_weight * (out["sc"] + out["mag"]) + mse_weight * out["mse"]
+    torch.testing.assert_close(out["total"], expected)
+
+
+def test_channels_are_flattened_into_the_batch() -> None:
+    loss = MultiResolutionSTFTLoss(SMALL)
+    prediction, target = _pair(batch=4, seed=4)
+    as_channels = loss(prediction.reshape(2, 2, -1), target.reshape(2, 2, -1))
+    as_batch = loss(prediction, target)
+    for name in as_batch:
+        torch.testing.assert_close(as_channels[name], as_batch[name])
+
+
+def test_autocast_gives_the_float32_value() -> None:
+    loss = MultiResolutionSTFTLoss()
+    prediction, target = _pair(length=4000, seed=5)
+    reference = loss(prediction, target)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = loss(prediction, target)
+        # A bf16 network output is upcast, not evaluated in bf16.
+        from_bf16 = loss(prediction.bfloat16(), target)
+    for name in reference:
+        assert under_autocast[name].dtype == torch.float32
+        assert torch.isfinite(from_bf16[name]), name
+        torch.testing.assert_close(under_autocast[name], reference[name], rtol=1e-6, atol=0)
+        torch.testing.assert_close(
+            from_bf16[name], loss(prediction.bfloat16().float(), target)[name], rtol=1e-6, atol=0
+        )
+
+
+@pytest.mark.parametrize("target_is_silent", [False, True])
+def test_gradient_is_finite_for_a_silent_prediction(target_is_silent: bool) -> None:
+    loss = MultiResolutionSTFTLoss(SMALL)
+    target = torch.zeros(2, 1, 600) if target_is_silent else _pair(seed=6)[1]
+    prediction = torch.zeros(2, 1, 600, requires_grad=True)
+    out = loss(prediction, target)
+    out["total"].backward()
+    assert all(torch.isfinite(v) for v in out.values())
+    assert prediction.grad is not None and torch.all(torch.isfinite(prediction.grad))
+    if not target_is_silent:
+        assert prediction.grad.abs().sum() > 0
+
+
+def test_optimising_a_waveform_lowers_the_loss() -> None:
+    gen = torch.Generator().manual_seed(7)
+    n = torch.arange(4096, dtype=torch.float32)
+
+    def tone(hz: float, amplitude: float) -> torch.Tensor:
+        return amplitude * torch.sin(2 * math.pi * hz * n / 44100)
+
+    target = (tone(440, 0.4) + tone(5000, 0.2)).reshape(1, 1, -1)
+    waveform = (0.05 * torch.randn(1, 1, 4096, generator=gen)).requires_grad_()
+    loss = MultiResolutionSTFTLoss(SMALL)
+    first = loss(waveform, target)
+    # Sign gradient descent (Adam's early behaviour) by hand: constructing a
+    # torch.optim optimiser imports torch._dynamo, seconds of this file's budget.
+    for _ in range(30):
+        (grad,) = torch.autograd.grad(loss(waveform, target)["total"], waveform)
+        with torch.no_grad():
+            waveform -= 1e-2 * grad.sign()
+    last = loss(waveform, target)
+    assert last["total"].item() < 0.5 * first["total"].item()
+    assert last["mse"].item() < first["mse"].item()
+    assert last["sc"].item() < first["sc"].item()
+
+
+def test_windows_stay_out_of_the_state_dict() -> None:
+    loss = MultiResolutionSTFTLoss()
+    assert len(list(loss.buffers())) == 3
+    assert loss.state_dict() == {}
+    # Moving the module in dtype must not change the float32 evaluation.
+    prediction, target = _pair(length=3000, seed=8)
+    reference = loss(prediction, target)["total"]
+    moved = loss.to(torch.float64)(prediction, target)["total"]
+    assert moved.dtype == torch.float32
+    torch.testing.assert_close(moved, reference, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("bad", [[], [(64, 128, 16)], [(64, 48, 0)], [(64, 48)]])
+def test_invalid_resolutions_are_refused(bad: list) -> None:
+    with pytest.raises(ValueError):
+        MultiResolutionSTFTLoss(resolutions=bad)
+
+
+def test_mismatched_shapes_are_refused() -> None:
+    with pytest.raises(ValueError, match="same shape"):
+        MultiResolutionSTFTLoss(SMALL)(torch.zeros(1, 1, 600), torch.zeros(1, 1, 601))
+
+
+def test_configurable_from_jsonargparse() -> None:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(MultiResolutionSTFTLoss, "loss")
+    cfg = parser.parse_args(["--loss.resolutions=[[256, 128, 32], [512, 512, 64]]"])
+    loss = MultiResolutionSTFTLoss(**vars(cfg.loss))
+    assert loss.resolutions == ((256, 128, 32), (512, 512, 64))
+    assert loss.mse_weight == 100.0
