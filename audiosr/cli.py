@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.callbacks import QualityMetrics
+from audiosr.callbacks import ComparisonReport, LearningRate, QualityMetrics
 from audiosr.checkpoint import resolve_checkpoint
 from audiosr.data.datamodule import AudioPairDataModule
 from audiosr.module import SuperResolutionModule
@@ -46,8 +46,9 @@ class AudioSRCLI(LightningCLI):
             "checkpoint.save_top_k": 1,
         })
         parser.add_lightning_class_args(QualityMetrics, "metrics")
+        parser.add_lightning_class_args(ComparisonReport, "report")
         parser.add_lightning_class_args(InterruptCheckpoint, "interrupt_checkpoint")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(LearningRate, "lr_monitor")
         parser.set_defaults({
             "lr_monitor.logging_interval": "step",
             "trainer.default_root_dir": RUNS_DIR,
@@ -92,6 +93,7 @@ class AudioSRCLI(LightningCLI):
         self._resolve_ckpt_path()
 
     def after_fit(self) -> None:
+        run_dir = run_directory(self.trainer)  # on every process: it broadcasts
         if not self.trainer.is_global_zero:
             return
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
@@ -108,7 +110,7 @@ class AudioSRCLI(LightningCLI):
                 lines.append(f"    best: {checkpoint.best_model_path}")
             if checkpoint.last_model_path:
                 lines.append(f"    last: {checkpoint.last_model_path}")
-        lines.append(f"  run directory: {run_directory(self.trainer)}")
+        lines.append(f"  run directory: {run_dir}")
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbLogger):
                 run = logger.experiment

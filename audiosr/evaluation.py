@@ -176,7 +176,7 @@ class Comparison:
 
     def evaluate(
         self, method: str, fn: Method, low: np.ndarray | Tensor, target: np.ndarray | Tensor, *,
-        device: str = "cpu", sync_cuda: bool = False, warmup: int = 1,
+        device: str = "cpu", sync_cuda: bool = False, warmup: int = 1, batch_size: int = 1,
     ) -> np.ndarray | Tensor:
         """Run ``fn(low (C, T_low), source_rate, target_rate)``, time it and score it.
 
@@ -185,7 +185,7 @@ class Comparison:
         first = method not in self._timing
         out, seconds = time_method(fn, low, self.source_rate, self.target_rate, warmup=warmup if first else 0, sync_cuda=sync_cuda)
         self.add(method, out, target)
-        self.add_timing(method, out.shape[-1] / self.target_rate, seconds, 1, device)
+        self.add_timing(method, out.shape[-1] / self.target_rate, seconds, batch_size, device)
         return out
 
     def rows(self) -> list[Row]:

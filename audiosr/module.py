@@ -11,6 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from audiosr.checkpoint import CHECKPOINT_KEY, ModelSpec, network_spec
+from audiosr.evaluation import BASELINES, Comparison
 from audiosr.losses import MultiResolutionSTFTLoss
 from audiosr.models.base import SuperResolutionNetwork
 from audiosr.models.unet import UNet
@@ -27,6 +28,8 @@ class SuperResolutionModule(L.LightningModule):
         lr_scheduler: optional; stepped every optimizer step.
         source_rate, target_rate, input_filter: linked from the data module; stored in
             checkpoints so inference needs nothing else.
+        test_batch_size: windows per network call in ``audiosr test`` (raise on GPU).
+        test_examples: test recordings shown in the spectrogram figure.
     """
 
     def __init__(
@@ -38,6 +41,8 @@ class SuperResolutionModule(L.LightningModule):
         source_rate: int = 22050,
         target_rate: int = 44100,
         input_filter: str = "kaiser_fast",
+        test_batch_size: int = 1,
+        test_examples: int = 3,
     ) -> None:
         super().__init__()
         self.network = network if network is not None else UNet()
@@ -45,6 +50,8 @@ class SuperResolutionModule(L.LightningModule):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.spec = ModelSpec(network_spec(self.network), source_rate, target_rate, input_filter)
+        self.test_batch_size = test_batch_size
+        self.test_examples = test_examples
 
     def forward(self, rough: torch.Tensor) -> torch.Tensor:
         """Refine the rough upsampled signal ``(B, 1, T)`` into ``(B, 1, T)``."""
@@ -76,6 +83,34 @@ class SuperResolutionModule(L.LightningModule):
         self._log_parts("val", self.loss(prediction, batch["target"]), batch["target"].shape[0])
         # The metrics callback reads these; the timing covers the network alone.
         return {"prediction": prediction.detach(), "network_seconds": seconds}
+
+    # Test: the model against classical resampling on whole recordings, the way
+    # `audiosr upsample` runs it (overlapping windows), timed over the whole path.
+
+    def on_test_epoch_start(self) -> None:
+        from audiosr.inference import Upsampler
+
+        self.upsampler = Upsampler(self.network, self.spec, device=self.device, batch_size=self.test_batch_size)
+        self.comparison = Comparison(self.spec.source_rate, self.spec.target_rate)
+        self.examples: list[dict[str, Any]] = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        low = batch["low"][0].cpu().numpy()  # (1, T_low): one whole recording per batch
+        target = batch["target"][0].cpu().numpy()
+        output = self.comparison.evaluate(
+            self.model_row, lambda x, source_rate, _: self.upsampler.upsample(x, source_rate), low, target,
+            device=str(self.device), sync_cuda=self.device.type == "cuda", batch_size=self.test_batch_size,
+        )
+        for name, method in BASELINES.items():
+            label = f"{name} (model input)" if name == self.spec.input_filter else name
+            self.comparison.evaluate(label, method, low, target)
+        if len(self.examples) < self.test_examples:
+            self.examples.append({"name": batch["name"][0], "input": batch["input"][0, 0].cpu().numpy(),
+                                  "output": output[0], "target": target[0]})
+
+    @property
+    def model_row(self) -> str:
+        return f"audiosr {type(self.network).__name__}"
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(self.parameters())

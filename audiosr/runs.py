@@ -60,7 +60,8 @@ class SaveRunConfig(SaveConfigCallback):
         directory = run_directory(trainer)
         if trainer.is_global_zero:
             directory.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, directory / f"{stage}-{self.config_filename}", skip_none=False, overwrite=True, multifile=False)
+            stage_name = getattr(stage, "value", stage)  # Lightning passes a TrainerFn enum
+            self.parser.save(self.config, directory / f"{stage_name}-{self.config_filename}", skip_none=False, overwrite=True, multifile=False)
             self.save_config(trainer, pl_module, stage)
         self.already_saved = True
 
