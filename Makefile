@@ -1,0 +1,42 @@
+# audiosr developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export WANDB_SILENT ?= true
+
+.DEFAULT_GOAL := help
+.PHONY: help install quickstart fit test test-fast bench lint clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install audiosr with its test tools
+
+quickstart: $(STAMP)  ## train the CPU-sized U-Net on built-in data, then compare it with classical resampling
+	$(BIN)/audiosr fit --config configs/quickstart.yaml
+	$(BIN)/audiosr test --config configs/quickstart.yaml --ckpt_path last
+
+fit: $(STAMP)  ## train the reference recipe (configs/unet.yaml; a GPU is advised)
+	$(BIN)/audiosr fit --config configs/unet.yaml
+
+test: $(STAMP)  ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## run the tests that take no subprocess or training
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)  ## speed and quality benchmarks -> bench/RESULTS.md
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP)  ## byte-compile everything (catches syntax errors fast)
+	$(BIN)/python -m compileall -q audiosr tests bench
+
+clean:  ## remove runs, caches and the virtual environment
+	rm -rf runs $(VENV) .pytest_cache
