@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import WandbLogger
 from audiosr.callbacks import ComparisonReport, LearningRate, QualityMetrics
 from audiosr.checkpoint import resolve_checkpoint
 from audiosr.data.datamodule import AudioPairDataModule
+from audiosr.media import AudioExamples
 from audiosr.module import SuperResolutionModule
 from audiosr.runs import InterruptCheckpoint, SaveRunConfig, run_directory, runs_root
 
@@ -47,6 +48,7 @@ class AudioSRCLI(LightningCLI):
         })
         parser.add_lightning_class_args(QualityMetrics, "metrics")
         parser.add_lightning_class_args(ComparisonReport, "report")
+        parser.add_lightning_class_args(AudioExamples, "examples")
         parser.add_lightning_class_args(InterruptCheckpoint, "interrupt_checkpoint")
         parser.add_lightning_class_args(LearningRate, "lr_monitor")
         parser.set_defaults({
