@@ -59,6 +59,8 @@ def test_test_requires_a_checkpoint(tmp_path, cli_env):
 def test_help_and_composed_print_config(tmp_path, cli_env):
     help_text = run_audiosr(["--help"], tmp_path, cli_env)
     assert help_text.returncode == 0 and "fit" in help_text.stdout and "audiosr upsample" in help_text.stdout
+    upsample_help = run_audiosr(["upsample", "--help"], tmp_path, cli_env)
+    assert upsample_help.returncode == 0 and "--ckpt_path" in upsample_help.stdout
     printed = run_audiosr(["fit", *DEBUG, "--print_config"], tmp_path, cli_env)
     assert printed.returncode == 0, printed.stderr
     config = yaml.safe_load(printed.stdout)

@@ -1,0 +1,251 @@
+"""``audiosr upsample``: upsample audio files and folders with a trained checkpoint.
+
+    audiosr upsample --ckpt_path best.ckpt talk.wav music/ --output_dir out/
+
+Folders are searched recursively for audio files (by suffix; hidden files skipped);
+outputs keep their path relative to the folder given, and a file given directly goes
+straight into the output folder. Every channel is upsampled. Outputs keep the input's
+container and sample format where it can hold the target rate, else they are FLAC.
+Existing outputs are skipped unless ``--overwrite``; an input is never overwritten.
+
+Input at the model's source rate is used as is, input at another rate below the target
+rate is first resampled to the source rate (soxr VHQ; one line says so). Input already
+at or above the target rate fails, unless ``--passthrough``: then it is copied
+byte for byte, at its own rate, to where its output would go (nothing to upsample, and
+re-encoding or downsampling would only lose quality).
+
+Exit status:
+    0    every file written, copied or skipped because its output exists
+    1    at least one file failed (unreadable or not audio, rate at or above the target,
+         write error); the others were still processed
+    2    usage error, before any file is processed: an input path that does not exist,
+         a folder without audio files, an output folder that cannot be written, a bad
+         checkpoint or a bad option
+    130  interrupted
+Each failure is one line on stderr naming the path and the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audiosr.windowing import DEFAULT_CONTEXT, DEFAULT_OVERLAP, DEFAULT_WINDOW
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from audiosr.inference import Upsampler
+
+PROG = "audiosr upsample"
+AUDIO_SUFFIXES = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
+)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A problem with the command line as a whole; nothing is processed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line, like every other failure of this command, instead of usage + error.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    exit_codes = __doc__[__doc__.index("Exit status:"):__doc__.index("Each failure")] if __doc__ else None
+    parser = _Parser(
+        prog=PROG,
+        description="Upsample audio files and folders (recursively) to the model's target rate.",
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="audio files or folders")
+    parser.add_argument("--ckpt_path", type=Path, required=True, help="trained audiosr checkpoint")
+    parser.add_argument("--output_dir", "-o", type=Path, required=True, help="where outputs go (created)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--passthrough", action="store_true",
+                        help="copy inputs already at or above the target rate unchanged instead of failing")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--batch_size", type=int, default=1, help="windows per network call; raise on a GPU")
+    parser.add_argument("--window", type=float, default=DEFAULT_WINDOW, help="seconds per window (default %(default)s)")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
+                        help="seconds cross-faded between windows, at most half a window (default %(default)s)")
+    parser.add_argument("--context", type=float, default=DEFAULT_CONTEXT,
+                        help="seconds of extra, discarded network input each side of a window (default %(default)s)")
+    return parser
+
+
+def is_earlier_output(path: Path, output_dir: Path, folder: Path) -> bool:
+    """Whether ``path`` is in ``output_dir`` nested within ``folder``: an earlier run's output."""
+    out = output_dir.resolve()
+    return out != folder.resolve() and path.resolve().is_relative_to(out)
+
+
+def collect(inputs: list[Path], output_dir: Path) -> list[tuple[Path, Path]]:
+    """``(input file, output path relative to the output folder)`` for every input."""
+    jobs = []
+    for given in inputs:
+        if given.is_dir():
+            found = sorted(
+                path for path in given.rglob("*")
+                if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file()
+                # Hidden files include macOS "._x.wav" resource forks, which are not audio.
+                and not any(part.startswith(".") for part in path.relative_to(given).parts)
+                and not is_earlier_output(path, output_dir, given)
+            )
+            if not found:
+                suffixes = ", ".join(sorted(AUDIO_SUFFIXES))
+                raise UsageError(f"{given}: no audio files in this folder (looked for {suffixes})")
+            jobs += [(path, path.relative_to(given)) for path in found]
+        elif given.exists():
+            jobs.append((given, Path(given.name)))
+        else:
+            raise UsageError(f"{given}: no such file or folder")
+    # A file named twice (directly and inside a folder given too) is done once.
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for src, relative in jobs:
+        unique.setdefault(src.resolve(), (src, relative))
+    return list(unique.values())
+
+
+def prepare_output_dir(output_dir: Path) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"{output_dir}: output folder is an existing file")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        # Permissions alone do not tell (root, read-only mounts): try it.
+        tempfile.TemporaryFile(dir=output_dir).close()
+    except OSError as error:
+        raise UsageError(f"{output_dir}: cannot write to the output folder ({error.strerror or error})") from None
+
+
+def describe(error: BaseException) -> str:
+    return getattr(error, "error_string", None) or str(error) or type(error).__name__
+
+
+class Run:
+    """Upsamples one file at a time, reports failures as they happen, keeps the tally."""
+
+    def __init__(self, upsampler: Upsampler, args: argparse.Namespace, say: Callable[[str], None]) -> None:
+        self.upsampler, self.args, self.say = upsampler, args, say
+        self.counts = {"written": 0, "copied": 0, "skipped": 0, "failed": 0}
+        self.claimed: dict[Path, Path] = {}  # output -> the input it came from, this run
+
+    def __call__(self, src: Path, relative: Path, progress: tqdm) -> None:
+        status, problem = self.process(src, relative, progress)
+        if problem:
+            self.say(f"{PROG}: {src}: {problem}")
+        self.counts[status] += 1
+
+    def process(self, src: Path, relative: Path, progress: tqdm) -> tuple[str, str | None]:
+        """``(status, problem)``; status is a key of ``counts``."""
+        import soundfile as sf
+
+        from audiosr.inference import atomic_output, output_format
+
+        target = self.upsampler.target_rate
+        try:
+            info = sf.info(str(src))
+        except Exception as error:
+            return "failed", f"not a readable audio file ({describe(error)})"
+        copy = info.samplerate >= target
+        if copy and not self.args.passthrough:
+            return "failed", (f"sample rate {info.samplerate} Hz is already at or above the model's target "
+                              f"rate {target} Hz (--passthrough copies such files unchanged)")
+        fmt, subtype = (info.format, info.subtype) if copy else output_format(
+            info.format, info.subtype, info.channels, target)
+        dst = self.args.output_dir / (relative if fmt == info.format else relative.with_suffix(".flac"))
+        if dst.exists() and os.path.samefile(dst, src):
+            return "failed", "its output would replace the input; choose another --output_dir"
+        if dst in self.claimed:
+            return "failed", f"its output {dst} was already written from {self.claimed[dst]} in this run"
+        if dst.exists() and not self.args.overwrite:
+            return "skipped", None
+        self.claimed[dst] = src
+        try:
+            if copy:
+                with atomic_output(dst) as partial:
+                    shutil.copyfile(src, partial)
+                return "copied", None
+            if fmt != info.format:
+                self.say(f"{src}: {info.format}/{info.subtype} cannot store {target} Hz; writing FLAC instead")
+            progress.reset(total=round(info.duration, 2))
+            self.upsampler.upsample_file(src, dst, format=fmt, subtype=subtype, on_progress=progress.update)
+            return "written", None
+        except Exception as error:
+            return "failed", describe(error)
+
+
+def usage_error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.window <= 0 or args.overlap < 0 or args.context < 0:
+        parser.error("--window must be > 0, --overlap and --context >= 0")
+    if args.overlap > args.window / 2:
+        parser.error(f"--overlap {args.overlap} s must be at most half of --window {args.window} s")
+    if args.batch_size < 1:
+        parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        jobs = collect(args.inputs, args.output_dir)
+        prepare_output_dir(args.output_dir)
+    except UsageError as error:
+        return usage_error(str(error))
+
+    # Torch loads only now, so the usage errors above come back at once.
+    from tqdm import tqdm
+
+    from audiosr.checkpoint import load_network
+    from audiosr.inference import Upsampler
+
+    def say(message: str) -> None:
+        tqdm.write(message, file=sys.stderr)
+
+    try:
+        network, spec = load_network(args.ckpt_path)
+    except Exception as error:
+        return usage_error(f"{args.ckpt_path}: not a usable audiosr checkpoint ({describe(error)})")
+    try:
+        upsampler = Upsampler(network, spec, device=args.device, window=args.window, overlap=args.overlap,
+                              context=args.context, batch_size=args.batch_size, notice=say)
+    except Exception as error:  # the options are checked above, so the device
+        return usage_error(f"--device {args.device}: {describe(error)}")
+
+    run = Run(upsampler, args, say)
+    try:
+        # disable=None: bars only on a terminal, so logs and pipes get plain lines.
+        with tqdm(jobs, desc="files", unit="file", disable=None, file=sys.stderr) as files, \
+                tqdm(desc="audio", unit="s", leave=False, disable=None, file=sys.stderr) as audio:
+            for src, relative in files:
+                run(src, relative, audio)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    c = run.counts
+    copied = f" ({c['copied']} copied unchanged)" if c["copied"] else ""
+    print(f"{PROG}: {c['written'] + c['copied']} written{copied}, {c['skipped']} skipped (output exists; "
+          f"--overwrite replaces), {c['failed']} failed -> {args.output_dir}", file=sys.stderr)
+    return EXIT_FAILED if c["failed"] else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
