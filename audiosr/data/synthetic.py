@@ -452,8 +452,8 @@ def _speech_utterance(params: np.random.Generator, noise: np.random.Generator, s
         span = (times - (t + onset)) / 0.03, (t + length - times) / 0.05
         voicing = np.maximum(voicing, level * _smoothstep(np.minimum(*span)))
         if onset:
-            low, high, level = (params.uniform(*r) for r in _FRICATIVES[params.integers(len(_FRICATIVES))])
-            fricatives.append((t, onset + 0.02, low, high, level))
+            low, high, hiss_level = (params.uniform(*r) for r in _FRICATIVES[params.integers(len(_FRICATIVES))])
+            fricatives.append((t, onset + 0.02, low, high, hiss_level))
         centres.append(t + onset + (length - onset) / 2)
         vowels.append(vowel)
         t += length
