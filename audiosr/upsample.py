@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audiosr.data.recordings import AUDIO_EXTENSIONS
 from audiosr.windowing import DEFAULT_CONTEXT, DEFAULT_OVERLAP, DEFAULT_WINDOW
 
 if TYPE_CHECKING:
@@ -44,9 +45,6 @@ if TYPE_CHECKING:
     from audiosr.inference import Upsampler
 
 PROG = "audiosr upsample"
-AUDIO_SUFFIXES = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
-)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -97,13 +95,13 @@ def collect(inputs: list[Path], output_dir: Path) -> list[tuple[Path, Path]]:
         if given.is_dir():
             found = sorted(
                 path for path in given.rglob("*")
-                if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file()
+                if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
                 # Hidden files include macOS "._x.wav" resource forks, which are not audio.
                 and not any(part.startswith(".") for part in path.relative_to(given).parts)
                 and not is_earlier_output(path, output_dir, given)
             )
             if not found:
-                suffixes = ", ".join(sorted(AUDIO_SUFFIXES))
+                suffixes = ", ".join(sorted(AUDIO_EXTENSIONS))
                 raise UsageError(f"{given}: no audio files in this folder (looked for {suffixes})")
             jobs += [(path, path.relative_to(given)) for path in found]
         elif given.exists():

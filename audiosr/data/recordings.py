@@ -211,7 +211,10 @@ def index_files(
     return recordings
 
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus"})
+# What libsndfile reads, by file ending.
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
+)
 
 
 def find_audio(entries: Iterable[str | Path], extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
