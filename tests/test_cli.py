@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,20 @@ def test_fit_then_resume_from_last(tmp_path, cli_env):
     resumed = torch.load(newest, weights_only=False)
     assert resumed["global_step"] == 6  # continued from 4, not restarted from 0
     assert resumed["optimizer_states"][0]["state"], "optimizer state restored and advanced"
+
+    # `audiosr test` on the same config: one table, written beside the test run's files.
+    tested = run_audiosr(["test", *DEBUG, "--ckpt_path", "best"], tmp_path, cli_env)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    for row in ("audiosr UNet", "kaiser_fast (model input)", "kaiser_best", "soxr_vhq", "linear"):
+        assert f"| {row} " in tested.stdout
+    (report,) = (tmp_path / "runs").rglob("comparison.json")
+    content = json.loads(report.read_text())
+    assert [r["method"] for r in content["rows"]][0] == "audiosr UNet"
+    assert all(r["n"] == 2 and r["rtr"] > 0 for r in content["rows"])  # debug config: 2 test clips
+    assert content["metadata"]["checkpoint"].endswith(".ckpt") and content["metadata"]["config"]["data"]
+    assert "synthetic" in content["metadata"]["data"]
+    assert (report.parent / "comparison.md").is_file() and (report.parent / "comparison.csv").is_file()
+    assert (report.parent / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_last_without_any_run_fails_loudly(tmp_path, cli_env):
