@@ -62,9 +62,16 @@ class AudioSRCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        trainer = config.trainer
+        if self.subcommand == "test":
+            if not config.get("ckpt_path"):
+                self.parser.error("audiosr test needs --ckpt_path best, last or a checkpoint file")
+            # The comparison table is built in one process; several would each see a part.
+            if str(trainer.devices) not in ("1", "auto"):
+                print(f"audiosr: test runs on one device (asked for {trainer.devices})", file=sys.stderr)
+            trainer.devices = 1
         if torch.cuda.is_available():
             return
-        trainer = config.trainer
         changed = []
         if str(trainer.accelerator) in ("gpu", "cuda"):
             changed.append(f"accelerator {trainer.accelerator} -> cpu")
@@ -74,8 +81,6 @@ class AudioSRCLI(LightningCLI):
             trainer.precision = "32-true"
         if changed:
             print(f"audiosr: no GPU found, falling back: {', '.join(changed)}", file=sys.stderr)
-        if self.subcommand == "test" and not config.get("ckpt_path"):
-            self.parser.error("audiosr test needs --ckpt_path best, last or a checkpoint file")
 
     def _resolve_ckpt_path(self) -> None:
         config = self.config_init[self.subcommand]
