@@ -58,7 +58,8 @@ def _grid_figure(
     images = _decibels(powers)
     fig = Figure(figsize=(3.2 * len(columns) + 1.0, 2.4 * len(rows) + 0.6), layout="constrained")
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas; no global backend involved
-    axes = fig.subplots(len(rows), len(columns), sharex=True, sharey=True, squeeze=False)
+    # Rows may differ in length: share time within a row only.
+    axes = fig.subplots(len(rows), len(columns), sharex="row", sharey=True, squeeze=False)
     nyquist_khz = sample_rate / 2000
     for index, (ax, image) in enumerate(zip(axes.flat, images)):
         r, c = divmod(index, len(columns))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from audiosr.data.pairs import resample
 
