@@ -134,6 +134,21 @@ def test_stereo_files_give_one_item_per_channel_for_evaluation(tmp_path):
     assert not torch.allclose(items[0]["target"], items[1]["target"])
 
 
+@pytest.mark.parametrize("source_rate,target_rate,frames", [(22050, 44100, 44101), (16000, 44100, 44100 + 440)])
+def test_whole_test_recordings_line_up_with_every_method(tmp_path, source_rate, target_rate, frames):
+    from audiosr.evaluation import BASELINES
+
+    sf.write(str(tmp_path / "odd.wav"), np.random.default_rng(0).uniform(-0.5, 0.5, frames), target_rate)
+    data = AudioPairDataModule(AudioFolders([str(tmp_path)], [str(tmp_path)]), source_rate=source_rate,
+                               target_rate=target_rate, segment_seconds=0.5, num_workers=0, cache_dir=str(tmp_path / "c"))
+    data.setup("test")
+    item = data.datasets["test"][0]
+    target, low = item["target"].numpy(), item["low"].numpy()
+    assert frames - target.shape[-1] < target_rate // np.gcd(source_rate, target_rate)
+    for method in BASELINES.values():
+        assert method(low, source_rate, target_rate).shape == target.shape
+
+
 def make_vctk(root: Path, speakers: list[str], utterances: int = 3) -> None:
     for s_index, speaker in enumerate(speakers):
         for u in range(1, utterances + 1):

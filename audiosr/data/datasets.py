@@ -9,6 +9,7 @@ time: a random channel for training crops, every channel for validation and test
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,11 +87,18 @@ class FixedCrops(Dataset):
 
 
 class WholeRecordings(Dataset):
-    """Every (recording, channel) whole, with its name: for evaluation on full files."""
+    """Every (recording, channel) whole, with its name: for evaluation on full files.
+
+    A target is trimmed to a whole number of rate periods (at most a few samples at the
+    end: 1 at 22.05 -> 44.1 kHz), so that the low-rate signal has exactly
+    ``T * source_rate / target_rate`` samples and every method's output, of
+    ``ceil(T_low * target_rate / source_rate)`` samples, lines up with the target.
+    """
 
     def __init__(self, recordings: Sequence[Recording], make: PairMaker) -> None:
         self.items = [(r, c) for r in recordings for c in range(r.channels)]
         self.make = make
+        self.period = make.target_rate // math.gcd(make.source_rate, make.target_rate)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -98,4 +106,5 @@ class WholeRecordings(Dataset):
     def __getitem__(self, index: int) -> dict:
         recording, channel = self.items[index]
         name = recording.name if recording.channels == 1 else f"{recording.name}#ch{channel}"
-        return self.make(recording.read()[channel : channel + 1], name=name)
+        frames = recording.frames - recording.frames % self.period
+        return self.make(recording.read(0, frames)[channel : channel + 1], name=name)

@@ -22,7 +22,7 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, filter: str, length: in
 
     Args:
         x: float array ``(..., T)``.
-        length: output length; defaults to ``ceil(T * rate_out / rate_in)``.
+        length: output length; defaults to resampy's ``floor(T * rate_out / rate_in)``.
 
     Returns:
         float32 array ``(..., length)``.
@@ -32,9 +32,9 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, filter: str, length: in
     x = np.ascontiguousarray(x, dtype=np.float32)
     if rate_in != rate_out:
         x = resampy.resample(x, rate_in, rate_out, filter=filter, axis=-1)
-    if length is None:
-        length = int(np.ceil(x.shape[-1]))
-    return fit_length(x, length).astype(np.float32, copy=False)
+    if length is not None:
+        x = fit_length(x, length)
+    return x.astype(np.float32, copy=False)
 
 
 def make_pair(
