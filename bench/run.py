@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -675,6 +676,13 @@ RUNNERS = {"loader": section_loader, "train": section_train, "speed": section_sp
            "quality": section_quality, "memory": section_memory}
 
 
+def portable(text: str, dev_dir: Path) -> str:
+    """The report names paths relative to the repository, never this machine's own."""
+    text = text.replace(str(dev_dir.resolve()), "../shared/data/dev")
+    text = text.replace(str(REPO) + "/", "").replace(str(REPO), ".")
+    return re.sub(r"/tmp/audiosr-bench-[^/\s'\]]+", "$TMP", text)
+
+
 def render(ctx: Context, info: dict, sections: list[Section], started: float, done: bool) -> str:
     lines = [
         "# audiosr benchmarks",
@@ -686,7 +694,8 @@ def render(ctx: Context, info: dict, sections: list[Section], started: float, do
         "```",
         "",
         "Speeds are also given as ratios to baselines measured in the same run: the absolute figures move with the "
-        "machine's load, the ratios much less." + ("" if done else " **(run in progress: partial report)**"),
+        "machine's load, the ratios much less. `$TMP` stands for the run's temporary folder, deleted at the end."
+        + ("" if done else " **(run in progress: partial report)**"),
         "",
         "## Machine",
         "",
@@ -775,8 +784,8 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(section)
             log(f"== {name} done in {section.seconds:.0f} s")
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(render(ctx, info, sections, started, done=False))
-        report = render(ctx, info, sections, started, done=True)
+            args.output.write_text(portable(render(ctx, info, sections, started, done=False), args.dev_dir))
+        report = portable(render(ctx, info, sections, started, done=True), args.dev_dir)
         args.output.write_text(report)
         print("\n" + report)
         log(f"report written to {args.output}")
