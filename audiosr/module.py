@@ -58,14 +58,12 @@ class SuperResolutionModule(L.LightningModule):
         return self.network(rough)
 
     def _log_parts(self, stage: str, parts: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Logs ``{stage}/loss`` (the total, also on the progress bar), ``/mse``, ``/sc``, ``/mag``."""
         on_step = stage == "train"
-        self.log_dict(
-            {f"{stage}/{name}": value.detach() for name, value in parts.items()},
-            on_step=on_step, on_epoch=not on_step, batch_size=batch_size,
-            sync_dist=not on_step, prog_bar=False,
-        )
-        self.log(f"{stage}/loss", parts["total"].detach(), on_step=on_step, on_epoch=not on_step,
-                 batch_size=batch_size, sync_dist=not on_step, prog_bar=True)
+        for name, value in parts.items():
+            key = "loss" if name == "total" else name
+            self.log(f"{stage}/{key}", value.detach(), on_step=on_step, on_epoch=not on_step,
+                     batch_size=batch_size, sync_dist=not on_step, prog_bar=key == "loss")
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.loss(self(batch["input"]), batch["target"])
