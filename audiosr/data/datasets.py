@@ -69,16 +69,23 @@ class RandomCrops(Dataset):
         return self.make(target)
 
 
-class FixedCrops(Dataset):
-    """One centred crop of ``frames`` samples per (recording, channel): the same every time."""
+class _EveryChannel(Dataset):
+    """One item per (recording, channel): evaluation scores every channel."""
 
-    def __init__(self, recordings: Sequence[Recording], frames: int, make: PairMaker) -> None:
+    def __init__(self, recordings: Sequence[Recording], make: PairMaker) -> None:
         self.items = [(r, c) for r in recordings for c in range(r.channels)]
-        self.frames = frames
         self.make = make
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+class FixedCrops(_EveryChannel):
+    """One centred crop of ``frames`` samples per (recording, channel): the same every time."""
+
+    def __init__(self, recordings: Sequence[Recording], frames: int, make: PairMaker) -> None:
+        super().__init__(recordings, make)
+        self.frames = frames
 
     def __getitem__(self, index: int) -> dict:
         recording, channel = self.items[index]
@@ -86,7 +93,7 @@ class FixedCrops(Dataset):
         return self.make(recording.read(start, start + self.frames)[channel : channel + 1])
 
 
-class WholeRecordings(Dataset):
+class WholeRecordings(_EveryChannel):
     """Every (recording, channel) whole, with its name: for evaluation on full files.
 
     A target is trimmed to a whole number of rate periods (at most a few samples at the
@@ -96,12 +103,8 @@ class WholeRecordings(Dataset):
     """
 
     def __init__(self, recordings: Sequence[Recording], make: PairMaker) -> None:
-        self.items = [(r, c) for r in recordings for c in range(r.channels)]
-        self.make = make
+        super().__init__(recordings, make)
         self.period = make.target_rate // math.gcd(make.source_rate, make.target_rate)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
         recording, channel = self.items[index]
