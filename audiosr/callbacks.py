@@ -1,4 +1,4 @@
-"""Callbacks: validation quality and speed, the learning rate, the test report."""
+"""Callbacks: validation quality and speed, the learning rate, the test comparison and report."""
 
 from __future__ import annotations
 
@@ -12,21 +12,28 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.evaluation import METRICS, write_report
+from audiosr.evaluation import BASELINES, METRICS, Comparison, write_report
 from audiosr.metrics import lsd_bands, snr
 from audiosr.plots import comparison_figure
 from audiosr.runs import git_commit, run_directory
 
 
+# Checkpoint selection: LSD alone rewards any energy in the missing band (noise included),
+# SNR alone rewards leaving it empty. `val/score` is LSD plus this many LSD units per dB of
+# SNR the model loses against its own input, so a checkpoint cannot buy LSD with noise.
+SNR_PENALTY_PER_DB = 0.5
+
+
 class QualityMetrics(Callback):
-    """Logs ``val/snr``, ``val/lsd``, ``val/lsd_hf``, ``val/lsd_lf`` and ``val/rtr``.
+    """Logs ``val/snr``, ``val/lsd``, ``val/lsd_hf``, ``val/lsd_lf``, ``val/score`` and ``val/rtr``.
 
     LSD follows published work: STFT 2048 / hop 512, Hann, power clamped at 1e-8, log10,
     per item then averaged. The same metrics of the network's own input (the
     ``input_filter`` upsampling) are logged as ``val/input_*``, so the gain is visible
-    at a glance. ``val/rtr`` is seconds of audio per second of the network's forward pass
-    on the validation batches (input upsampling excluded; ``audiosr test`` times the
-    whole path).
+    at a glance. ``val/score = lsd + 0.5 * max(0, input_snr - snr)`` per item (lower is
+    better) is what checkpoints are selected by: see ``SNR_PENALTY_PER_DB``.
+    ``val/rtr`` is seconds of audio per second of the generator's forward pass on the
+    validation batches (input upsampling excluded; ``audiosr test`` times the whole path).
     """
 
     def __init__(self) -> None:
@@ -44,16 +51,16 @@ class QualityMetrics(Callback):
     ) -> None:
         target = batch["target"]
         rates = pl_module.spec
-        cutoff = rates.source_rate / 2
         batch_size = target.shape[0]
+        values = {}
         for prefix, estimate in (("val/", outputs["prediction"]), ("val/input_", batch["input"])):
-            metrics = lsd_bands(estimate, target, rates.target_rate, cutoff)
+            metrics = lsd_bands(estimate, target, rates.target_rate, rates.cutoff_hz)
             metrics["snr"] = snr(estimate, target)
-            for key, value in metrics.items():
-                pl_module.log(
-                    f"{prefix}{key}", value.mean(), on_step=False, on_epoch=True, batch_size=batch_size,
-                    sync_dist=True, prog_bar=prefix == "val/" and key in ("lsd", "snr"),
-                )
+            values.update({f"{prefix}{key}": value.flatten() for key, value in metrics.items()})
+        values["val/score"] = values["val/lsd"] + SNR_PENALTY_PER_DB * (values["val/input_snr"] - values["val/snr"]).clamp_min(0)
+        for key, value in values.items():
+            pl_module.log(key, value.mean(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True,
+                          prog_bar=key in ("val/lsd", "val/snr", "val/score"))
         self._audio_seconds += batch_size * target.shape[-1] / rates.target_rate
         self._network_seconds += outputs["network_seconds"]
 
@@ -78,32 +85,83 @@ class LearningRate(LearningRateMonitor):
             super().on_train_epoch_start(trainer, *args, **kwargs)
 
 
-class ComparisonReport(Callback):
-    """After ``audiosr test``: the comparison table on screen, on disk and in the logger.
+class BaselineComparison(Callback):
+    """``audiosr test``: the model against classical resampling, one table for all processes.
 
-    Writes ``comparison.{md,csv,json}`` and ``spectrograms.png`` (input / output / target /
-    error of the first test recordings) into ``<run directory>/test``.
+    For every test recording it scores the model's output (made by the module's
+    ``test_step``, whole path timed) and every method of ``audiosr.evaluation.BASELINES``
+    on the same low-rate input, timed the same way. After the last recording the
+    processes' shares are merged (a recording seen by two processes counts once), and
+    global rank zero prints the table and writes ``comparison.{md,csv,json}`` and
+    ``spectrograms.png`` (input / output / target / error of the first ``examples``
+    recordings, by name) into ``<run directory>/test``, and logs them.
+
+    Args:
+        examples: recordings shown in the spectrogram figure.
     """
+
+    def __init__(self, examples: int = 3) -> None:
+        self.examples_wanted = examples
+        self.comparison: Comparison | None = None
+        self.examples: list[dict[str, Any]] = []
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        spec = pl_module.spec
+        self.comparison = Comparison(spec.source_rate, spec.target_rate)
+        self.examples = []
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        assert self.comparison is not None
+        spec = pl_module.spec
+        name = batch["name"][0]
+        low = batch["low"][0].cpu().numpy()  # (1, T_low): one whole recording per batch
+        target = batch["target"][0].cpu().numpy()
+        output = outputs["output"]
+        method = pl_module.model_row
+        self.comparison.add(method, output, target, name)
+        self.comparison.add_timing(method, output.shape[-1] / spec.target_rate, outputs["seconds"],
+                                   pl_module.test_batch_size, str(pl_module.device), PRECISION_NAMES[pl_module.precision])
+        for baseline, fn in BASELINES.items():
+            label = f"{baseline} (model input)" if baseline == spec.input_filter else baseline
+            self.comparison.evaluate(label, fn, low, target, name=name, precision=PRECISION_NAMES["32"])
+        if len(self.examples) < self.examples_wanted:
+            self.examples.append({"name": name, "input": batch["input"][0, 0].cpu().numpy(),
+                                  "output": output[0], "target": target[0]})
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert self.comparison is not None
+        shares = _gather(trainer, (self.comparison, self.examples))
+        merged = Comparison(self.comparison.source_rate, self.comparison.target_rate)
+        examples = []
+        for comparison, items in shares:
+            merged.merge(comparison)
+            examples.extend(items)
+        self.comparison = merged
+        unique = {e["name"]: e for e in examples}
+        self.examples = [unique[n] for n in sorted(unique)][: self.examples_wanted]
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         directory = run_directory(trainer) / "test"
-        if not trainer.is_global_zero or not hasattr(pl_module, "comparison"):
+        if not trainer.is_global_zero or self.comparison is None:
             return
-        rows = pl_module.comparison.rows()
+        rows = self.comparison.rows()
         config_file = directory.parent / "test-config.yaml"
+        spec = pl_module.spec
         metadata = {
             "checkpoint": trainer.ckpt_path,
             "git_commit": git_commit(),
+            "model": spec.describe(),
+            "precision": PRECISION_NAMES[pl_module.precision],
             "data": trainer.datamodule.describe() if trainer.datamodule is not None else None,
             "config": yaml.safe_load(config_file.read_text()) if config_file.is_file() else None,
         }
         paths = write_report(rows, directory, metadata)
-        spec = pl_module.spec
         figure = None
-        if pl_module.examples:
+        if self.examples:
             figure = comparison_figure(
-                pl_module.examples, [e["name"] for e in pl_module.examples], spec.target_rate,
-                spec.source_rate / 2, directory / "spectrograms.png",
+                self.examples, [e["name"] for e in self.examples], spec.target_rate, spec.cutoff_hz,
+                directory / "spectrograms.png",
                 title=f"{spec.source_rate} Hz -> {spec.target_rate} Hz: input ({spec.input_filter}), model, target, error",
             )
         self._log(trainer, rows, figure)
@@ -120,3 +178,18 @@ class ComparisonReport(Callback):
                     logger.log_image("test/spectrograms", images=[str(figure)])
             else:
                 logger.log_metrics({f"test/{r.method}/{m}": getattr(r, m) for r in rows for m in METRICS})
+
+
+# How the table names the precision a method ran at.
+PRECISION_NAMES = {"32": "fp32", "bf16": "bf16", "16": "fp16"}
+
+
+def _gather(trainer: L.Trainer, obj: Any) -> list[Any]:
+    """``obj`` of every process (a list of one outside distributed runs)."""
+    import torch.distributed as dist
+
+    if trainer.world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    gathered: list[Any] = [None] * trainer.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

@@ -1,80 +1,114 @@
-"""Checkpoint contents that do not need Lightning to read, and `last`/`best` lookup.
+"""Checkpoint files: the one writer and reader of what inference needs, and `last`/`best` lookup.
 
-A training checkpoint is Lightning's dict plus one key, ``"audiosr"``::
+Two kinds of file hold a trained generator, and :func:`load_generator` reads both:
 
-    {"network": {"class_path": "audiosr.models.unet.UNet", "init_args": {...}},
-     "source_rate": 22050, "target_rate": 44100, "input_filter": "kaiser_fast"}
+* a Lightning training checkpoint: Lightning's dict plus ``"audiosr": ModelSpec.to_dict()``;
+  the network's weights are the ``"generator.network."`` entries of ``"state_dict"`` (the
+  discriminators and optimizer states of a GAN run are simply not read);
+* a generator file (:func:`save_generator`): ``{"audiosr": spec, "state_dict": network
+  weights, "format": 2}``, a few hundred kB for a CPU-sized model; the shipped default
+  model is one.
 
-and the network's weights are the ``"network."`` entries of ``"state_dict"``.
+Nothing here imports Lightning.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from audiosr.models.base import SuperResolutionNetwork
+from audiosr.audio_io import atomic_output
+from audiosr.models.base import build_network
+from audiosr.models.generator import Generator, ModelSpec
 
 CHECKPOINT_KEY = "audiosr"
-NETWORK_PREFIX = "network."
+GENERATOR_PREFIX = "generator.network."
+LEGACY_PREFIX = "network."  # checkpoints of audiosr 0.1: no generator around the network
+FORMAT = 2
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What inference needs besides the weights."""
-
-    network: dict[str, Any]
-    source_rate: int
-    target_rate: int
-    input_filter: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+class CheckpointError(ValueError):
+    """A file is not a usable audiosr checkpoint, or does not fit the configuration."""
 
 
-def network_spec(network: SuperResolutionNetwork) -> dict[str, Any]:
-    return {"class_path": network.class_path, "init_args": dict(network.config)}
-
-
-def build_network(spec: dict[str, Any]) -> SuperResolutionNetwork:
-    module_name, _, class_name = spec["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**spec.get("init_args", {}))
-
-
-def load_network(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild the trained network of a checkpoint file.
-
-    Returns:
-        ``(network in eval mode, ModelSpec)``.
-    """
+def save_generator(path: str | Path, generator: Generator, extra: dict[str, Any] | None = None) -> Path:
+    """Write the generator alone (weights + spec), atomically; returns the path."""
     path = Path(path)
+    state = {k: v.detach().cpu().clone() for k, v in generator.network.state_dict().items()}
+    payload = {CHECKPOINT_KEY: generator.spec.to_dict(), "state_dict": state, "format": FORMAT, **(extra or {})}
+    with atomic_output(path) as partial:
+        torch.save(payload, partial)
+    return path
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    """The :class:`ModelSpec` of a checkpoint, without building the network."""
+    return _spec(_load(Path(path), mmap=True), Path(path))
+
+
+def _load(path: Path, mmap: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    if CHECKPOINT_KEY not in checkpoint:
-        raise ValueError(f"{path} is not an audiosr checkpoint (no '{CHECKPOINT_KEY}' entry)")
-    spec = ModelSpec(**checkpoint[CHECKPOINT_KEY])
-    network = build_network(spec.network)
-    weights = {
-        key[len(NETWORK_PREFIX):]: value
-        for key, value in checkpoint["state_dict"].items()
-        if key.startswith(NETWORK_PREFIX)
-    }
-    network.load_state_dict(weights)
-    return network.eval(), spec
+    try:
+        # mmap reads only what is used: the spec of a large training checkpoint is instant.
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+    except Exception as error:
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({str(error).strip()[:200] or type(error).__name__})") from None
 
 
-def resolve_checkpoint(ckpt_path: str | Path | None, runs_root: str | Path) -> Path | None:
-    """Turn ``"last"``/``"best"`` into a real file under ``runs_root``, or fail loudly.
+def _spec(checkpoint: Any, path: Path) -> ModelSpec:
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise CheckpointError(f"{path} is not an audiosr checkpoint (no '{CHECKPOINT_KEY}' entry)")
+    return ModelSpec.from_dict(checkpoint[CHECKPOINT_KEY])
 
-    ``last`` is the newest ``last.ckpt`` of any run; ``best`` is the ``best-*.ckpt`` of
-    the newest run that has one. Lightning's own ``"last"`` only looks inside the current
-    run's directory, which a new run never has, and then silently starts from scratch.
+
+def _network_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    state = checkpoint.get("state_dict", {})
+    if checkpoint.get("format") == FORMAT:
+        return dict(state)
+    for prefix in (GENERATOR_PREFIX, LEGACY_PREFIX):
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    return {}
+
+
+def load_generator(path: str | Path) -> Generator:
+    """Rebuild the trained generator of a checkpoint file, on the CPU, in eval mode."""
+    path = Path(path)
+    checkpoint = _load(path)
+    spec = _spec(checkpoint, path)
+    try:
+        network = build_network(spec.network)
+        network.load_state_dict(_network_weights(checkpoint))
+    except Exception as error:
+        raise CheckpointError(f"{path}: the network cannot be rebuilt ({str(error).strip()[:300]})") from None
+    return Generator(network, spec).eval()
+
+
+def check_compatible(spec: ModelSpec, path: str | Path, **expected: Any) -> None:
+    """Refuse a checkpoint whose rates or input filter differ from the configuration's."""
+    wrong = [f"{name} {getattr(spec, name)} (config: {value})" for name, value in expected.items()
+             if getattr(spec, name) != value]
+    if wrong:
+        raise CheckpointError(f"{path} was trained for {', '.join(wrong)}; use a matching config or checkpoint")
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The global step a training checkpoint was saved at (None for a generator file)."""
+    step = _load(Path(path), mmap=True).get("global_step")
+    return int(step) if step is not None else None
+
+
+def resolve_checkpoint(ckpt_path: str | Path | None, family_dir: str | Path) -> Path | None:
+    """Turn ``"last"`` / ``"best"`` into a real file of one run family, or fail loudly.
+
+    ``family_dir`` is ``runs/<experiment>``: runs of one recipe, each in its own folder.
+    ``last`` is the newest ``last.ckpt`` of the family; ``best`` the ``best-*.ckpt`` of the
+    run that wrote the newest checkpoint. Lightning's own ``"last"`` only looks inside the
+    current run's folder, which a new run never has, and then silently starts from scratch.
     """
     if ckpt_path is None:
         return None
@@ -83,12 +117,16 @@ def resolve_checkpoint(ckpt_path: str | Path | None, runs_root: str | Path) -> P
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         return path
-    root = Path(runs_root)
-    pattern = "last*.ckpt" if ckpt_path == "last" else "best*.ckpt"
-    candidates = [p for p in root.rglob(pattern) if p.parent.name == "checkpoints"]
+    family = Path(family_dir)
+    every = [p for p in family.glob("*/checkpoints/*.ckpt")]
+    if ckpt_path == "last":
+        candidates = [p for p in every if p.name == "last.ckpt"]
+    else:
+        newest_run = max(every, key=lambda p: p.stat().st_mtime).parent if every else None
+        candidates = [p for p in every if p.parent == newest_run and p.name.startswith("best")]
     if not candidates:
         raise FileNotFoundError(
-            f"--ckpt_path {ckpt_path}: no {pattern} under {root.resolve()}; "
-            "train first or give a checkpoint file"
+            f"--ckpt_path {ckpt_path}: no {'last.ckpt' if ckpt_path == 'last' else 'best-*.ckpt'} in the runs "
+            f"of {family.resolve()}; train first, or give a checkpoint file"
         )
     return max(candidates, key=lambda p: p.stat().st_mtime)

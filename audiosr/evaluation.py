@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import soxr
 import torch
 from torch import Tensor
 
-from audiosr.data.pairs import fit_length, resample
+from audiosr.dsp import nyquist, output_length, resample
 from audiosr.metrics import lsd_bands, snr
 
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
@@ -34,31 +33,18 @@ Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
 CAPTION = "LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path"
 
 
-def output_length(low_length: int, source_rate: int, target_rate: int) -> int:
-    """``ceil(low_length * target_rate / source_rate)`` in exact integer arithmetic."""
-    return -(-low_length * target_rate // source_rate)
+def _resampler(method: str) -> Method:
+    """A classical method of :mod:`audiosr.dsp`, fitted to the ceil length convention.
 
-
-def _resampy(filter: str) -> Method:
+    soxr rounds the length and resampy floors it: at most one zero sample is appended.
+    Both compensate their filter delay (checked by test: zero lag).
+    """
     def upsample(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
         n = output_length(low.shape[-1], source_rate, target_rate)
-        return resample(low, source_rate, target_rate, filter, n)
+        return resample(low, source_rate, target_rate, method, n)
 
-    upsample.__name__ = filter
+    upsample.__name__ = method
     return upsample
-
-
-def soxr_vhq(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """soxr ``VHQ`` resampling ``(C, T_low) -> (C, T_out)``.
-
-    soxr works on ``(T, C)``; its one-shot ``resample`` compensates the filter delay
-    itself (checked by test: zero lag). It rounds the length, so the output is fitted to
-    the ceil convention (at most one zero sample appended at the end).
-    """
-    x = np.ascontiguousarray(np.asarray(low, dtype=np.float32).T)
-    y = soxr.resample(x, source_rate, target_rate, quality="VHQ").T
-    n = output_length(low.shape[-1], source_rate, target_rate)
-    return np.ascontiguousarray(fit_length(y, n), dtype=np.float32)
 
 
 def linear(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -78,9 +64,9 @@ def linear(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
 
 
 BASELINES: dict[str, Method] = {
-    "kaiser_fast": _resampy("kaiser_fast"),
-    "kaiser_best": _resampy("kaiser_best"),
-    "soxr_vhq": soxr_vhq,
+    "kaiser_fast": _resampler("kaiser_fast"),
+    "kaiser_best": _resampler("kaiser_best"),
+    "soxr_vhq": _resampler("soxr_vhq"),
     "linear": linear,
 }
 
@@ -124,6 +110,7 @@ class Row:
     rtr: float | None = None
     batch_size: int | None = None
     device: str | None = None
+    precision: str | None = None
 
 
 METRICS = ("snr", "lsd", "lsd_hf", "lsd_lf")
@@ -149,25 +136,29 @@ class Comparison:
         self.items: dict[str, list[dict[str, float]]] = {}
         self._timing: dict[str, dict[str, Any]] = {}
 
-    def add(self, method: str, estimate: np.ndarray | Tensor, target: np.ndarray | Tensor) -> dict[str, float]:
+    def add(self, method: str, estimate: np.ndarray | Tensor, target: np.ndarray | Tensor,
+            name: str | None = None) -> dict[str, float]:
         """Score one utterance: ``estimate`` and ``target`` ``(C, T)`` at ``target_rate``.
 
         Shapes must match exactly (no cropping: a length mismatch hints at misalignment).
-        A multi-channel utterance scores the mean of its channels. Returns its metrics.
+        A multi-channel utterance scores the mean of its channels. ``name`` identifies the
+        utterance when comparisons of several processes are merged. Returns its metrics.
         """
         est, ref = _as_tensor(estimate), _as_tensor(target)
-        values = lsd_bands(est, ref, self.target_rate, self.source_rate / 2)
+        values = lsd_bands(est, ref, self.target_rate, nyquist(self.source_rate))
         values["snr"] = snr(est, ref)
         item = {k: float(values[k].mean()) for k in METRICS}
-        self.items.setdefault(method, []).append(item)
+        self.items.setdefault(method, []).append({**item, "name": name})
         return item
 
-    def add_timing(self, method: str, audio_seconds: float, wall_seconds: float, batch_size: int = 1, device: str = "cpu") -> None:
+    def add_timing(self, method: str, audio_seconds: float, wall_seconds: float, batch_size: int = 1,
+                   device: str = "cpu", precision: str | None = None) -> None:
         """Record ``audio_seconds`` of output produced in ``wall_seconds`` on ``device``.
 
         The reported batch size is the largest recorded (a last, partial batch is smaller).
         """
-        timing = self._timing.setdefault(method, {"audio": 0.0, "wall": 0.0, "batch_size": batch_size, "device": str(device)})
+        timing = self._timing.setdefault(method, {"audio": 0.0, "wall": 0.0, "batch_size": batch_size,
+                                                  "device": str(device), "precision": precision})
         if timing["device"] != str(device):
             raise ValueError(f"{method}: timed on {timing['device']} and on {device}; one device per row")
         timing["audio"] += audio_seconds
@@ -177,6 +168,7 @@ class Comparison:
     def evaluate(
         self, method: str, fn: Method, low: np.ndarray | Tensor, target: np.ndarray | Tensor, *,
         device: str = "cpu", sync_cuda: bool = False, warmup: int = 1, batch_size: int = 1,
+        precision: str | None = None, name: str | None = None,
     ) -> np.ndarray | Tensor:
         """Run ``fn(low (C, T_low), source_rate, target_rate)``, time it and score it.
 
@@ -184,8 +176,8 @@ class Comparison:
         """
         first = method not in self._timing
         out, seconds = time_method(fn, low, self.source_rate, self.target_rate, warmup=warmup if first else 0, sync_cuda=sync_cuda)
-        self.add(method, out, target)
-        self.add_timing(method, out.shape[-1] / self.target_rate, seconds, batch_size, device)
+        self.add(method, out, target, name)
+        self.add_timing(method, out.shape[-1] / self.target_rate, seconds, batch_size, device, precision)
         return out
 
     def rows(self) -> list[Row]:
@@ -198,36 +190,62 @@ class Comparison:
             rtr = None
             if timing is not None:
                 rtr = timing["audio"] / timing["wall"] if timing["wall"] > 0 else math.inf
-            rows.append(Row(method, len(items), **means, rtr=rtr,
-                            batch_size=timing and timing["batch_size"], device=timing and timing["device"]))
+            rows.append(Row(method, len(items), **means, rtr=rtr, batch_size=timing and timing["batch_size"],
+                            device=timing and timing["device"], precision=timing and timing["precision"]))
         return rows
+
+    def merge(self, other: Comparison) -> None:
+        """Add another comparison's utterances and timings (e.g. another process's share).
+
+        A named utterance already scored for a method is not counted twice: a distributed
+        sampler repeats a few items so that every process gets as many.
+        """
+        for method, items in other.items.items():
+            mine = self.items.setdefault(method, [])
+            seen = {item["name"] for item in mine if item["name"] is not None}
+            mine.extend(item for item in items if item["name"] is None or item["name"] not in seen)
+        for method, timing in other._timing.items():
+            self.add_timing(method, timing["audio"], timing["wall"], timing["batch_size"], timing["device"],
+                            timing["precision"])
 
 
 HEADERS = {"method": "method", "n": "n", "snr": "SNR (dB) ↑", "lsd": "LSD ↓", "lsd_hf": "LSD-HF ↓",
-           "lsd_lf": "LSD-LF ↓", "rtr": "RTR ↑", "batch_size": "batch", "device": "device"}
+           "lsd_lf": "LSD-LF ↓", "rtr": "RTR ↑", "batch_size": "batch", "device": "device",
+           "precision": "precision"}
 
 
-def _cell(value: Any, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def cell(value: Any, digits: int = 2) -> str:
+    """A table cell: ``–`` for missing values, floats to ``digits`` places (3 significant above 1e4)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
         return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
     return str(value)
 
 
-def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str:
-    """An aligned Markdown table (one line per method) with the conventions as caption."""
-    keys = list(HEADERS)
-    table = [[HEADERS[k] for k in keys]] + [[_cell(getattr(r, k), digits) for k in keys] for r in rows]
-    widths = [max(3, *(len(line[i]) for line in table)) for i in range(len(keys))]
-    # Text columns left-aligned, numbers right-aligned, as a reader scans them.
-    left = {"method", "device"}
+def markdown_table(headers: list[str], rows: list[list[Any]], left: set[int] | None = None, digits: int = 2) -> str:
+    """An aligned Markdown table: the one writer of every table this project prints.
+
+    ``left`` holds the indices of left-aligned (text) columns; default: the first only.
+    Numbers are right-aligned, as a reader scans them.
+    """
+    left = {0} if left is None else left
+    table = [[str(h) for h in headers]] + [[cell(c, digits) for c in row] for row in rows]
+    widths = [max(3, *(len(line[i]) for line in table)) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if k in left else c.rjust(w) for k, c, w in zip(keys, cells, widths)) + " |"
+        return "| " + " | ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
 
-    rule = "| " + " | ".join("-" * (w - 1) + (":" if k not in left else "-") for k, w in zip(keys, widths)) + " |"
-    return "\n".join([line(table[0]), rule, *map(line, table[1:]), "", caption]) + "\n"
+    rule = "| " + " | ".join("-" * (w - 1) + ("-" if i in left else ":") for i, w in enumerate(widths)) + " |"
+    return "\n".join([line(table[0]), rule, *map(line, table[1:])]) + "\n"
+
+
+def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str:
+    """The comparison table (one line per method) with the conventions as caption."""
+    keys = list(HEADERS)
+    body = markdown_table([HEADERS[k] for k in keys], [[getattr(r, k) for k in keys] for r in rows],
+                          left={keys.index("method"), keys.index("device"), keys.index("precision")}, digits=digits)
+    return body + "\n" + caption + "\n"
 
 
 def _finite(value: Any) -> Any:

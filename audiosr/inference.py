@@ -1,149 +1,117 @@
-"""Upsample waveforms and audio files with a trained network; no Lightning Trainer.
+"""Upsample waveforms and audio files with a trained generator; no Lightning, no Trainer.
 
+    upsampler = Upsampler.from_checkpoint()                # the model shipped with audiosr
     upsampler = Upsampler.from_checkpoint("best.ckpt", device="cpu")
-    high = upsampler.upsample(low, 22050)             # (C, T) -> (C, 2 T) at 44.1 kHz
+    high = upsampler.upsample(low, 22050)                  # (C, T) -> (C, 2 T) at 44.1 kHz
     upsampler.upsample_file("talk.wav", "out/talk.wav")
 
-Input at the checkpoint's source rate goes straight to the rough upsampler; input at any
-other rate below the target rate is first brought to the source rate with soxr (VHQ),
-streamed like everything else. Input at or above the target rate is refused
+Input at the model's source rate goes straight to the rough upsampler. Input at another
+rate below the target rate is brought to the source rate first (soxr VHQ); when it lies
+*above* the source rate, its own content up to its own Nyquist frequency is kept and the
+model only fills the band above it. Input at or above the target rate is refused
 (``RateError``). Files are read, upsampled and written block by block (see
-``audiosr.windowing``), so memory does not grow with duration.
+``audiosr.windowing``), so memory does not grow with duration. Samples that are NaN or
+infinite fail the input (``AudioError``) unless ``nonfinite="zero"`` asks for them to be
+replaced by zeros; an output is never written from them.
 """
 
 from __future__ import annotations
 
-import io
+import itertools
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 
-from audiosr.checkpoint import ModelSpec, load_network
-from audiosr.models.base import SuperResolutionNetwork
-from audiosr.windowing import DEFAULT_CONTEXT, DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, upsample_blocks
+from audiosr.audio_io import FLOAT_SUBTYPES, atomic_output, can_write, format_from_suffix, read_blocks
+from audiosr.checkpoint import load_generator
+from audiosr.dsp import crossover_kernel, crossover_stream, fit_stream, nyquist, output_length, resample_stream
+from audiosr.models.generator import Generator, Precision, inference_precision
+from audiosr.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, upsample_blocks
 
 logger = logging.getLogger(__name__)
 
-READ_FRAMES = 65536  # frames per file read; any size works, this keeps reads cheap
-FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
-# Suffixes soundfile cannot map to a format by itself.
-SUFFIX_FORMATS = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG", "snd": "AU", "wave": "WAV"}
+NonFinite = Literal["error", "zero"]
+# Input between the source and target rates is kept below OWN_BAND[0] x its own Nyquist
+# frequency and handed to the model above OWN_BAND[1] x (soxr VHQ is flat to about 0.94 x).
+OWN_BAND = (0.88, 0.96)
 
 
 class RateError(ValueError):
     """The input is already at or above the model's target rate."""
 
 
+class AudioError(ValueError):
+    """The input's samples cannot be upsampled as they are (NaN or infinite, empty)."""
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def format_from_suffix(path: str | Path) -> str | None:
-    """libsndfile major format for a file name (``"WAV"``, ``"FLAC"``, ...), if any."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    name = SUFFIX_FORMATS.get(suffix, suffix.upper())
-    return name if name in sf.available_formats() else None
+def default_checkpoint() -> Path:
+    """The small default model that ships inside the package (see its MODEL_CARD.md)."""
+    from audiosr.pretrained import default_model_path
 
-
-@lru_cache(maxsize=None)
-def can_write(format: str, subtype: str | None, rate: int, channels: int) -> bool:
-    """Whether libsndfile accepts this format/subtype at ``rate`` (e.g. Opus: not 44.1 kHz)."""
-    try:
-        with sf.SoundFile(io.BytesIO(), "w", rate, channels, subtype, format=format):
-            return True
-    except (sf.LibsndfileError, ValueError, TypeError):
-        return False
-
-
-def output_format(format: str, subtype: str, channels: int, rate: int) -> tuple[str, str]:
-    """The input's format and subtype if they can hold ``rate``, else FLAC (lossless)."""
-    if can_write(format, subtype, rate, channels):
-        return format, subtype
-    return "FLAC", subtype if sf.check_format("FLAC", subtype) else "PCM_24"
-
-
-@contextmanager
-def atomic_output(dst: Path) -> Iterator[str]:
-    """A hidden file beside ``dst`` to write; renamed to ``dst`` only if the block succeeds.
-
-    A failure or interruption then never leaves a truncated output that a later run
-    would skip as already done.
-    """
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
-    os.close(fd)
-    try:
-        yield partial
-        os.replace(partial, dst)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
-def read_blocks(reader: sf.SoundFile, frames: int = READ_FRAMES) -> Iterator[np.ndarray]:
-    """Blocks ``(C, n)`` float32 of an open file, from its current position to the end."""
-    while True:
-        block = reader.read(frames, dtype="float32", always_2d=True)
-        if not len(block):
-            return
-        yield block.T
-
-
-def resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int, channels: int) -> Iterator[np.ndarray]:
-    """Stream ``(C, n)`` blocks through soxr VHQ; same samples as one whole-signal call."""
-    stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="VHQ")
-    for block in blocks:
-        yield stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32)).T
-    yield stream.resample_chunk(np.zeros((0, channels), np.float32), last=True).T
+    return default_model_path()
 
 
 class Upsampler:
-    """A network plus its ``ModelSpec``, run window by window.
+    """A trained :class:`Generator`, run window by window.
 
     Args:
-        window, overlap, context: window geometry in seconds (see ``audiosr.windowing``).
+        device: torch device (default: cuda if available, else cpu).
+        window, overlap: window geometry in seconds (see ``audiosr.windowing``).
+        context: seconds of extra, discarded input each side of a window; default: the
+            generator's receptive field, so windowing changes nothing but memory.
         batch_size: windows per network call; raise it on a GPU.
+        precision: ``"32"`` (default), ``"bf16"`` or ``"16"``: the network's precision,
+            the same flag as ``audiosr test --model.init_args.precision``.
+        nonfinite: what NaN / infinite input samples do: ``"error"`` fails the input,
+            ``"zero"`` replaces them with zeros (one notice says how many).
         notice: where one-line notices go (resampling the input, ...); default: logging.
     """
 
     def __init__(
         self,
-        network: SuperResolutionNetwork,
-        spec: ModelSpec,
+        generator: Generator,
         *,
         device: str | torch.device | None = None,
         window: float = DEFAULT_WINDOW,
         overlap: float = DEFAULT_OVERLAP,
-        context: float = DEFAULT_CONTEXT,
+        context: float | None = None,
         batch_size: int = 1,
+        precision: Precision = "32",
+        nonfinite: NonFinite = "error",
         notice: Callable[[str], None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if nonfinite not in ("error", "zero"):
+            raise ValueError(f"nonfinite must be 'error' or 'zero', got {nonfinite!r}")
+        inference_precision("cpu", precision)  # validates the name
         self.device = torch.device(device or default_device())
-        self.network = network.to(self.device).eval()
-        self.spec = spec
+        self.generator = generator.to(self.device).eval()
+        self.spec = generator.spec
         self.batch_size = batch_size
+        self.precision = precision
+        self.nonfinite = nonfinite
         self.notice = notice or logger.info
-        # A U-Net pads to, and only commutes with shifts by, multiples of 2**depth.
-        align = 2 ** getattr(network, "depth", 0)
-        self.plan = WindowPlan.from_seconds(
-            spec.source_rate, spec.target_rate, spec.input_filter, window, overlap, context, align
+        spec = self.spec
+        context_samples = generator.receptive_field if context is None else round(context * spec.target_rate)
+        self.plan = WindowPlan(
+            spec.source_rate, spec.target_rate, spec.input_filter, round(window * spec.target_rate),
+            round(overlap * spec.target_rate), context_samples, generator.length_multiple,
         )
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None, **kwargs) -> Upsampler:
-        network, spec = load_network(path, map_location="cpu")
-        return cls(network, spec, device=device, **kwargs)
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device | None = None, **kwargs) -> Upsampler:
+        """Load a checkpoint (a training checkpoint or a generator file); default: the shipped model."""
+        return cls(load_generator(path if path is not None else default_checkpoint()), device=device, **kwargs)
 
     @property
     def target_rate(self) -> int:
@@ -157,7 +125,7 @@ class Upsampler:
 
     @torch.inference_mode()
     def refine(self, segments: list[np.ndarray]) -> list[np.ndarray]:
-        """Run the network on rough segments ``(C, L_i)``; channels and windows form the batch.
+        """Run the generator on rough segments ``(C, L_i)``; channels and windows form the batch.
 
         Segments of equal length share one call; padding shorter ones instead would
         change the network's output near their ends.
@@ -167,11 +135,37 @@ class Upsampler:
         for i, segment in enumerate(segments):
             by_length.setdefault(segment.shape[-1], []).append(i)
         for indices in by_length.values():
-            batch = torch.from_numpy(np.concatenate([segments[i] for i in indices]))
-            out = self.network(batch.to(self.device).unsqueeze(1)).squeeze(1).float().cpu().numpy()
+            batch = torch.from_numpy(np.concatenate([segments[i] for i in indices])).to(self.device).unsqueeze(1)
+            with inference_precision(self.device, self.precision):
+                out = self.generator(batch)
+            out = out.squeeze(1).float().cpu().numpy()
+            if not np.isfinite(out).all():
+                raise AudioError("the network produced NaN or infinite samples; nothing was written")
             for i, part in zip(indices, np.split(out, len(indices))):
                 refined[i] = part
         return refined
+
+    def _checked(self, blocks: Iterable[np.ndarray], name: str) -> Iterator[np.ndarray]:
+        """Blocks as float32, with NaN / infinite samples refused or zeroed (``nonfinite``)."""
+        offset = repaired = 0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            bad = ~np.isfinite(block)
+            if bad.any():
+                if self.nonfinite == "error":
+                    channel, index = np.argwhere(bad)[0]
+                    raise AudioError(
+                        f"contains NaN or infinite samples (first at sample {offset + index}, channel {channel}); "
+                        "repair the file, or ask for them to be zeroed (--nonfinite zero)"
+                    )
+                repaired += int(bad.sum())
+                block = np.where(bad, np.float32(0), block)
+            offset += block.shape[-1]
+            yield block
+        if repaired:
+            self.notice(f"{name}: {repaired} NaN or infinite samples replaced with zeros")
+        if offset == 0:
+            raise AudioError("empty: no samples to upsample")
 
     def stream(
         self, blocks: Iterable[np.ndarray], sample_rate: int, channels: int, name: str = "input"
@@ -181,16 +175,44 @@ class Upsampler:
         Checks the rate now, not at the first block, so a refused input fails at once.
         """
         self.check_rate(sample_rate)
-        source_rate = self.spec.source_rate
-        if sample_rate != source_rate:
+        source_rate, target_rate = self.spec.source_rate, self.target_rate
+        blocks = self._checked(blocks, name)
+        if sample_rate == source_rate:
+            return upsample_blocks(blocks, self.plan, self.refine, self.batch_size)
+        length = 0
+
+        def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal length
+            for block in source:
+                length += block.shape[-1]
+                yield block
+
+        def out_length() -> int:
+            # Resampling rounds lengths; the output has ceil(T * target / rate) samples.
+            return output_length(length, sample_rate, target_rate)
+
+        def model(low: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+            brought = resample_stream(low, sample_rate, source_rate, channels)
+            return fit_stream(upsample_blocks(brought, self.plan, self.refine, self.batch_size), out_length)
+
+        if sample_rate < source_rate:
             self.notice(f"{name}: resampling {sample_rate} Hz to the model's {source_rate} Hz (soxr VHQ) first")
-            blocks = resample_stream(blocks, sample_rate, source_rate, channels)
-        return upsample_blocks(blocks, self.plan, self.refine, self.batch_size)
+            return model(counted(blocks))
+        # Between the source and the target rate the input's band is real content, kept: the
+        # model runs on the input brought down to the band it was trained on, and a crossover
+        # below the input's own Nyquist frequency hands over from the input (brought up with
+        # soxr VHQ, flat to about 94 % of its Nyquist frequency) to the model.
+        lo, hi = (fraction * nyquist(sample_rate) for fraction in OWN_BAND)
+        self.notice(f"{name}: {sample_rate} Hz input keeps its own content up to {lo / 1000:.1f} kHz; "
+                    f"the model fills above {hi / 1000:.1f} kHz")
+        for_model, own = itertools.tee(counted(blocks))
+        direct = fit_stream(resample_stream(own, sample_rate, target_rate, channels), out_length)
+        return crossover_stream(model(for_model), direct, crossover_kernel(lo, hi, target_rate))
 
     def upsample(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
         """Upsample ``(T,)`` or ``(C, T)`` to float32 ``(T_out,)`` or ``(C, T_out)``.
 
-        ``T_out = ceil(T' * target / source)`` where ``T'`` is ``T`` at the source rate.
+        ``T_out = ceil(T * target_rate / sample_rate)``.
         """
         if isinstance(waveform, torch.Tensor):
             waveform = waveform.detach().cpu().numpy()
@@ -199,7 +221,9 @@ class Upsampler:
             raise ValueError(f"waveform must be (T,) or (C, T), got shape {waveform.shape}")
         x = np.atleast_2d(waveform)
         parts = list(self.stream([x], sample_rate, x.shape[0]))
-        out = np.concatenate(parts, axis=1) if parts else np.zeros((x.shape[0], 0), np.float32)
+        out = np.concatenate(parts, axis=1)
+        expected = output_length(x.shape[-1], sample_rate, self.target_rate)
+        assert out.shape[-1] == expected, (out.shape, expected)
         return out[0] if waveform.ndim == 1 else out
 
     def upsample_file(
@@ -218,7 +242,8 @@ class Upsampler:
             subtype: default: ``src``'s subtype where ``format`` allows it.
             on_progress: called with the seconds of output written after each block.
 
-        ``dst`` appears only when complete (see ``atomic_output``).
+        ``dst`` appears only when complete and valid (see ``atomic_output``): an input that
+        fails half-way (NaN samples, a decoding error) leaves nothing behind.
         """
         src, dst = Path(src), Path(dst)
         with sf.SoundFile(src) as reader:

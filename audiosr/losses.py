@@ -1,58 +1,99 @@
-"""Training losses: multi-resolution STFT loss plus a weighted waveform MSE.
+"""Reconstruction losses: small named terms, weighted in YAML.
 
-The STFT part follows Yamamoto et al., "Parallel WaveGAN" (ICASSP 2020), as in
-``kan-bayashi/ParallelWaveGAN`` (``parallel_wavegan/losses/stft_loss.py``): per
-resolution a spectral convergence term and a mean absolute log-magnitude term,
-each averaged over the resolutions.
+    loss:
+      class_path: audiosr.losses.ReconstructionLoss
+      init_args:
+        terms:
+          mrstft: audiosr.losses.MultiResolutionSTFT
+          mse: audiosr.losses.WaveformMSE
+        weights: {mrstft: 1.0, mse: 100.0}
+
+Each term maps ``(prediction, target)``, both ``(N, T)`` float32, to its raw parts (the
+multi-resolution STFT term has two: ``sc`` and ``mag``); the term's value is the sum of
+its parts, and ``total = sum(weight * term)``. Every part is logged raw, under its own
+name. Everything runs in float32 with autocast off, so a value under bf16/fp16 autocast
+equals the float32 value and stays finite.
+
+The STFT term follows Yamamoto et al., "Parallel WaveGAN" (ICASSP 2020), as in
+``kan-bayashi/ParallelWaveGAN`` (``parallel_wavegan/losses/stft_loss.py``); the mel term
+follows the Descript Audio Codec (``dac/nn/loss.py``, ``conf/base.yml``).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MultiResolutionSTFTLoss"]
+__all__ = ["LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "ReconstructionLoss", "WaveformL1", "WaveformMSE"]
 
 # Guards the spectral-convergence division; the magnitude floor already keeps the
 # denominator at least sqrt(eps * numel), so this never changes a realistic value.
 _SC_EPS = 1e-12
 
 
-class MultiResolutionSTFTLoss(nn.Module):
-    """``stft_weight * (sc + mag) + mse_weight * mse`` between two waveforms.
+def _magnitude(x: Tensor, n_fft: int, hop_length: int, window: Tensor, eps: float) -> Tensor:
+    """``(N, T)`` -> ``(N, n_fft // 2 + 1, frames)`` magnitude floored at ``sqrt(eps)``."""
+    spec = torch.stft(x, n_fft=n_fft, hop_length=hop_length, win_length=window.shape[-1],
+                      window=window.to(device=x.device, dtype=torch.float32), center=True, return_complex=True)
+    # |S|^2 from real and imaginary parts: abs() of a complex zero has a NaN gradient,
+    # and the clamp must come before sqrt/log for the same reason.
+    power = spec.real.square() + spec.imag.square()
+    return power.clamp(min=eps).sqrt()
 
-    For each resolution ``(fft_size, win_length, hop_length)`` the magnitude is
-    ``|S| = sqrt(max(|STFT|^2, eps))`` with a periodic Hann window of ``win_length``
-    (zero-padded to ``fft_size``) and ``center=True``. Then
+
+class LossTerm(nn.Module, ABC):
+    """One named reconstruction term; ``parts`` names what :meth:`forward` returns."""
+
+    parts: tuple[str, ...] = ()
+
+    def setup(self, sample_rate: int) -> None:
+        """Told the signals' rate once, by the module that owns the loss (the data's target rate)."""
+
+    @abstractmethod
+    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """``(N, T)`` float32 prediction and target -> ``{part: scalar}``."""
+
+
+class WaveformMSE(LossTerm):
+    """``mean((y_hat - y)^2)``: the only term that sees phase directly."""
+
+    parts = ("mse",)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        return {"mse": (prediction - target).square().mean()}
+
+
+class WaveformL1(LossTerm):
+    """``mean|y_hat - y|``."""
+
+    parts = ("l1",)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        return {"l1": (prediction - target).abs().mean()}
+
+
+class MultiResolutionSTFT(LossTerm):
+    """Spectral convergence ``sc`` and log-magnitude ``mag``, averaged over resolutions.
+
+    For each ``(fft_size, win_length, hop_length)``, with ``|S| = sqrt(max(|STFT|^2, eps))``
+    (periodic Hann window of ``win_length`` zero-padded to ``fft_size``, ``center=True``):
 
     * ``sc  = || |S(y)| - |S(y_hat)| ||_F / (|| |S(y)| ||_F + 1e-12)`` over the whole batch,
-    * ``mag = mean | log|S(y)| - log|S(y_hat)| |`` (natural log),
-
-    both averaged over the resolutions, and ``mse = mean((y_hat - y)^2)`` on the
-    waveform.
-
-    Everything runs in float32 with autocast disabled, so the value under bf16/fp16
-    autocast equals the float32 value and stays finite.
+    * ``mag = mean | log|S(y)| - log|S(y_hat)| |`` (natural log).
 
     Args:
-        resolutions: ``(fft_size, win_length, hop_length)`` triples.
-        mse_weight: weight of the waveform MSE.
-        stft_weight: weight of ``sc + mag``.
-        eps: floor on ``|STFT|^2``, applied before the square root and the log so
-            both values and gradients stay finite on silence.
+        resolutions: ``(fft_size, win_length, hop_length)`` triples (default: the reference's).
+        eps: floor on ``|STFT|^2``, so values and gradients stay finite on silence.
     """
+
+    parts = ("sc", "mag")
 
     def __init__(
         self,
-        resolutions: Sequence[tuple[int, int, int]] = (
-            (512, 240, 50),
-            (1024, 600, 120),
-            (2048, 1200, 240),
-        ),
-        mse_weight: float = 100.0,
-        stft_weight: float = 1.0,
+        resolutions: Sequence[tuple[int, int, int]] = ((512, 240, 50), (1024, 600, 120), (2048, 1200, 240)),
         eps: float = 1e-7,
     ) -> None:
         super().__init__()
@@ -64,79 +105,133 @@ class MultiResolutionSTFTLoss(nn.Module):
                 raise ValueError(f"a resolution is (fft_size, win_length, hop_length), got {res}")
             fft_size, win_length, hop_length = res
             if not (0 < win_length <= fft_size and hop_length > 0):
-                raise ValueError(
-                    f"need 0 < win_length <= fft_size and hop_length > 0, got {res}"
-                )
+                raise ValueError(f"need 0 < win_length <= fft_size and hop_length > 0, got {res}")
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
         self.resolutions: tuple[tuple[int, int, int], ...] = resolutions  # type: ignore[assignment]
-        self.mse_weight = float(mse_weight)
-        self.stft_weight = float(stft_weight)
         self.eps = float(eps)
         for i, (_, win_length, _) in enumerate(resolutions):
-            # Non-persistent: the windows follow .to(device) but stay out of
-            # checkpoints, which then do not depend on the loss configuration.
-            self.register_buffer(
-                f"window_{i}", torch.hann_window(win_length, periodic=True), persistent=False
-            )
-
-    def _magnitude(self, x: Tensor, index: int) -> Tensor:
-        """``(N, T)`` float32 -> ``(N, fft_size // 2 + 1, frames)`` floored magnitude."""
-        fft_size, win_length, hop_length = self.resolutions[index]
-        window: Tensor = getattr(self, f"window_{index}")
-        spec = torch.stft(
-            x,
-            n_fft=fft_size,
-            hop_length=hop_length,
-            win_length=win_length,
-            window=window.to(device=x.device, dtype=torch.float32),
-            center=True,
-            return_complex=True,
-        )
-        # |S|^2 from real and imaginary parts: abs() of a complex zero has a NaN
-        # gradient, and the clamp must come before sqrt/log for the same reason.
-        power = spec.real.square() + spec.imag.square()
-        return power.clamp(min=self.eps).sqrt()
+            # Non-persistent: the windows follow .to(device) but stay out of checkpoints.
+            self.register_buffer(f"window_{i}", torch.hann_window(win_length, periodic=True), persistent=False)
 
     def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """Loss between ``prediction`` and ``target``.
+        sc = prediction.new_zeros(())
+        mag = prediction.new_zeros(())
+        for i, (fft_size, _, hop_length) in enumerate(self.resolutions):
+            # One STFT call for both signals.
+            both = _magnitude(torch.cat([prediction, target]), fft_size, hop_length, getattr(self, f"window_{i}"), self.eps)
+            mag_hat, mag_ref = both.chunk(2, dim=0)
+            sc = sc + torch.linalg.vector_norm(mag_ref - mag_hat) / (torch.linalg.vector_norm(mag_ref) + _SC_EPS)
+            mag = mag + (mag_ref.log() - mag_hat.log()).abs().mean()
+        n = len(self.resolutions)
+        return {"sc": sc / n, "mag": mag / n}
 
-        Args:
-            prediction: ``(B, C, T)`` (usually ``(B, 1, T)``); any ``(..., T)`` works,
-                leading axes are flattened to ``(B * C, T)``.
-            target: same shape as ``prediction``.
+    def extra_repr(self) -> str:
+        return f"resolutions={self.resolutions}, eps={self.eps}"
+
+
+class MultiScaleMel(LossTerm):
+    """DAC's multi-scale mel loss: ``mean_i L1(log10 M_i(y_hat), log10 M_i(y))``, summed over scales.
+
+    Per scale ``i``: Hann window of ``window_lengths[i]``, hop a quarter of it, magnitude
+    (not power) through ``n_mels[i]`` Slaney mel filters from 0 Hz to Nyquist, clamped at
+    ``clamp_eps`` before the log10.
+
+    The filters depend on the sample rate, which the owning module passes to :meth:`setup`
+    (the data module's target rate: a rate is never configured twice).
+    """
+
+    parts = ("mel",)
+
+    def __init__(
+        self,
+        window_lengths: Sequence[int] = (32, 64, 128, 256, 512, 1024, 2048),
+        n_mels: Sequence[int] = (5, 10, 20, 40, 80, 160, 320),
+        clamp_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if len(window_lengths) != len(n_mels) or not window_lengths:
+            raise ValueError("window_lengths and n_mels need one entry per scale")
+        self.window_lengths = tuple(int(w) for w in window_lengths)
+        self.n_mels = tuple(int(m) for m in n_mels)
+        self.clamp_eps = float(clamp_eps)
+        self.sample_rate: int | None = None
+        for i, window in enumerate(self.window_lengths):
+            self.register_buffer(f"window_{i}", torch.hann_window(window, periodic=True), persistent=False)
+
+    def setup(self, sample_rate: int) -> None:
+        from torchaudio.functional import melscale_fbanks
+
+        self.sample_rate = int(sample_rate)
+        for i, (window, mels) in enumerate(zip(self.window_lengths, self.n_mels)):
+            filters = melscale_fbanks(window // 2 + 1, 0.0, sample_rate / 2, mels, self.sample_rate,
+                                      norm="slaney", mel_scale="slaney")
+            self.register_buffer(f"filters_{i}", filters, persistent=False)  # (freqs, mels)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        if self.sample_rate is None:
+            raise RuntimeError("MultiScaleMel.setup(sample_rate) must be called before use")
+        total = prediction.new_zeros(())
+        for i, window in enumerate(self.window_lengths):
+            both = _magnitude(torch.cat([prediction, target]), window, window // 4, getattr(self, f"window_{i}"), 0.0)
+            mel = torch.einsum("nft,fm->nmt", both, getattr(self, f"filters_{i}"))
+            log_mel = mel.clamp(min=self.clamp_eps).log10()
+            hat, ref = log_mel.chunk(2, dim=0)
+            total = total + (hat - ref).abs().mean()
+        return {"mel": total}
+
+
+class ReconstructionLoss(nn.Module):
+    """``total = sum(weights[name] * sum(parts of terms[name]))`` between two waveforms.
+
+    Args:
+        terms: name -> term (default: ``mrstft`` and ``mse``, the reference recipe).
+        weights: name -> weight; a term without one has weight 1.
+    """
+
+    def __init__(self, terms: dict[str, LossTerm] | None = None, weights: dict[str, float] | None = None) -> None:
+        super().__init__()
+        if terms is None:
+            terms = {"mrstft": MultiResolutionSTFT(), "mse": WaveformMSE()}
+            weights = {"mrstft": 1.0, "mse": 100.0} if weights is None else weights
+        if not terms:
+            raise ValueError("a reconstruction loss needs at least one term")
+        self.terms = nn.ModuleDict(terms)
+        weights = dict(weights or {})
+        unknown = set(weights) - set(terms)
+        if unknown:
+            raise ValueError(f"weights for unknown terms {sorted(unknown)}; terms are {sorted(terms)}")
+        self.weights = {name: float(weights.get(name, 1.0)) for name in terms}
+        parts = [p for term in terms.values() for p in term.parts]
+        if len(parts) != len(set(parts)) or "total" in parts:
+            raise ValueError(f"loss parts must have distinct names other than 'total', got {parts}")
+
+    def setup(self, sample_rate: int) -> ReconstructionLoss:
+        """Tell every term the signals' rate; returns self."""
+        for term in self.terms.values():
+            term.setup(sample_rate)
+        return self
+
+    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Loss between ``prediction`` and ``target``, both ``(B, C, T)`` (any ``(..., T)``).
 
         Returns:
-            ``{"total", "mse", "sc", "mag"}``, float32 scalars; only ``total`` is
-            weighted, the parts are raw.
+            ``{"total", <every part>}``, float32 scalars; only ``total`` is weighted.
         """
         if prediction.shape != target.shape:
-            raise ValueError(
-                f"prediction and target must have the same shape, got "
-                f"{tuple(prediction.shape)} and {tuple(target.shape)}"
-            )
+            raise ValueError(f"prediction and target must have the same shape, got "
+                             f"{tuple(prediction.shape)} and {tuple(target.shape)}")
         with torch.autocast(device_type=prediction.device.type, enabled=False):
             length = prediction.shape[-1]
             y_hat = prediction.float().reshape(-1, length)
             y = target.float().reshape(-1, length)
-
-            mse = (y_hat - y).square().mean()
-            sc = y_hat.new_zeros(())
-            mag = y_hat.new_zeros(())
-            for i in range(len(self.resolutions)):
-                # One STFT call for both signals.
-                mag_hat, mag_ref = self._magnitude(torch.cat([y_hat, y]), i).chunk(2, dim=0)
-                sc = sc + torch.linalg.vector_norm(mag_ref - mag_hat) / (
-                    torch.linalg.vector_norm(mag_ref) + _SC_EPS
-                )
-                mag = mag + (mag_ref.log() - mag_hat.log()).abs().mean()
-            sc = sc / len(self.resolutions)
-            mag = mag / len(self.resolutions)
-            total = self.stft_weight * (sc + mag) + self.mse_weight * mse
-        return {"total": total, "mse": mse, "sc": sc, "mag": mag}
+            values: dict[str, Tensor] = {}
+            total = y_hat.new_zeros(())
+            for name, term in self.terms.items():
+                parts = term(y_hat, y)
+                values.update(parts)
+                total = total + self.weights[name] * sum(parts.values())
+        return {"total": total, **values}
 
     def extra_repr(self) -> str:
-        return (
-            f"resolutions={self.resolutions}, mse_weight={self.mse_weight}, "
-            f"stft_weight={self.stft_weight}, eps={self.eps}"
-        )
+        return f"weights={self.weights}"

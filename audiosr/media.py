@@ -114,7 +114,7 @@ class AudioExamples(Callback):
         spec = pl_module.spec
         for index, item in enumerate(self._items):
             references = self._new_references(index, item)
-            figure = self._figure(index, item, spec.target_rate, spec.source_rate / 2, trainer.global_step)
+            figure = self._figure(index, item, spec.target_rate, spec.cutoff_hz, trainer.global_step)
             if directory is not None:
                 self._write_files(directory, index, item, references, figure, spec.target_rate)
             for logger in wandb_loggers:

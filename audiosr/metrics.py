@@ -31,13 +31,15 @@ so a metric does not depend on the precision a model was run at.
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import torch
 from torch import Tensor
 
-__all__ = ["lsd", "lsd_bands", "snr"]
+from audiosr.dsp import last_bin_at_or_below
+
+__all__ = ["LSD_HOP", "LSD_N_FFT", "lsd", "lsd_bands", "snr"]
+
+LSD_N_FFT = 2048  # the published convention (NU-Wave, AERO, AP-BWE)
+LSD_HOP = 512
 
 
 def _check_pair(estimate: Tensor, target: Tensor) -> None:
@@ -131,8 +133,8 @@ def lsd(
     estimate: Tensor,
     target: Tensor,
     *,
-    n_fft: int = 2048,
-    hop_length: int = 512,
+    n_fft: int = LSD_N_FFT,
+    hop_length: int = LSD_HOP,
     eps: float = 1e-8,
     bins: slice | None = None,
 ) -> Tensor:
@@ -163,8 +165,8 @@ def lsd_bands(
     sample_rate: int,
     cutoff_hz: float,
     *,
-    n_fft: int = 2048,
-    hop_length: int = 512,
+    n_fft: int = LSD_N_FFT,
+    hop_length: int = LSD_HOP,
     eps: float = 1e-8,
 ) -> dict[str, Tensor]:
     """Full-band, high-band and low-band LSD from a single STFT.
@@ -192,7 +194,7 @@ def lsd_bands(
         )
     # Last bin with k * sample_rate / n_fft <= cutoff_hz; exact arithmetic so a cutoff
     # that falls on a bin (11025 Hz at 44.1 kHz) is not moved by float rounding.
-    last_lf = math.floor(Fraction(cutoff_hz) * n_fft / sample_rate)
+    last_lf = last_bin_at_or_below(cutoff_hz, sample_rate, n_fft)
     split = slice(0, last_lf + 1), slice(last_lf + 1, None)
     with torch.autocast(device_type=target.device.type, enabled=False):
         diff, batch_shape = _log_power_pair(estimate, target, n_fft, hop_length, eps)

@@ -1,4 +1,9 @@
-"""The LightningModule: training and validation around a pure network."""
+"""The LightningModule: trains a generator and runs it, nothing else.
+
+Comparison with classical baselines, timing tables and reports are the job of
+``audiosr.callbacks.BaselineComparison``; the network itself is a pure ``nn.Module``
+wrapped in :class:`audiosr.models.generator.Generator`, the same object inference runs.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,11 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import nn
 
-from audiosr.checkpoint import CHECKPOINT_KEY, ModelSpec, network_spec
-from audiosr.evaluation import BASELINES, Comparison
-from audiosr.losses import MultiResolutionSTFTLoss
+from audiosr.checkpoint import CHECKPOINT_KEY
+from audiosr.losses import ReconstructionLoss
 from audiosr.models.base import SuperResolutionNetwork
+from audiosr.models.generator import Generator, ModelSpec, Precision, inference_precision
 from audiosr.models.unet import UNet
 
 
@@ -21,44 +25,63 @@ class SuperResolutionModule(L.LightningModule):
     """Trains ``network`` to turn the rough upsampled ``input`` into ``target``.
 
     Args:
-        network: waveform network ``(B, 1, T) -> (B, 1, T)`` (default: reference U-Net).
-        loss: returns a dict with ``total`` and its parts (default: multi-resolution
-            STFT + 100 x MSE).
-        optimizer: builds the optimizer from the parameters.
+        network: maps the rough signal ``(B, 1, T)`` to ``(B, 1, T)`` (default: reference U-Net).
+        loss: named reconstruction terms with weights (default: multi-resolution STFT + 100 x MSE).
+        optimizer: builds the optimizer from the generator's parameters.
         lr_scheduler: optional; stepped every optimizer step.
         source_rate, target_rate, input_filter: linked from the data module; stored in
             checkpoints so inference needs nothing else.
-        test_batch_size: windows per network call in ``audiosr test`` (raise on GPU).
-        test_examples: test recordings shown in the spectrogram figure.
+        keep_band: ``(lo, hi)`` fractions of the source Nyquist frequency: the output is
+            the input below ``lo`` and the network's above ``hi`` (``null``: off); see
+            ``audiosr.models.generator``.
+        normalise: scale every item (every window at inference) to the training peak
+            level around the network, and back.
+        precision: the network's precision outside training (validation, ``audiosr
+            test``): ``"32"``, ``"bf16"`` or ``"16"``; ``audiosr upsample --precision``
+            is the same switch.
+        test_batch_size: windows per network call in ``audiosr test`` (raise on a GPU).
     """
 
     def __init__(
         self,
         network: SuperResolutionNetwork | None = None,
-        loss: nn.Module | None = None,
+        loss: ReconstructionLoss | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         source_rate: int = 22050,
         target_rate: int = 44100,
         input_filter: str = "kaiser_fast",
+        keep_band: tuple[float, float] | None = (0.8, 0.9),
+        normalise: bool = True,
+        precision: Precision = "32",
         test_batch_size: int = 1,
-        test_examples: int = 3,
     ) -> None:
         super().__init__()
-        self.network = network if network is not None else UNet()
-        self.loss = loss if loss is not None else MultiResolutionSTFTLoss()
+        network = network if network is not None else UNet()
+        spec = ModelSpec(network.rebuild_spec(), source_rate, target_rate, input_filter,
+                         tuple(keep_band) if keep_band is not None else None, normalise)
+        self.generator = Generator(network, spec)
+        self.loss = (loss if loss is not None else ReconstructionLoss()).setup(target_rate)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.spec = ModelSpec(network_spec(self.network), source_rate, target_rate, input_filter)
+        inference_precision("cpu", precision)  # validates the name
+        self.precision = precision
         self.test_batch_size = test_batch_size
-        self.test_examples = test_examples
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.generator.spec
+
+    @property
+    def network(self) -> SuperResolutionNetwork:
+        return self.generator.network
 
     def forward(self, rough: torch.Tensor) -> torch.Tensor:
-        """Refine the rough upsampled signal ``(B, 1, T)`` into ``(B, 1, T)``."""
-        return self.network(rough)
+        """The generator: rough upsampled signal ``(B, 1, T)`` -> output ``(B, 1, T)``."""
+        return self.generator(rough)
 
-    def _log_parts(self, stage: str, parts: dict[str, torch.Tensor], batch_size: int) -> None:
-        """Logs ``{stage}/loss`` (the total, also on the progress bar), ``/mse``, ``/sc``, ``/mag``."""
+    def log_parts(self, stage: str, parts: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Logs ``{stage}/loss`` (the total, also on the progress bar) and every raw part."""
         on_step = stage == "train"
         for name, value in parts.items():
             key = "loss" if name == "total" else name
@@ -67,51 +90,51 @@ class SuperResolutionModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.loss(self(batch["input"]), batch["target"])
-        self._log_parts("train", parts, batch["target"].shape[0])
+        self.log_parts("train", parts, batch["target"].shape[0])
         return parts["total"]
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
-        if self.device.type == "cuda":
+    def _timed(self, fn: Any, *args: Any) -> tuple[Any, float]:
+        sync = self.device.type == "cuda"
+        if sync:
             torch.cuda.synchronize(self.device)
         start = time.perf_counter()
-        prediction = self(batch["input"])
-        if self.device.type == "cuda":
+        out = fn(*args)
+        if sync:
             torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start
-        self._log_parts("val", self.loss(prediction, batch["target"]), batch["target"].shape[0])
-        # The metrics callback reads these; the timing covers the network alone.
+        return out, time.perf_counter() - start
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        with inference_precision(self.device, self.precision):
+            prediction, seconds = self._timed(self, batch["input"])
+        prediction = prediction.float()
+        self.log_parts("val", self.loss(prediction, batch["target"]), batch["target"].shape[0])
+        # The metrics and example callbacks read these; the timing covers the generator alone.
         return {"prediction": prediction.detach(), "network_seconds": seconds}
 
-    # Test: the model against classical resampling on whole recordings, the way
-    # `audiosr upsample` runs it (overlapping windows), timed over the whole path.
+    # Test: whole recordings through the same windowed engine as `audiosr upsample`.
 
-    def on_test_epoch_start(self) -> None:
+    def on_test_start(self) -> None:
         from audiosr.inference import Upsampler
 
-        self.upsampler = Upsampler(self.network, self.spec, device=self.device, batch_size=self.test_batch_size)
-        self.comparison = Comparison(self.spec.source_rate, self.spec.target_rate)
-        self.examples: list[dict[str, Any]] = []
+        self.upsampler = Upsampler(self.generator, device=self.device, batch_size=self.test_batch_size,
+                                   precision=self.precision)
+        self._warm = False
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        low = batch["low"][0].cpu().numpy()  # (1, T_low): one whole recording per batch
-        target = batch["target"][0].cpu().numpy()
-        output = self.comparison.evaluate(
-            self.model_row, lambda x, source_rate, _: self.upsampler.upsample(x, source_rate), low, target,
-            device=str(self.device), sync_cuda=self.device.type == "cuda", batch_size=self.test_batch_size,
-        )
-        for name, method in BASELINES.items():
-            label = f"{name} (model input)" if name == self.spec.input_filter else name
-            self.comparison.evaluate(label, method, low, target)
-        if len(self.examples) < self.test_examples:
-            self.examples.append({"name": batch["name"][0], "input": batch["input"][0, 0].cpu().numpy(),
-                                  "output": output[0], "target": target[0]})
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Upsample one whole low-rate recording ``(1, 1, T_low)``; returns output ``(1, T)`` and wall time."""
+        low = batch["low"][0].cpu().numpy()
+        if not self._warm:  # one untimed call: allocations, kernels and caches come first
+            self.upsampler.upsample(low, self.spec.source_rate)
+            self._warm = True
+        output, seconds = self._timed(self.upsampler.upsample, low, self.spec.source_rate)
+        return {"output": output, "seconds": seconds}
 
     @property
     def model_row(self) -> str:
         return f"audiosr {type(self.network).__name__}"
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.parameters())
+        optimizer = self.optimizer(self.generator.parameters())
         if self.lr_scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler(optimizer), "interval": "step"}}

@@ -1,39 +1,63 @@
-"""Where a run keeps its files, and what it leaves there besides checkpoints."""
+"""Runs: where a run keeps its files, and checkpoints that lose nothing.
+
+Every run has its own folder, whatever the logger: ``runs/<experiment>/<run id>/`` with
+``checkpoints/`` (``best-step=N.ckpt``, ``last.ckpt``), ``fit-config.yaml`` and, after
+``audiosr test``, ``test/``. The experiment (a "run family") defaults to the name of the
+first config file, so ``--ckpt_path last`` of the quickstart never picks up a reference run.
+
+``last.ckpt`` always holds the latest step: it is rewritten after every validation, at
+the end of fit, on Ctrl-C and on SIGTERM (a cluster's time limit, preemption, ``kill``),
+and every checkpoint is written to a temporary file first and renamed into place, so an
+interrupted write never replaces a good file.
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import secrets
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from audiosr.audio_io import atomic_output
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20261124-071502-3fa9``."""
+    return f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def run_directory(trainer: L.Trainer) -> Path:
-    """The run's folder: the parent of its ``checkpoints/``, e.g. ``runs/audiosr/<run id>``.
+    """The run's folder: the parent of its ``checkpoints/``, e.g. ``runs/quickstart/<run id>``.
 
-    Mirrors how Lightning's ``ModelCheckpoint`` places checkpoints, so that configs,
-    reports and figures sit beside them. Call it on every process (it broadcasts).
+    Call it on every process (it broadcasts).
     """
     callback = trainer.checkpoint_callback
     if callback is not None and getattr(callback, "dirpath", None):
         path = Path(callback.dirpath).parent
-    elif trainer.loggers:
-        logger = trainer.loggers[0]
-        version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
-        path = Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
     else:
         path = Path(trainer.default_root_dir)
     return Path(trainer.strategy.broadcast(str(path)))
 
 
-def runs_root(trainer: L.Trainer) -> Path:
-    """The folder that holds every run: where ``last``/``best`` are looked up."""
-    if trainer.loggers and trainer.loggers[0].save_dir:
-        return Path(trainer.loggers[0].save_dir)
-    return Path(trainer.default_root_dir)
+def run_of_checkpoint(path: Path, family_dir: Path) -> str | None:
+    """The run id of a checkpoint saved by a run of this family, else None."""
+    try:
+        relative = path.resolve().relative_to(family_dir.resolve())
+    except ValueError:
+        return None
+    parts = relative.parts
+    return parts[0] if len(parts) == 3 and parts[1] == "checkpoints" else None
 
 
 def git_commit() -> str | None:
@@ -47,11 +71,69 @@ def git_commit() -> str | None:
         return None
 
 
+class WandbLogger(LightningWandbLogger):
+    """Lightning's W&B logger, minus the ``anonymous=None`` that wandb >= 0.19 warns about."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint beside its destination, flushes it, then renames it into place."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options}")
+        with atomic_output(Path(path)) as partial:
+            torch.save(checkpoint, partial)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose ``last.ckpt`` is always the latest step.
+
+    Lightning refreshes ``last`` only when it saves a new top-k checkpoint, so a run whose
+    validation stops improving would keep an old ``last`` and resume from it. Here ``last``
+    is also written after every validation, at the end of fit, and when the run is
+    interrupted by Ctrl-C or SIGTERM (Lightning stops such a run after the current step).
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self.save_last_now(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self.save_last_now(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and self.save_last_now(trainer, force=True):
+            cause = "interrupted" if isinstance(exception, KeyboardInterrupt) else "stopped by SIGTERM"
+            if trainer.is_global_zero:
+                print(f"\naudiosr: {cause} at step {trainer.global_step}; state saved to {self.last_model_path} "
+                      "(resume with --ckpt_path last)", file=sys.stderr)
+
+    def save_last_now(self, trainer: L.Trainer, force: bool = False) -> bool:
+        """Write ``last.ckpt`` unless it already holds this step; True if it now does."""
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        if not self.save_last or self.dirpath is None or trainer.state.fn != TrainerFn.FITTING:
+            return False
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return False
+        if not force and getattr(self, "_last_step_in_last", None) == trainer.global_step:
+            return True
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._last_step_in_last = trainer.global_step
+        return True
+
+
 class SaveRunConfig(SaveConfigCallback):
     """Writes the resolved config into the run directory and attaches it to the logger.
 
     Lightning's default writes ``config.yaml`` into the logger's ``save_dir``, shared by
-    every W&B run, so the second run would refuse to start.
+    every run, so the second run would refuse to start.
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -61,24 +143,12 @@ class SaveRunConfig(SaveConfigCallback):
         if trainer.is_global_zero:
             directory.mkdir(parents=True, exist_ok=True)
             stage_name = getattr(stage, "value", stage)  # Lightning passes a TrainerFn enum
-            self.parser.save(self.config, directory / f"{stage_name}-{self.config_filename}", skip_none=False, overwrite=True, multifile=False)
+            self.parser.save(self.config, directory / f"{stage_name}-{self.config_filename}", skip_none=False,
+                             overwrite=True, multifile=False)
             self.save_config(trainer, pl_module, stage)
         self.already_saved = True
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        config: dict[str, Any] = self.parser.dump(self.config, skip_none=False, format="json_indented")  # type: ignore[assignment]
-        import json
-
+        config: str = self.parser.dump(self.config, skip_none=False, format="json_indented")  # type: ignore[assignment]
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": json.loads(config), "git_commit": git_commit()})
-
-
-class InterruptCheckpoint(Callback):
-    """On Ctrl-C, saves the current state as ``last.ckpt`` so ``--ckpt_path last`` resumes it."""
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        callback = trainer.checkpoint_callback
-        if isinstance(exception, KeyboardInterrupt) and callback is not None and callback.dirpath:
-            path = Path(callback.dirpath) / "last.ckpt"
-            trainer.save_checkpoint(path)
-            print(f"\naudiosr: interrupted; state saved to {path} (resume with --ckpt_path last)")

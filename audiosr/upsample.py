@@ -1,23 +1,28 @@
-"""``audiosr upsample``: upsample audio files and folders with a trained checkpoint.
+"""``audiosr upsample``: upsample audio files and folders.
 
+    audiosr upsample talk.wav music/ --output_dir out/                   # the shipped model
     audiosr upsample --ckpt_path best.ckpt talk.wav music/ --output_dir out/
 
+Without ``--ckpt_path`` the small default model that ships with audiosr is used.
 Folders are searched recursively for audio files (by suffix; hidden files skipped);
 outputs keep their path relative to the folder given, and a file given directly goes
 straight into the output folder. Every channel is upsampled. Outputs keep the input's
 container and sample format where it can hold the target rate, else they are FLAC.
-Existing outputs are skipped unless ``--overwrite``; an input is never overwritten.
+Existing outputs are skipped unless ``--overwrite``; an input is never overwritten. An
+output appears only when complete: a file that fails half-way leaves nothing behind.
 
-Input at the model's source rate is used as is, input at another rate below the target
-rate is first resampled to the source rate (soxr VHQ; one line says so). Input already
-at or above the target rate fails, unless ``--passthrough``: then it is copied
-byte for byte, at its own rate, to where its output would go (nothing to upsample, and
-re-encoding or downsampling would only lose quality).
+Input at the model's source rate is used as is; input below it is first resampled to it
+(soxr VHQ; one line says so); input between the source and the target rate keeps its own
+content up to its own Nyquist frequency and the model fills only above it. Input already
+at or above the target rate fails, unless ``--passthrough``: then it is copied byte for
+byte, at its own rate, to where its output would go. Input with NaN or infinite samples
+fails, unless ``--nonfinite zero`` replaces them with zeros.
 
 Exit status:
     0    every file written, copied or skipped because its output exists
-    1    at least one file failed (unreadable or not audio, rate at or above the target,
-         write error); the others were still processed
+    1    at least one file failed (unreadable, not audio, empty, a broken link, NaN or
+         infinite samples, rate at or above the target, write error); the others were
+         still processed, and the summary counts every failure
     2    usage error, before any file is processed: an input path that does not exist,
          a folder without audio files, an output folder that cannot be written, a bad
          checkpoint or a bad option
@@ -36,8 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audiosr.data.recordings import AUDIO_EXTENSIONS
-from audiosr.windowing import DEFAULT_CONTEXT, DEFAULT_OVERLAP, DEFAULT_WINDOW
+from audiosr.audio_io import AUDIO_EXTENSIONS, list_audio
+from audiosr.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -67,18 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="audio files or folders")
-    parser.add_argument("--ckpt_path", type=Path, required=True, help="trained audiosr checkpoint")
+    parser.add_argument("--ckpt_path", type=Path, default=None,
+                        help="trained audiosr checkpoint or generator file (default: the model shipped with audiosr)")
     parser.add_argument("--output_dir", "-o", type=Path, required=True, help="where outputs go (created)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--passthrough", action="store_true",
                         help="copy inputs already at or above the target rate unchanged instead of failing")
+    parser.add_argument("--nonfinite", choices=("error", "zero"), default="error",
+                        help="input with NaN or infinite samples: fail the file (default) or replace them with zeros")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
+                        help="network precision (default %(default)s: float32, what `audiosr test` reports)")
     parser.add_argument("--batch_size", type=int, default=1, help="windows per network call; raise on a GPU")
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW, help="seconds per window (default %(default)s)")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
                         help="seconds cross-faded between windows, at most half a window (default %(default)s)")
-    parser.add_argument("--context", type=float, default=DEFAULT_CONTEXT,
-                        help="seconds of extra, discarded network input each side of a window (default %(default)s)")
+    parser.add_argument("--context", type=float, default=None,
+                        help="seconds of extra, discarded network input each side of a window "
+                             "(default: the model's receptive field)")
     return parser
 
 
@@ -93,25 +104,20 @@ def collect(inputs: list[Path], output_dir: Path) -> list[tuple[Path, Path]]:
     jobs = []
     for given in inputs:
         if given.is_dir():
-            found = sorted(
-                path for path in given.rglob("*")
-                if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
-                # Hidden files include macOS "._x.wav" resource forks, which are not audio.
-                and not any(part.startswith(".") for part in path.relative_to(given).parts)
-                and not is_earlier_output(path, output_dir, given)
-            )
+            # Broken links and unreadable files are kept: they fail by name, and count.
+            found = [path for path in list_audio(given) if not is_earlier_output(path, output_dir, given)]
             if not found:
                 suffixes = ", ".join(sorted(AUDIO_EXTENSIONS))
                 raise UsageError(f"{given}: no audio files in this folder (looked for {suffixes})")
             jobs += [(path, path.relative_to(given)) for path in found]
-        elif given.exists():
+        elif given.exists() or given.is_symlink():
             jobs.append((given, Path(given.name)))
         else:
             raise UsageError(f"{given}: no such file or folder")
     # A file named twice (directly and inside a folder given too) is done once.
     unique: dict[Path, tuple[Path, Path]] = {}
     for src, relative in jobs:
-        unique.setdefault(src.resolve(), (src, relative))
+        unique.setdefault(src.resolve() if src.exists() else src.absolute(), (src, relative))
     return list(unique.values())
 
 
@@ -137,24 +143,31 @@ class Run:
         self.upsampler, self.args, self.say = upsampler, args, say
         self.counts = {"written": 0, "copied": 0, "skipped": 0, "failed": 0}
         self.claimed: dict[Path, Path] = {}  # output -> the input it came from, this run
+        self.failures: list[tuple[Path, str]] = []
 
     def __call__(self, src: Path, relative: Path, progress: tqdm) -> None:
         status, problem = self.process(src, relative, progress)
         if problem:
             self.say(f"{PROG}: {src}: {problem}")
+        if status == "failed":
+            self.failures.append((src, problem or "failed"))
         self.counts[status] += 1
 
     def process(self, src: Path, relative: Path, progress: tqdm) -> tuple[str, str | None]:
         """``(status, problem)``; status is a key of ``counts``."""
         import soundfile as sf
 
-        from audiosr.inference import atomic_output, output_format
+        from audiosr.audio_io import atomic_output, output_format
 
         target = self.upsampler.target_rate
+        if src.is_symlink() and not src.exists():
+            return "failed", f"broken link (to {os.readlink(src)})"
         try:
             info = sf.info(str(src))
         except Exception as error:
             return "failed", f"not a readable audio file ({describe(error)})"
+        if info.frames == 0:
+            return "failed", "empty: no samples to upsample"
         copy = info.samplerate >= target
         if copy and not self.args.passthrough:
             return "failed", (f"sample rate {info.samplerate} Hz is already at or above the model's target "
@@ -191,7 +204,7 @@ def usage_error(message: str) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.window <= 0 or args.overlap < 0 or args.context < 0:
+    if args.window <= 0 or args.overlap < 0 or (args.context is not None and args.context < 0):
         parser.error("--window must be > 0, --overlap and --context >= 0")
     if args.overlap > args.window / 2:
         parser.error(f"--overlap {args.overlap} s must be at most half of --window {args.window} s")
@@ -211,19 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     # Torch loads only now, so the usage errors above come back at once.
     from tqdm import tqdm
 
-    from audiosr.checkpoint import load_network
-    from audiosr.inference import Upsampler
+    from audiosr.checkpoint import load_generator
+    from audiosr.inference import Upsampler, default_checkpoint
 
     def say(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
 
     try:
-        network, spec = load_network(args.ckpt_path)
+        checkpoint = args.ckpt_path if args.ckpt_path is not None else default_checkpoint()
+        generator = load_generator(checkpoint)
     except Exception as error:
-        return usage_error(f"{args.ckpt_path}: not a usable audiosr checkpoint ({describe(error)})")
+        return usage_error(f"{args.ckpt_path or 'the default model'}: not a usable audiosr checkpoint ({describe(error)})")
+    if args.ckpt_path is None:
+        say(f"{PROG}: using the default model shipped with audiosr ({generator.spec.describe()})")
     try:
-        upsampler = Upsampler(network, spec, device=args.device, window=args.window, overlap=args.overlap,
-                              context=args.context, batch_size=args.batch_size, notice=say)
+        upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
+                              context=args.context, batch_size=args.batch_size, precision=args.precision,
+                              nonfinite=args.nonfinite, notice=say)
     except Exception as error:  # the options are checked above, so the device
         return usage_error(f"--device {args.device}: {describe(error)}")
 
@@ -242,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     copied = f" ({c['copied']} copied unchanged)" if c["copied"] else ""
     print(f"{PROG}: {c['written'] + c['copied']} written{copied}, {c['skipped']} skipped (output exists; "
           f"--overwrite replaces), {c['failed']} failed -> {args.output_dir}", file=sys.stderr)
+    for src, problem in run.failures:
+        print(f"  failed: {src}: {problem}", file=sys.stderr)
     return EXIT_FAILED if c["failed"] else EXIT_OK
 
 

@@ -3,18 +3,20 @@
 Every window is computed from more input than it keeps, so its kept part is what the
 whole signal would give there:
 
-* the rough upsampler (resampy, ``input_filter``) gets ``resample_margin`` extra
-  low-rate samples each side, more than the filter's half-length;
+* the rough upsampler (``input_filter``, see ``audiosr.dsp``) gets ``resample_margin``
+  extra low-rate samples each side, more than the filter's half-length;
 * the network gets ``context`` extra target-rate samples each side (discarded), and its
-  input starts on a multiple of ``align`` (``2**depth`` for the U-Net, whose strided
-  convolutions only commute with shifts by that much) and of the rate ratio's numerator
-  (so a window's first output sample sits exactly on a low-rate sample).
+  input starts on a multiple of ``align`` (the network's ``length_multiple``: ``2**depth``
+  for the U-Net, whose strided convolutions only commute with shifts by that much) and
+  of the rate ratio's numerator (so a window's first output sample sits exactly on a
+  low-rate sample).
 
-With ``context`` at least the network's receptive half-width (about 750 samples for the
-reference U-Net, 20 for ``UNet([4, 8, 8])``) windowed output equals whole-signal output up
-to float32 rounding. Neighbouring windows still overlap by ``overlap`` samples and are
-cross-faded with a raised cosine: a network whose receptive field outgrows ``context``
-then degrades smoothly instead of leaving a step at each seam.
+With ``context`` at least the generator's ``receptive_field`` (the default), windowed
+output equals whole-signal output up to float32 rounding, for a generator without level
+normalisation. With it, each window is scaled by its own peak, which is the point: the
+output then follows the input's level window by window. Neighbouring windows overlap by
+``overlap`` samples and are cross-faded with a raised cosine, so a network whose reach
+outgrows ``context`` degrades smoothly instead of leaving a step at each seam.
 """
 
 from __future__ import annotations
@@ -25,31 +27,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from resampy.filters import get_filter
 
-from audiosr.data.pairs import fit_length, resample
+from audiosr.dsp import fit_length, output_length, rate_ratio, resample, resample_margin
 
 DEFAULT_WINDOW = 6.0  # seconds kept per window
 DEFAULT_OVERLAP = 0.25  # seconds cross-faded between neighbouring windows
-DEFAULT_CONTEXT = 0.1  # seconds of discarded context each side: 4410 > ~750 samples of U-Net reach
 
 # Maps a list of rough segments, each ``(C, L_i)``, to refined segments of the same shapes.
 Refine = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
 def rough_upsample(low: np.ndarray, plan: WindowPlan) -> np.ndarray:
-    """``input_filter`` upsampling ``(C, n) -> (C, floor(n * p / q))``, float32.
+    """``input_filter`` upsampling ``(C, n) -> (C, ceil(n * p / q))``, float32.
 
-    The same function that makes the network's training input.
+    The same function that makes the network's training input, with the length
+    convention of every output of audiosr (a resampler that floors pads a zero).
     """
-    return resample(low, plan.source_rate, plan.target_rate, plan.input_filter)
-
-
-def resample_margin(filter: str, rate_in: int, rate_out: int) -> int:
-    """Input samples on each side that one resampy output sample depends on, plus slack."""
-    half_window, num_table, _ = get_filter(filter)
-    scale = min(1.0, rate_out / rate_in)
-    return math.ceil(len(half_window) / int(scale * num_table)) + 2
+    return resample(low, plan.source_rate, plan.target_rate, plan.input_filter,
+                    output_length(low.shape[-1], plan.source_rate, plan.target_rate))
 
 
 @dataclass(frozen=True)
@@ -84,8 +79,7 @@ class WindowPlan:
     @property
     def ratio(self) -> tuple[int, int]:
         """``(p, q)`` with ``target / source = p / q`` in lowest terms."""
-        g = math.gcd(self.target_rate, self.source_rate)
-        return self.target_rate // g, self.source_rate // g
+        return rate_ratio(self.source_rate, self.target_rate)
 
     @property
     def step(self) -> int:
@@ -145,7 +139,7 @@ def upsample_blocks(
         net_start = max(0, (start - context) // step * step)
         net_end = start + window + context
         low_start = max(0, (net_start * q // p - margin) // q * q)
-        low_end = -(-net_end * q // p) + margin
+        low_end = output_length(net_end, p, q) + margin
 
         while total is None and (buffer is None or buffer_start + buffer.shape[1] < low_end):
             block = next(source, None)
@@ -156,7 +150,7 @@ def upsample_blocks(
                 buffer = block if buffer is None else np.concatenate([buffer, block], axis=1)
         last = False
         if total is not None:
-            out_total = -(-total * p // q)
+            out_total = output_length(total, q, p)
             if start >= out_total:
                 break  # only for empty input: every later window is ended by `last`
             net_end, low_end = min(net_end, out_total), min(low_end, total)

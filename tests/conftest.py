@@ -53,3 +53,27 @@ def run_audiosr(args: list[str], cwd: Path, env: dict[str, str], timeout: float 
     return subprocess.run(
         [sys.executable, "-m", "audiosr.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def tiny_generator(source_rate: int = 22050, target_rate: int = 44100, input_filter: str = "kaiser_fast",
+                   keep_band: tuple[float, float] | None = None, normalise: bool = False, seed: int = 0):
+    """A small random U-Net generator whose output really differs from its input.
+
+    BatchNorm statistics and the head are randomised, so the residual is non-zero and the
+    network has the level-dependent offsets a trained one has.
+    """
+    import torch
+
+    from audiosr.models.generator import Generator, ModelSpec
+    from audiosr.models.unet import UNet
+
+    torch.manual_seed(seed)
+    net = UNet(channels=[4, 8, 8])
+    with torch.no_grad():
+        net.head.weight.normal_(0.0, 0.5)
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.normal_(0.0, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+    spec = ModelSpec(net.rebuild_spec(), source_rate, target_rate, input_filter, keep_band, normalise)
+    return Generator(net, spec).eval()

@@ -1,8 +1,13 @@
-"""`audiosr` end to end in subprocesses: fit, resume, config handling, DDP, bad data."""
+"""`audiosr` end to end in subprocesses: fit, resume, checkpoints, config handling, DDP, bad data."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,59 +15,131 @@ import torch
 import yaml
 
 from conftest import CONFIGS, run_audiosr, write_audio
+from crop_recorder import crops
 from test_data import make_bad_folder
 
 pytestmark = pytest.mark.slow
 
 DEBUG = ["--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "debug.yaml")]
+TESTS = Path(__file__).resolve().parent
 
 
 def checkpoints(root: Path, name: str) -> list[Path]:
     return sorted(root.rglob(name))
 
 
-def test_fit_then_resume_from_last(tmp_path, cli_env):
+def step_of(path: Path) -> int:
+    return torch.load(path, weights_only=False)["global_step"]
+
+
+def test_fit_then_resume_from_last_in_the_same_run(tmp_path, cli_env):
     first = run_audiosr(["fit", *DEBUG], tmp_path, cli_env)
     assert first.returncode == 0, first.stderr[-3000:]
     # The reference config asks for 16-mixed; without a GPU it says so once and goes on.
     assert "no GPU found, falling back: precision 16-mixed -> 32-true" in first.stderr
-    assert "last validation: snr" in first.stdout and "lsd" in first.stdout and "rtr" in first.stdout
+    assert "last validation: score" in first.stdout and "lsd" in first.stdout and "rtr" in first.stdout
     (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
+    run_dir = last.parent.parent
+    assert run_dir.parent == tmp_path / "runs" / "unet"  # the family is the first config's name
     state = torch.load(last, weights_only=False)
     assert state["global_step"] == 4
     # The model got its rates from the data module (one source of truth).
     assert state["audiosr"]["source_rate"] == 22050 and state["audiosr"]["target_rate"] == 44100
-    saved = yaml.safe_load((last.parent.parent / "fit-config.yaml").read_text())
-    assert saved["model"]["network"]["init_args"]["channels"] == [4, 8, 8]
+    saved = yaml.safe_load((run_dir / "fit-config.yaml").read_text())
+    assert saved["model"]["init_args"]["network"]["init_args"]["channels"] == [4, 8, 8]
     assert saved["data"]["source_rate"] == 22050
+    best_score = state["callbacks"][next(k for k in state["callbacks"] if k.startswith("RunCheckpoint"))]["best_model_score"]
 
     second = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "6", "--ckpt_path", "last"], tmp_path, cli_env)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert f"--ckpt_path last -> {last.relative_to(tmp_path)}" in second.stderr
-    newest = max(checkpoints(tmp_path / "runs", "last.ckpt"), key=lambda p: p.stat().st_mtime)
-    resumed = torch.load(newest, weights_only=False)
+    assert f"--ckpt_path last -> {last.relative_to(tmp_path)} (step 4)" in second.stderr
+    assert "dirpath has changed" not in second.stderr + second.stdout
+    # Resumed in place: the same run folder, its best score kept, one best file.
+    assert checkpoints(tmp_path / "runs", "last.ckpt") == [last]
+    resumed = torch.load(last, weights_only=False)
     assert resumed["global_step"] == 6  # continued from 4, not restarted from 0
     assert resumed["optimizer_states"][0]["state"], "optimizer state restored and advanced"
+    callback = resumed["callbacks"][next(k for k in resumed["callbacks"] if k.startswith("RunCheckpoint"))]
+    assert callback["best_model_score"] <= best_score
+    assert len(list((run_dir / "checkpoints").glob("best*.ckpt"))) == 1
 
-    # `audiosr test` on the same config: one table, written beside the test run's files.
+    # `audiosr test` on the same config: one table, written into the tested run's folder.
     tested = run_audiosr(["test", *DEBUG, "--ckpt_path", "best"], tmp_path, cli_env)
     assert tested.returncode == 0, tested.stderr[-3000:]
     for row in ("audiosr UNet", "kaiser_fast (model input)", "kaiser_best", "soxr_vhq", "linear"):
         assert f"| {row} " in tested.stdout
-    (report,) = (tmp_path / "runs").rglob("comparison.json")
+    report = run_dir / "test" / "comparison.json"
     content = json.loads(report.read_text())
     assert [r["method"] for r in content["rows"]][0] == "audiosr UNet"
     assert all(r["n"] == 2 and r["rtr"] > 0 for r in content["rows"])  # debug config: 2 test clips
+    assert content["rows"][0]["precision"] == "fp32" and content["metadata"]["precision"] == "fp32"
     assert content["metadata"]["checkpoint"].endswith(".ckpt") and content["metadata"]["config"]["data"]
     assert "synthetic" in content["metadata"]["data"]
     assert (report.parent / "comparison.md").is_file() and (report.parent / "comparison.csv").is_file()
     assert (report.parent / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_last_holds_the_last_step_when_validation_never_improves(tmp_path, cli_env):
+    # The network's own input never changes, so its LSD never improves after the first validation.
+    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "6", "--checkpoint.monitor", "val/input_lsd",
+                          "--trainer.logger", "false"], tmp_path, cli_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
+    (best,) = checkpoints(tmp_path / "runs", "best*.ckpt")
+    assert best.name == "best-step=2.ckpt" and step_of(last) == 6
+    assert "last: " in result.stdout and "(step 6)" in result.stdout
+    assert not list(last.parent.glob(".*partial"))  # atomic writes leave nothing behind
+
+
+def test_sigterm_saves_the_current_step_and_last_resumes_it(tmp_path, cli_env):
+    args = [sys.executable, "-m", "audiosr.cli", "fit", *DEBUG, "--trainer.max_steps", "100000",
+            "--trainer.val_check_interval", "100000", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.callbacks+=crop_recorder.CropRecorder", f"--trainer.callbacks.directory={tmp_path / 'crops'}"]
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join([str(TESTS), cli_env.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    record = tmp_path / "crops" / "rank0.txt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not record.is_file() or len(record.read_text().splitlines()) < 6):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM at step" in err
+    (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
+    step = step_of(last)
+    assert 3 <= step < 100000
+
+    resumed = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", str(step + 2), "--trainer.logger", "false",
+                           "--ckpt_path", "last"], tmp_path, cli_env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"(step {step})" in resumed.stderr
+    assert step_of(last) == step + 2
+
+
+def test_runs_without_a_logger_never_share_a_checkpoint_folder(tmp_path, cli_env):
+    for _ in range(2):
+        result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], tmp_path, cli_env)
+        assert result.returncode == 0, result.stderr[-3000:]
+    lasts = checkpoints(tmp_path / "runs", "last.ckpt")
+    assert len(lasts) == 2 and lasts[0].parent != lasts[1].parent
+
+
+def test_checkpoint_lookup_stays_in_its_family_and_mismatches_are_refused(tmp_path, cli_env):
+    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], tmp_path, cli_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    other = run_audiosr(["test", *DEBUG, "--experiment", "another", "--ckpt_path", "last"], tmp_path, cli_env)
+    assert other.returncode == 2 and "no last.ckpt in the runs of" in other.stderr and "another" in other.stderr
+    (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
+    wrong = run_audiosr(["test", *DEBUG, "--data.source_rate", "16000", "--ckpt_path", str(last)], tmp_path, cli_env)
+    assert wrong.returncode == 2
+    (line,) = [text for text in wrong.stderr.splitlines() if "error" in text]
+    assert "was trained for source_rate 22050 (config: 16000)" in line and "Traceback" not in wrong.stderr
+
+
 def test_last_without_any_run_fails_loudly(tmp_path, cli_env):
     result = run_audiosr(["fit", *DEBUG, "--ckpt_path", "last"], tmp_path, cli_env)
-    assert result.returncode != 0
-    assert "no last*.ckpt under" in result.stderr
+    assert result.returncode == 2
+    assert "no last.ckpt in the runs of" in result.stderr
 
 
 def test_test_requires_a_checkpoint(tmp_path, cli_env):
@@ -81,19 +158,57 @@ def test_help_and_composed_print_config(tmp_path, cli_env):
     config = yaml.safe_load(printed.stdout)
     assert config["trainer"]["max_steps"] == 4  # the overlay wins
     assert config["trainer"]["gradient_clip_val"] == 10.0  # the recipe stays
-    assert config["model"]["optimizer"]["init_args"]["lr"] == 1e-4
+    assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 1e-4
+    assert config["model"]["init_args"]["loss"]["init_args"]["weights"] == {"mrstft": 1.0, "mse": 100.0}
 
 
-def test_two_process_ddp_on_cpu(tmp_path, cli_env):
+def test_upsample_help_loads_neither_torch_nor_lightning(tmp_path):
+    code = ("import sys; from audiosr.cli import main\n"
+            "try: main(['upsample', '--help'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_the_cli_can_be_built_without_running(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from audiosr.lightning_cli import AudioSRCLI
+
+    cli = AudioSRCLI(args=[*DEBUG], run=False)
+    assert cli.model.spec.source_rate == 22050 and cli.trainer.max_steps == 4
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_two_process_ddp_every_rank_sees_other_crops(tmp_path, cli_env, num_workers):
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join([str(TESTS), cli_env.get("PYTHONPATH", "")])}
     result = run_audiosr(
         ["fit", *DEBUG, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
-         "--trainer.logger", "false"],
-        tmp_path, cli_env,
+         "--trainer.logger", "false", "--data.num_workers", str(num_workers),
+         "--trainer.callbacks+=crop_recorder.CropRecorder", f"--trainer.callbacks.directory={tmp_path / 'crops'}"],
+        tmp_path, env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
-    assert torch.load(last, weights_only=False)["global_step"] == 4
+    assert step_of(last) == 4
+    rank0, rank1 = crops(tmp_path / "crops", 0), crops(tmp_path / "crops", 1)
+    assert len(rank0) == len(rank1) == 8  # 4 steps x batch 2 on each process
+    assert not set(rank0) & set(rank1)  # no crop trained twice in a step
+    assert len(set(rank0)) == 8  # and no crop repeated within a process
+
+
+def test_test_on_two_processes_builds_one_table(tmp_path, cli_env):
+    fitted = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false",
+                          "--data.corpus.init_args.test_clips", "3"], tmp_path, cli_env)
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    tested = run_audiosr(["test", *DEBUG, "--ckpt_path", "last", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                          "--trainer.strategy", "ddp", "--trainer.logger", "false", "--data.corpus.init_args.test_clips", "3"],
+                         tmp_path, cli_env)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert tested.stdout.count("| audiosr UNet ") == 1  # printed once, by rank zero
+    (report,) = (tmp_path / "runs").rglob("comparison.json")
+    rows = json.loads(report.read_text())["rows"]
+    assert all(r["n"] == 3 for r in rows)  # every clip once, although DDP pads 3 clips to 4
 
 
 def test_fit_on_a_folder_with_bad_files(tmp_path, cli_env):
@@ -111,4 +226,5 @@ def test_fit_on_a_folder_with_bad_files(tmp_path, cli_env):
     for name, reason in expected.items():
         lines = [line for line in result.stderr.splitlines() if f"skipping {folder / name}" in line]
         assert len(lines) == 1, (name, result.stderr[-3000:])
-        assert reason in lines[0]
+        assert reason in lines[0] and lines[0].startswith("audiosr: skipping")
+    assert "warnings.warn" not in result.stderr  # one line per file, no source line after it

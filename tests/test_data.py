@@ -166,7 +166,11 @@ def test_vctk_split_follows_published_systems(tmp_path):
     assert held_out == ["p361", "p362", "p363"]
     test_files = corpus.files("test")
     assert len(test_files) == 9 and all(f.name.endswith("_mic1.flac") for f in test_files)
-    assert set(corpus.files("val")) <= set(test_files) and len(corpus.files("val")) == 6
+    # Validation: the last 2 utterances of every training speaker, kept out of training and test.
+    val_files, train_files = corpus.files("val"), corpus.files("train")
+    assert len(val_files) == 10 and {f.name[-14:] for f in val_files} == {"_002_mic1.flac", "_003_mic1.flac"}
+    assert not set(val_files) & set(test_files) and not set(val_files) & set(train_files)
+    assert len(train_files) == 5 and all(f.name.endswith("_001_mic1.flac") for f in train_files)
     data = AudioPairDataModule(corpus, segment_seconds=0.5, num_workers=0, cache_dir=str(tmp_path / "cache"))
     data.prepare_data()
     data.setup("fit")

@@ -1,4 +1,4 @@
-"""Upsampler and windowing engine: windowed output is the whole-signal output."""
+"""Upsampler and windowing engine: windowed output is the whole-signal output; hostile input."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import soundfile as sf
 import soxr
 import torch
 
-from audiosr.checkpoint import ModelSpec, network_spec
-from audiosr.data.pairs import resample
-from audiosr.inference import RateError, Upsampler, output_format
-from audiosr.models.unet import UNet
+from audiosr.audio_io import output_format
+from audiosr.checkpoint import save_generator
+from audiosr.dsp import output_length, resample
+from audiosr.inference import AudioError, RateError, Upsampler
+from audiosr.metrics import snr
 from audiosr.windowing import WindowPlan, upsample_blocks
+from conftest import tiny_generator
 
 SOURCE, TARGET = 22050, 44100
 # Windowed and whole-signal outputs differ only by float32 rounding (convolutions over
@@ -21,30 +23,16 @@ SOURCE, TARGET = 22050, 44100
 EXACT = 1e-5
 
 
-@pytest.fixture(scope="module")
-def network() -> UNet:
-    torch.manual_seed(0)
-    net = UNet(channels=[4, 8, 8])
-    with torch.no_grad():
-        # Residual U-Net: a random head makes output = input + a real, non-zero residual.
-        net.head.weight.normal_(0.0, 0.5)
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.normal_(0.0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-    return net.eval()
+@pytest.fixture(scope="module", params=[None, (0.8, 0.9)], ids=["plain", "keep-band"])
+def generator(request):
+    return tiny_generator(keep_band=request.param)
 
 
-@pytest.fixture(scope="module")
-def spec(network: UNet) -> ModelSpec:
-    return ModelSpec(network=network_spec(network), source_rate=SOURCE, target_rate=TARGET, input_filter="kaiser_fast")
-
-
-def whole_signal(network: UNet, x: np.ndarray) -> np.ndarray:
-    """The reference: rough-upsample all of ``x`` ``(C, T)`` and run the network once."""
-    rough = resample(x, SOURCE, TARGET, "kaiser_fast", -(-x.shape[-1] * TARGET // SOURCE))
+def whole_signal(generator, x: np.ndarray, rate: int = SOURCE) -> np.ndarray:
+    """The reference: rough-upsample all of ``x`` ``(C, T)`` and run the generator once."""
+    rough = resample(x, rate, TARGET, generator.spec.input_filter, output_length(x.shape[-1], rate, TARGET))
     with torch.inference_mode():
-        return network(torch.from_numpy(rough).unsqueeze(1)).squeeze(1).numpy()
+        return generator(torch.from_numpy(rough).unsqueeze(1)).squeeze(1).numpy()
 
 
 def chirp(seconds: float, rate: int = SOURCE, f0: float = 50.0, f1: float = 10_000.0) -> np.ndarray:
@@ -53,31 +41,40 @@ def chirp(seconds: float, rate: int = SOURCE, f0: float = 50.0, f1: float = 10_0
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
-def test_windowed_output_equals_whole_signal_output(network, spec, batch_size):
+def test_windowed_output_equals_whole_signal_output(generator, batch_size):
     x = (0.3 * np.random.default_rng(0).standard_normal((2, SOURCE + 777))).astype(np.float32)
-    upsampler = Upsampler(network, spec, device="cpu", window=0.05, overlap=0.01, context=0.01, batch_size=batch_size)
+    upsampler = Upsampler(generator, device="cpu", window=0.05, overlap=0.01, batch_size=batch_size)
     y = upsampler.upsample(x, SOURCE)
     assert y.shape == (2, 2 * x.shape[1]) and y.dtype == np.float32
     assert x.shape[1] * 2 // upsampler.plan.hop > 15  # many windows, odd last one
-    np.testing.assert_allclose(y, whole_signal(network, x), rtol=0, atol=EXACT)
+    assert upsampler.plan.context == generator.receptive_field  # the default context
+    np.testing.assert_allclose(y, whole_signal(generator, x), rtol=0, atol=EXACT)
 
 
-def test_engine_takes_any_block_sizes(network, spec):
+def test_too_little_context_is_visible(generator):
+    """The default context is needed: with much less, windows differ from the whole signal."""
+    x = (0.3 * np.random.default_rng(0).standard_normal((1, SOURCE))).astype(np.float32)
+    y = Upsampler(generator, device="cpu", window=0.05, overlap=0.0, context=0.0).upsample(x, SOURCE)
+    assert np.abs(y - whole_signal(generator, x)).max() > 1e-4
+
+
+def test_engine_takes_any_block_sizes(generator):
     x = (0.3 * np.random.default_rng(1).standard_normal((1, 9000))).astype(np.float32)
-    plan = WindowPlan.from_seconds(SOURCE, TARGET, "kaiser_fast", 0.04, 0.01, 0.01, align=4)
-    upsampler = Upsampler(network, spec, device="cpu")
+    upsampler = Upsampler(generator, device="cpu")
+    plan = WindowPlan(SOURCE, TARGET, "kaiser_fast", 1764, 441, generator.receptive_field, align=4)
     blocks = np.split(x, [1, 2, 500, 4000, 4001], axis=1)  # includes blocks of 1 sample
     y = np.concatenate(list(upsample_blocks(blocks, plan, upsampler.refine)), axis=1)
-    np.testing.assert_allclose(y, whole_signal(network, x), rtol=0, atol=EXACT)
+    np.testing.assert_allclose(y, whole_signal(generator, x), rtol=0, atol=EXACT)
 
 
-def test_chirp_has_no_seams_even_without_context(network, spec):
+def test_chirp_has_no_seams_even_without_context():
     """With no context each window's edges see zero padding; the cross-fade hides it."""
+    generator = tiny_generator()
     x = chirp(3.0)[None]
-    reference = whole_signal(network, x)[0]
+    reference = whole_signal(generator, x)[0]
 
     def seam_error(overlap: float) -> tuple[float, float]:
-        upsampler = Upsampler(network, spec, device="cpu", window=0.2, overlap=overlap, context=0.0)
+        upsampler = Upsampler(generator, device="cpu", window=0.2, overlap=overlap, context=0.0)
         y = upsampler.upsample(x, SOURCE)[0]
         hop, fade = upsampler.plan.hop, upsampler.plan.overlap
         seams = [b for k in range(1, len(y) // hop + 1) for b in (k * hop, k * hop + fade) if b < len(y) - 8]
@@ -92,10 +89,10 @@ def test_chirp_has_no_seams_even_without_context(network, spec):
     assert seam_error(overlap=0.0)[0] > 1e-4
 
 
-def test_stereo_channels_are_neither_mixed_nor_swapped(network, spec):
+def test_stereo_channels_are_neither_mixed_nor_swapped(generator):
     t = np.arange(SOURCE) / SOURCE
     x = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 3000 * t)]).astype(np.float32)
-    upsampler = Upsampler(network, spec, device="cpu", window=0.1, overlap=0.02)
+    upsampler = Upsampler(generator, device="cpu", window=0.1, overlap=0.02)
     y = upsampler.upsample(x, SOURCE)
     rough = resample(x, SOURCE, TARGET, "kaiser_fast")
     corr = np.corrcoef(np.concatenate([y, rough]))[:2, 2:]  # output channel x input channel
@@ -106,35 +103,119 @@ def test_stereo_channels_are_neither_mixed_nor_swapped(network, spec):
         np.testing.assert_allclose(y[c], upsampler.upsample(x[c], SOURCE), rtol=0, atol=EXACT)
 
 
-def test_output_rank_and_type_follow_the_input(network, spec):
-    upsampler = Upsampler(network, spec, device="cpu")
+def test_output_rank_and_type_follow_the_input(generator):
+    upsampler = Upsampler(generator, device="cpu")
     mono = chirp(0.1)
     assert upsampler.upsample(mono, SOURCE).shape == (2 * len(mono),)
     out = upsampler.upsample(torch.from_numpy(mono)[None].double(), SOURCE)
     assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (1, 2 * len(mono))
-    assert upsampler.upsample(np.zeros((2, 0), np.float32), SOURCE).shape == (2, 0)
 
 
-def test_other_rates_are_resampled_to_the_source_rate_first(network, spec):
+@pytest.mark.parametrize("rate", [8_000, 16_000])
+def test_lower_rates_are_resampled_to_the_source_rate_first(generator, rate):
     notices: list[str] = []
-    upsampler = Upsampler(network, spec, device="cpu", notice=notices.append)
-    x = chirp(0.5, rate=16_000, f1=7_000)
-    y = upsampler.upsample(x, 16_000)
-    assert len(notices) == 1 and "16000 Hz" in notices[0] and "22050 Hz" in notices[0]
-    at_source = soxr.resample(x, 16_000, SOURCE, quality="VHQ")
-    np.testing.assert_allclose(y, upsampler.upsample(at_source, SOURCE), rtol=0, atol=EXACT)
+    upsampler = Upsampler(generator, device="cpu", notice=notices.append)
+    x = chirp(0.5, rate=rate, f1=0.45 * rate)
+    y = upsampler.upsample(x, rate)
+    assert len(notices) == 1 and f"{rate} Hz" in notices[0] and "22050 Hz" in notices[0]
+    assert y.shape == (output_length(len(x), rate, TARGET),)
+    at_source = soxr.resample(x, rate, SOURCE, quality="VHQ")
+    np.testing.assert_allclose(y, upsampler.upsample(at_source, SOURCE)[: len(y)], rtol=0, atol=EXACT)
+
+
+@pytest.mark.parametrize("rate", [32_000, 24_000])
+def test_a_rate_between_source_and_target_keeps_its_own_band(rate):
+    """A 13 kHz tone above the model's 11.025 kHz band survives at its level and phase."""
+    upsampler = Upsampler(tiny_generator(keep_band=(0.8, 0.9)), device="cpu", notice=lambda _: None)
+    n = rate  # one second
+    t = np.arange(n) / rate
+    high_tone = 0.3 * np.sin(2 * np.pi * 0.4 * rate * t)  # 12.8 / 9.6 kHz: inside its own band
+    x = (0.3 * np.sin(2 * np.pi * 1000 * t) + high_tone).astype(np.float32)
+    y = upsampler.upsample(x, rate)
+    assert y.shape == (output_length(n, rate, TARGET),)
+    direct = soxr.resample(x, rate, TARGET, quality="VHQ")[: len(y)]
+    middle = slice(len(y) // 4, 3 * len(y) // 4)
+    assert 10 * np.log10(np.sum(direct[middle] ** 2) / np.sum((y - direct)[middle] ** 2)) > 40
+    # The model path alone (the input brought down to 22.05 kHz first) would lose the tone.
+    via_source = upsampler.upsample(soxr.resample(x, rate, SOURCE, quality="VHQ"), SOURCE)[: len(y)]
+    assert 10 * np.log10(np.sum(direct[middle] ** 2) / np.sum((via_source - direct)[middle] ** 2)) < 10
 
 
 @pytest.mark.parametrize("rate", [TARGET, 48_000])
-def test_rates_at_or_above_the_target_are_refused(network, spec, rate):
+def test_rates_at_or_above_the_target_are_refused(generator, rate):
     with pytest.raises(RateError, match=f"{rate} Hz .* target rate {TARGET} Hz"):
-        Upsampler(network, spec, device="cpu").upsample(np.zeros(100, np.float32), rate)
+        Upsampler(generator, device="cpu").upsample(np.zeros(100, np.float32), rate)
 
 
-def test_upsample_file_streams_to_the_same_samples(network, spec, tmp_path):
+# --- hostile input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_input_fails_unless_asked_to_zero_it(generator, bad):
+    x = chirp(0.3)
+    x[1234] = bad
+    with pytest.raises(AudioError, match="NaN or infinite samples .*sample 1234"):
+        Upsampler(generator, device="cpu").upsample(x, SOURCE)
+    notices: list[str] = []
+    y = Upsampler(generator, device="cpu", nonfinite="zero", notice=notices.append).upsample(x, SOURCE)
+    assert np.isfinite(y).all() and notices == ["input: 1 NaN or infinite samples replaced with zeros"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17])
+def test_very_short_input_gives_ceil_n_times_ratio_samples(generator, n, tmp_path):
+    upsampler = Upsampler(generator, device="cpu")
+    x = np.full((1, n), 0.25, np.float32)
+    assert upsampler.upsample(x, SOURCE).shape == (1, 2 * n)
+    assert upsampler.upsample(np.full(n, 0.25, np.float32), 16_000).shape == (output_length(n, 16_000, TARGET),)
+    sf.write(tmp_path / "short.wav", x.T, SOURCE)
+    upsampler.upsample_file(tmp_path / "short.wav", tmp_path / "out.wav")
+    assert sf.info(tmp_path / "out.wav").frames == 2 * n
+
+
+def test_empty_input_is_refused(generator):
+    with pytest.raises(AudioError, match="empty"):
+        Upsampler(generator, device="cpu").upsample(np.zeros((2, 0), np.float32), SOURCE)
+
+
+def test_digital_silence_stays_silent_only_with_level_normalisation():
+    silence = np.zeros(SOURCE, np.float32)
+    loud = Upsampler(tiny_generator(normalise=False), device="cpu").upsample(silence, SOURCE)
+    assert np.abs(loud).max() > 1e-3  # the network's biases make a noise floor of their own
+    quiet = Upsampler(tiny_generator(normalise=True), device="cpu").upsample(silence, SOURCE)
+    assert np.abs(quiet).max() <= 1e-5
+
+
+def test_level_does_not_change_the_quality_with_level_normalisation():
+    rng = np.random.default_rng(4)
+    t = np.arange(2 * TARGET) / TARGET
+    target = (0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3_000 * t)
+              + 0.002 * rng.standard_normal(t.size)).astype(np.float32)
+    low = resample(target, TARGET, SOURCE, "kaiser_best")
+
+    def nearly_right(normalise: bool):
+        # A small residual, as a trained network's: what its biases add then shows.
+        generator = tiny_generator(normalise=normalise, keep_band=(0.8, 0.9))
+        with torch.no_grad():
+            generator.network.head.weight.mul_(0.01)
+        return generator
+
+    def snr_db(generator, gain: float) -> float:
+        y = Upsampler(generator, device="cpu").upsample(gain * low, SOURCE) / gain
+        return float(snr(torch.from_numpy(y), torch.from_numpy(target)))
+
+    normalised = nearly_right(True)
+    assert abs(snr_db(normalised, 0.01) - snr_db(normalised, 1.0)) < 0.5  # -40 dBFS vs 0 dBFS
+    plain = nearly_right(False)
+    assert snr_db(plain, 1.0) - snr_db(plain, 0.01) > 3  # the check can fail
+
+
+# --- files and checkpoints ----------------------------------------------------------------
+
+
+def test_upsample_file_streams_to_the_same_samples(generator, tmp_path):
     x = (0.3 * np.random.default_rng(2).standard_normal((3, 70_000))).astype(np.float32)  # > one read
     sf.write(tmp_path / "in.wav", x.T, SOURCE, subtype="FLOAT")
-    upsampler = Upsampler(network, spec, device="cpu", window=0.5, overlap=0.1)
+    upsampler = Upsampler(generator, device="cpu", window=0.5, overlap=0.1)
     seconds: list[float] = []
     upsampler.upsample_file(tmp_path / "in.wav", tmp_path / "out" / "out.wav", on_progress=seconds.append)
     y, rate = sf.read(tmp_path / "out" / "out.wav", dtype="float32", always_2d=True)
@@ -144,13 +225,26 @@ def test_upsample_file_streams_to_the_same_samples(network, spec, tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["out.wav"]  # no partial file left
 
 
-def test_from_checkpoint_rebuilds_the_network(network, spec, tmp_path):
-    state = {"network." + k: v for k, v in network.state_dict().items()}
-    torch.save({"state_dict": state, "audiosr": spec.to_dict()}, tmp_path / "tiny.ckpt")
-    upsampler = Upsampler.from_checkpoint(tmp_path / "tiny.ckpt", device="cpu")
+def test_a_file_that_fails_half_way_leaves_nothing(generator, tmp_path):
+    x = (0.3 * np.random.default_rng(5).standard_normal((1, 200_000))).astype(np.float32)
+    x[0, 150_000] = np.nan  # after the first blocks have been written
+    sf.write(tmp_path / "nan.wav", x.T, SOURCE, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN"):
+        Upsampler(generator, device="cpu", window=1.0).upsample_file(tmp_path / "nan.wav", tmp_path / "out" / "nan.wav")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_checkpoints_rebuild_the_generator(generator, tmp_path):
     x = chirp(0.2)
-    direct = Upsampler(network, spec, device="cpu")
-    np.testing.assert_array_equal(upsampler.upsample(x, SOURCE), direct.upsample(x, SOURCE))
+    direct = Upsampler(generator, device="cpu").upsample(x, SOURCE)
+    save_generator(tmp_path / "tiny.pt", generator)
+    # A training checkpoint: Lightning's state dict with the module's prefix, plus the spec.
+    state = {"generator.network." + k: v for k, v in generator.network.state_dict().items()}
+    torch.save({"state_dict": state, "audiosr": generator.spec.to_dict(), "global_step": 3}, tmp_path / "train.ckpt")
+    for path in ("tiny.pt", "train.ckpt"):
+        upsampler = Upsampler.from_checkpoint(tmp_path / path, device="cpu")
+        assert upsampler.spec == generator.spec
+        np.testing.assert_array_equal(upsampler.upsample(x, SOURCE), direct)
 
 
 def test_output_format_keeps_the_input_format_unless_it_cannot_hold_the_rate():
@@ -159,11 +253,19 @@ def test_output_format_keeps_the_input_format_unless_it_cannot_hold_the_rate():
     assert output_format("OGG", "OPUS", 1, TARGET) == ("FLAC", "PCM_24")  # Opus: 8-48 kHz steps only
 
 
-def test_non_integer_rate_ratios_window_exactly(network):
-    spec = ModelSpec(network=network_spec(network), source_rate=16_000, target_rate=TARGET, input_filter="kaiser_fast")
+@pytest.mark.parametrize("input_filter", ["kaiser_fast", "soxr_vhq"])
+def test_non_integer_rate_ratios_window_exactly(input_filter):
+    generator = tiny_generator(source_rate=16_000, input_filter=input_filter, keep_band=(0.8, 0.9))
     x = (0.3 * np.random.default_rng(3).standard_normal((1, 16_333))).astype(np.float32)
-    y = Upsampler(network, spec, device="cpu", window=0.1, overlap=0.02, context=0.01).upsample(x, 16_000)
-    rough = resample(x, 16_000, TARGET, "kaiser_fast", -(-x.shape[1] * TARGET // 16_000))
-    with torch.inference_mode():
-        reference = network(torch.from_numpy(rough).unsqueeze(1)).squeeze(1).numpy()
-    np.testing.assert_allclose(y, reference, rtol=0, atol=EXACT)
+    y = Upsampler(generator, device="cpu", window=0.1, overlap=0.02).upsample(x, 16_000)
+    np.testing.assert_allclose(y, whole_signal(generator, x, 16_000), rtol=0, atol=EXACT)
+
+
+def test_precision_is_one_switch_and_float32_by_default(generator):
+    x = chirp(0.3)
+    fp32 = Upsampler(generator, device="cpu").upsample(x, SOURCE)
+    bf16 = Upsampler(generator, device="cpu", precision="bf16").upsample(x, SOURCE)
+    np.testing.assert_allclose(fp32, whole_signal(generator, x[None])[0], rtol=0, atol=EXACT)
+    assert np.abs(bf16 - fp32).max() > 1e-4  # bf16 really runs at another precision
+    with pytest.raises(ValueError, match="precision"):
+        Upsampler(generator, device="cpu", precision="8")

@@ -1,4 +1,4 @@
-"""Multi-resolution STFT loss: formulas, precision, gradients, checkpoints."""
+"""Reconstruction losses: named terms, their formulas, precision, gradients, configuration."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiosr.losses import MultiResolutionSTFTLoss
+from audiosr.losses import LossTerm, MultiResolutionSTFT, MultiScaleMel, ReconstructionLoss, WaveformMSE
 
 SMALL = ((64, 48, 16), (128, 128, 32))
+
+
+def MultiResolutionSTFTLoss(resolutions=MultiResolutionSTFT.__init__.__defaults__[0], mse_weight: float = 100.0,
+                            stft_weight: float = 1.0, eps: float = 1e-7) -> ReconstructionLoss:
+    """The reference recipe's loss: ``stft_weight * (sc + mag) + mse_weight * mse``."""
+    return ReconstructionLoss({"mrstft": MultiResolutionSTFT(resolutions, eps), "mse": WaveformMSE()},
+                              {"mrstft": stft_weight, "mse": mse_weight})
 
 
 def _pair(batch: int = 2, length: int = 600, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,6 +145,14 @@ def test_optimising_a_waveform_lowers_the_loss() -> None:
     assert last["sc"].item() < first["sc"].item()
 
 
+def test_default_loss_is_the_reference_recipe() -> None:
+    default, reference = ReconstructionLoss(), MultiResolutionSTFTLoss()
+    assert default.weights == {"mrstft": 1.0, "mse": 100.0}
+    prediction, target = _pair(length=3000, seed=9)
+    for name, value in reference(prediction, target).items():
+        torch.testing.assert_close(default(prediction, target)[name], value)
+
+
 def test_windows_stay_out_of_the_state_dict() -> None:
     loss = MultiResolutionSTFTLoss()
     assert len(list(loss.buffers())) == 3
@@ -153,7 +168,7 @@ def test_windows_stay_out_of_the_state_dict() -> None:
 @pytest.mark.parametrize("bad", [[], [(64, 128, 16)], [(64, 48, 0)], [(64, 48)]])
 def test_invalid_resolutions_are_refused(bad: list) -> None:
     with pytest.raises(ValueError):
-        MultiResolutionSTFTLoss(resolutions=bad)
+        MultiResolutionSTFT(resolutions=bad)
 
 
 def test_mismatched_shapes_are_refused() -> None:
@@ -161,12 +176,65 @@ def test_mismatched_shapes_are_refused() -> None:
         MultiResolutionSTFTLoss(SMALL)(torch.zeros(1, 1, 600), torch.zeros(1, 1, 601))
 
 
+def test_weights_must_name_terms_and_parts_must_be_distinct() -> None:
+    with pytest.raises(ValueError, match="unknown terms"):
+        ReconstructionLoss({"mse": WaveformMSE()}, {"mel": 15.0})
+    with pytest.raises(ValueError, match="distinct"):
+        ReconstructionLoss({"a": WaveformMSE(), "b": WaveformMSE()})
+    only_mse = ReconstructionLoss({"mse": WaveformMSE()})
+    assert only_mse.weights == {"mse": 1.0}  # a term without a weight counts once
+
+
+def test_mel_term_matches_a_hand_computation_for_one_scale() -> None:
+    from torchaudio.functional import melscale_fbanks
+
+    window, mels, rate = 256, 20, 16000
+    term = MultiScaleMel(window_lengths=[window], n_mels=[mels])
+    with pytest.raises(RuntimeError, match="setup"):
+        term(torch.zeros(1, 2000), torch.zeros(1, 2000))
+    term.setup(rate)
+    prediction, target = (x.reshape(2, -1) for x in _pair(length=2000, seed=10))
+
+    def log_mel(x: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(x, window, window // 4, window=torch.hann_window(window), center=True,
+                          return_complex=True).abs()
+        filters = melscale_fbanks(window // 2 + 1, 0.0, rate / 2, mels, rate, norm="slaney", mel_scale="slaney")
+        return torch.log10(torch.clamp(torch.einsum("nft,fm->nmt", spec, filters), min=1e-5))
+
+    expected = (log_mel(prediction) - log_mel(target)).abs().mean()
+    torch.testing.assert_close(term(prediction, target)["mel"], expected, rtol=1e-5, atol=1e-6)
+    assert term(target, target)["mel"].item() == 0.0
+
+
+def test_mel_term_learns_its_rate_from_the_loss_owner() -> None:
+    loss = ReconstructionLoss({"mel": MultiScaleMel(window_lengths=[64, 128], n_mels=[10, 20])}).setup(22050)
+    assert loss.terms["mel"].sample_rate == 22050
+    out = loss(*_pair(length=4000, seed=11))
+    assert out["total"].item() == pytest.approx(out["mel"].item()) and out["mel"].item() > 0
+
+
+def test_a_new_term_is_one_small_class() -> None:
+    class L1(LossTerm):
+        parts = ("l1",)
+
+        def forward(self, prediction, target):
+            return {"l1": (prediction - target).abs().mean()}
+
+    loss = ReconstructionLoss({"l1": L1(), "mse": WaveformMSE()}, {"l1": 2.0})
+    out = loss(*_pair(seed=12))
+    torch.testing.assert_close(out["total"], 2.0 * out["l1"] + out["mse"])
+
+
 def test_configurable_from_jsonargparse() -> None:
     from jsonargparse import ArgumentParser
 
     parser = ArgumentParser()
-    parser.add_class_arguments(MultiResolutionSTFTLoss, "loss")
-    cfg = parser.parse_args(["--loss.resolutions=[[256, 128, 32], [512, 512, 64]]"])
-    loss = MultiResolutionSTFTLoss(**vars(cfg.loss))
-    assert loss.resolutions == ((256, 128, 32), (512, 512, 64))
-    assert loss.mse_weight == 100.0
+    parser.add_argument("--loss", type=ReconstructionLoss)
+    cfg = parser.parse_args(["--loss", """{"class_path": "audiosr.losses.ReconstructionLoss", "init_args": {
+        "terms": {"mrstft": {"class_path": "audiosr.losses.MultiResolutionSTFT",
+                             "init_args": {"resolutions": [[256, 128, 32], [512, 512, 64]]}},
+                  "mse": "audiosr.losses.WaveformMSE"},
+        "weights": {"mrstft": 1.0, "mse": 100.0}}}""", "--loss.init_args.weights.mse", "50"])
+    loss = parser.instantiate(cfg).loss
+    assert loss.terms["mrstft"].resolutions == ((256, 128, 32), (512, 512, 64))
+    assert loss.weights == {"mrstft": 1.0, "mse": 50.0}

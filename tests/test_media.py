@@ -74,7 +74,7 @@ def validate(callback, trainer, module, data, step: int, sanity: bool = False) -
     callback.on_validation_epoch_end(trainer, module)
 
 
-MODULE = SimpleNamespace(spec=SimpleNamespace(source_rate=SOURCE_RATE, target_rate=RATE))
+MODULE = SimpleNamespace(spec=SimpleNamespace(source_rate=SOURCE_RATE, target_rate=RATE, cutoff_hz=SOURCE_RATE / 2))
 
 
 def test_without_wandb_files_go_to_the_run_directory_every_n_validations(tmp_path):

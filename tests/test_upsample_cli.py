@@ -9,26 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from audiosr.checkpoint import ModelSpec, network_spec
-from audiosr.models.unet import UNet
+from audiosr.checkpoint import save_generator
 from audiosr.upsample import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from conftest import tiny_generator
 
 SOURCE, TARGET = 22050, 44100
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = UNet(channels=[4, 8, 8])
-    with torch.no_grad():
-        net.head.weight.normal_(0.0, 0.5)  # residual U-Net: make the residual non-zero
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    spec = ModelSpec(network=network_spec(net), source_rate=SOURCE, target_rate=TARGET, input_filter="kaiser_fast")
-    state_dict = {"network." + k: v for k, v in net.state_dict().items()}
-    torch.save({"state_dict": state_dict, "audiosr": spec.to_dict()}, path)
-    return path
+    generator = tiny_generator(keep_band=(0.8, 0.9), normalise=True)
+    return save_generator(tmp_path_factory.mktemp("ckpt") / "tiny.pt", generator)
 
 
 def tone(path: Path, rate: int = SOURCE, seconds: float = 0.5, channels: int = 1, **kwargs) -> Path:
@@ -126,6 +118,44 @@ def test_failures_give_one_line_and_the_documented_exit_status(ckpt, tmp_path):
         _, err = runs[name].communicate(timeout=120)
         assert runs[name].returncode == status, (name, err)
         assert "Traceback" not in err, name
-        problems = [text for text in err.splitlines() if " written, " not in text]  # all but the summary
+        # One line per problem; the summary repeats each failed file, indented.
+        problems = [text for text in err.splitlines() if " written, " not in text and not text.startswith("  failed:")]
         assert len(problems) == 1 and line in problems[0], (name, err)
     assert sf.info(out / "mixed" / "good.wav").samplerate == TARGET  # the good file still ran
+
+
+def test_hostile_files_never_give_a_corrupt_output(ckpt, tmp_path, capsys):
+    folder = tmp_path / "in"
+    good = tone(folder / "good.wav")
+    nan = np.full((2000, 1), 0.1, np.float32)
+    nan[700] = np.nan
+    sf.write(folder / "nan.wav", nan, SOURCE, subtype="FLOAT")
+    inf = np.full((2000, 1), 0.1, np.float32)
+    inf[5] = np.inf
+    sf.write(folder / "inf.wav", inf, SOURCE, subtype="FLOAT")
+    sf.write(folder / "one_sample.wav", np.full((1, 1), 0.5, np.float32), SOURCE, subtype="FLOAT")
+    sf.write(folder / "empty.wav", np.zeros((0, 1), np.float32), SOURCE)
+    sf.write(folder / "silence.wav", np.zeros((SOURCE, 1), np.float32), SOURCE, subtype="FLOAT")
+    (folder / "broken.wav").symlink_to(tmp_path / "nowhere.wav")
+    out = tmp_path / "out"
+
+    assert upsample(ckpt, folder, "-o", out) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "3 written, 0 skipped (output exists; --overwrite replaces), 4 failed" in err
+    failed = {line.split(": ", 2)[1]: line.split(": ", 2)[2] for line in err.splitlines() if line.startswith("  failed:")}
+    assert set(failed) == {str(folder / n) for n in ("nan.wav", "inf.wav", "empty.wav", "broken.wav")}
+    assert "NaN or infinite samples (first at sample 700" in failed[str(folder / "nan.wav")]
+    assert "first at sample 5" in failed[str(folder / "inf.wav")]
+    assert "empty" in failed[str(folder / "empty.wav")]
+    assert "broken link" in failed[str(folder / "broken.wav")]
+    assert sorted(p.name for p in out.iterdir()) == ["good.wav", "one_sample.wav", "silence.wav"]  # nothing partial
+    assert sf.info(out / "one_sample.wav").frames == 2
+    silence, _ = sf.read(out / "silence.wav", dtype="float32")
+    assert np.abs(silence).max() <= 1e-5
+    assert sf.info(out / "good.wav").frames == 2 * sf.info(good).frames
+
+    # Asked to, NaN and infinite samples become zeros, and the files are upsampled.
+    assert upsample(ckpt, folder / "nan.wav", folder / "inf.wav", "-o", out, "--nonfinite", "zero") == EXIT_OK
+    repaired, _ = sf.read(out / "nan.wav", dtype="float32")
+    assert np.isfinite(repaired).all() and len(repaired) == 4000
+    assert "1 NaN or infinite samples replaced with zeros" in capsys.readouterr().err

@@ -13,7 +13,8 @@ from typing import Literal
 
 import numpy as np
 
-from audiosr.data.recordings import ArrayRecording, Recording, find_audio, index_files
+from audiosr.audio_io import find_audio
+from audiosr.data.recordings import ArrayRecording, Recording, index_files
 
 Split = Literal["train", "val", "test"]
 
@@ -74,23 +75,16 @@ class AudioFolders(Corpus):
         train: sources of training audio.
         val: sources of validation audio.
         test: sources of test audio; defaults to ``val``.
-        extensions: file endings taken from folders.
+
+    Inside folders, audio files are found by name, with the same rule as
+    ``audiosr upsample`` (``audiosr.audio_io.is_audio_name``).
     """
 
-    def __init__(
-        self,
-        train: list[str],
-        val: list[str],
-        test: list[str] | None = None,
-        extensions: list[str] | None = None,
-    ) -> None:
+    def __init__(self, train: list[str], val: list[str], test: list[str] | None = None) -> None:
         self.sources = {"train": list(train), "val": list(val), "test": list(test if test is not None else val)}
-        self.extensions = extensions
 
     def files(self, split: Split) -> list[Path]:
-        if self.extensions is None:
-            return find_audio(self.sources[split])
-        return find_audio(self.sources[split], self.extensions)
+        return find_audio(self.sources[split])
 
     def prepare(self, sample_rate, cache_dir, min_frames):
         reported: set[str] = set()
@@ -118,8 +112,9 @@ class VCTK(Corpus):
 
     Speakers p280 and p315 are dropped (p315 has no recordings, p280 no mic2); of the
     remaining speakers, sorted, all but the last ``held_out_speakers`` train and the held-out
-    ones are the test set. Validation uses the first ``val_utterances`` utterances of each
-    held-out speaker, a subset of the test set, as published systems do.
+    ones are the test set, as in published systems. Validation never touches the test
+    set: it uses the last ``val_utterances`` utterances of each training speaker, which
+    are kept out of training (so validation measures unseen utterances of known voices).
 
     The FLAC files are read with soundfile, avoiding torchaudio's FFmpeg-based decoder.
 
@@ -127,8 +122,8 @@ class VCTK(Corpus):
         root: folder that holds (or will hold) ``wav48_silence_trimmed/``.
         mic: "mic1" (as published systems) or "mic2".
         download: fetch the corpus (about 11 GB) through torchaudio when missing.
-        held_out_speakers: how many of the last speakers are held out.
-        val_utterances: utterances per held-out speaker used for validation.
+        held_out_speakers: how many of the last speakers are held out (the test set).
+        val_utterances: utterances per training speaker kept out of training for validation.
     """
 
     DROPPED = ("p280", "p315")
@@ -139,7 +134,7 @@ class VCTK(Corpus):
         mic: Literal["mic1", "mic2"] = "mic1",
         download: bool = False,
         held_out_speakers: int = 8,
-        val_utterances: int = 8,
+        val_utterances: int = 1,
     ) -> None:
         self.root = Path(root).expanduser()
         self.mic = mic
@@ -182,9 +177,13 @@ class VCTK(Corpus):
     def files(self, split: Split) -> list[Path]:
         train, held_out = self.speakers()
         files = []
-        for speaker in train if split == "train" else held_out:
+        for speaker in held_out if split == "test" else train:
             utterances = sorted((self.audio_dir / speaker).glob(f"*_{self.mic}.flac"))
-            files.extend(utterances[: self.val_utterances] if split == "val" else utterances)
+            if split == "train":
+                utterances = utterances[: len(utterances) - self.val_utterances]
+            elif split == "val":
+                utterances = utterances[len(utterances) - self.val_utterances:]
+            files.extend(utterances)
         return files
 
     def prepare(self, sample_rate, cache_dir, min_frames):
@@ -199,4 +198,5 @@ class VCTK(Corpus):
         return index_files(files, sample_rate, cache_dir, min_frames, warn, f"VCTK {split}")
 
     def describe(self) -> str:
-        return f"VCTK 0.92 {self.mic} at {self.root} (last {self.held_out_speakers} speakers held out)"
+        return (f"VCTK 0.92 {self.mic} at {self.root} (last {self.held_out_speakers} speakers: test; last "
+                f"{self.val_utterances} utterance(s) of every training speaker: validation)")

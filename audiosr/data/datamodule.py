@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
 
 from audiosr.data.corpora import Corpus, SyntheticCorpus
-from audiosr.data.datasets import FixedCrops, PairMaker, RandomCrops, WholeRecordings
-from audiosr.data.pairs import RESAMPY_FILTERS
+from audiosr.data.datasets import EpochSampler, FixedCrops, RandomCrops, WholeRecordings
+from audiosr.data.degradations import Degradation, Resample
+from audiosr.data.pairs import PairMaker
 from audiosr.data.recordings import default_cache_dir
-
-# Evaluation needs at least one full LSD frame (STFT 2048) in a test recording.
-MIN_TEST_FRAMES = 4096
+from audiosr.dsp import check_resampler
+from audiosr.metrics import LSD_N_FFT
 
 
 class AudioPairDataModule(L.LightningDataModule):
@@ -30,11 +32,17 @@ class AudioPairDataModule(L.LightningDataModule):
         batch_size: crops per training and validation batch.
         num_workers: loader processes (0 loads in the main process).
         train_items_per_epoch: random crops per training epoch.
-        lowpass_filter: resampy filter that makes the low-rate signal from the target.
-        input_filter: resampy filter that brings the low-rate signal back to the target
-            rate as the network's input.
+        lowpass_filter: the resampler that makes validation and test low-rate signals
+            from their targets (and training ones, unless ``train_degradation``).
+        input_filter: the resampler that brings the low-rate signal back to the target
+            rate as the network's input (``audiosr.dsp.RESAMPLERS``).
+        train_degradation: how training low-rate signals are made, e.g.
+            ``audiosr.data.RandomLowpass`` (random filters and gains); default: ``lowpass_filter``.
+        test_degradation: how test low-rate signals are made; default: ``lowpass_filter``.
         cache_dir: where converted files and file checks are kept
             (default ``$AUDIOSR_CACHE`` or ``~/.cache/audiosr``).
+
+    Crops and random degradations follow the run's seed (``seed_everything``).
     """
 
     def __init__(
@@ -48,14 +56,18 @@ class AudioPairDataModule(L.LightningDataModule):
         train_items_per_epoch: int = 1000,
         lowpass_filter: str = "kaiser_best",
         input_filter: str = "kaiser_fast",
+        train_degradation: Degradation | None = None,
+        test_degradation: Degradation | None = None,
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         if not 0 < source_rate < target_rate:
             raise ValueError(f"need 0 < source_rate < target_rate, got {source_rate} and {target_rate}")
         for name, value in (("lowpass_filter", lowpass_filter), ("input_filter", input_filter)):
-            if value not in RESAMPY_FILTERS:
-                raise ValueError(f"{name} must be one of {RESAMPY_FILTERS}, got {value!r}")
+            try:
+                check_resampler(value)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
         self.corpus = corpus if corpus is not None else SyntheticCorpus()
         self.source_rate = source_rate
         self.target_rate = target_rate
@@ -63,42 +75,54 @@ class AudioPairDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_items_per_epoch = train_items_per_epoch
-        self.make_pair = PairMaker(source_rate, target_rate, lowpass_filter, input_filter)
+        self.input_filter = input_filter
+        standard = Resample(lowpass_filter)
+        self.degradations = {
+            "train": train_degradation or standard,
+            "val": standard,
+            "test": test_degradation or standard,
+        }
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        self.datasets: dict[str, object] = {}
+        self.datasets: dict[str, Any] = {}
+        self.train_sampler = EpochSampler(train_items_per_epoch)
 
     @property
     def min_frames(self) -> dict[str, int]:
-        return {"train": self.segment_frames, "val": self.segment_frames, "test": MIN_TEST_FRAMES}
+        # A test recording needs two full LSD frames to be scored.
+        return {"train": self.segment_frames, "val": self.segment_frames, "test": 2 * LSD_N_FFT}
+
+    def pair_maker(self, split: str) -> PairMaker:
+        return PairMaker(self.source_rate, self.target_rate, self.input_filter, self.degradations[split])
 
     def prepare_data(self) -> None:
         self.corpus.prepare(self.target_rate, self.cache_dir, self.min_frames)
 
     def setup(self, stage: str) -> None:
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+
         def recordings(split):
             return self.corpus.recordings(split, self.target_rate, self.cache_dir, self.min_frames[split])
 
         if stage == "fit" and "train" not in self.datasets:
-            self.datasets["train"] = RandomCrops(
-                recordings("train"), self.segment_frames, self.train_items_per_epoch, self.make_pair
-            )
+            self.datasets["train"] = RandomCrops(recordings("train"), self.segment_frames,
+                                                 self.train_items_per_epoch, self.pair_maker("train"), seed)
         if stage in ("fit", "validate") and "val" not in self.datasets:
-            self.datasets["val"] = FixedCrops(recordings("val"), self.segment_frames, self.make_pair)
+            self.datasets["val"] = FixedCrops(recordings("val"), self.segment_frames, self.pair_maker("val"), seed)
         if stage == "test" and "test" not in self.datasets:
-            self.datasets["test"] = WholeRecordings(recordings("test"), self.make_pair)
+            self.datasets["test"] = WholeRecordings(recordings("test"), self.pair_maker("test"), seed)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, **kwargs: Any) -> DataLoader:
         return DataLoader(
             self.datasets[split],
             batch_size=batch_size,
-            shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             drop_last=split == "train",
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size)
+        return self._loader("train", self.batch_size, sampler=self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.batch_size)
@@ -107,5 +131,13 @@ class AudioPairDataModule(L.LightningDataModule):
         # Whole recordings differ in length: one per batch.
         return self._loader("test", 1)
 
+    def state_dict(self) -> dict[str, Any]:
+        # Resumed runs continue with the next epoch's crops.
+        return {"train_sampler": self.train_sampler.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_sampler.load_state_dict(state_dict.get("train_sampler", {}))
+
     def describe(self) -> str:
-        return f"{self.corpus.describe()}; {self.source_rate} Hz -> {self.target_rate} Hz"
+        return (f"{self.corpus.describe()}; {self.source_rate} Hz -> {self.target_rate} Hz; "
+                f"test input made by {self.degradations['test'].describe()}, network input by {self.input_filter}")

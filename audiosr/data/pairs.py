@@ -1,40 +1,14 @@
-"""How a low-rate signal and the network's input are made from a high-rate target."""
+"""Aligned training pairs: the low-rate signal, the network's rough input and the target."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
-import resampy
+import torch
 
-# resampy filters; "kaiser_best" is the default anti-aliasing low-pass for making the
-# low-rate signal, "kaiser_fast" the study's rough upsampler for the network's input.
-RESAMPY_FILTERS = ("kaiser_best", "kaiser_fast", "sinc_window")
-
-
-def fit_length(x: np.ndarray, length: int) -> np.ndarray:
-    """Crop or zero-pad the last axis to ``length`` samples."""
-    if x.shape[-1] >= length:
-        return x[..., :length]
-    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, length - x.shape[-1])])
-
-
-def resample(x: np.ndarray, rate_in: int, rate_out: int, filter: str, length: int | None = None) -> np.ndarray:
-    """Resample the last axis of ``x`` with resampy (zero-phase, so sample-aligned).
-
-    Args:
-        x: float array ``(..., T)``.
-        length: output length; defaults to resampy's ``floor(T * rate_out / rate_in)``.
-
-    Returns:
-        float32 array ``(..., length)``.
-    """
-    if filter not in RESAMPY_FILTERS:
-        raise ValueError(f"unknown resampy filter {filter!r}; choose one of {RESAMPY_FILTERS}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if rate_in != rate_out:
-        x = resampy.resample(x, rate_in, rate_out, filter=filter, axis=-1)
-    if length is not None:
-        x = fit_length(x, length)
-    return x.astype(np.float32, copy=False)
+from audiosr.data.degradations import Degradation, Resample
+from audiosr.dsp import resample
 
 
 def make_pair(
@@ -44,14 +18,38 @@ def make_pair(
     lowpass_filter: str = "kaiser_best",
     input_filter: str = "kaiser_fast",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Degrade ``target`` ``(..., T)`` to the source rate and bring it back.
+    """Degrade ``target`` ``(..., T)`` to the source rate with a resampler and bring it back.
 
     Returns:
         ``(low, rough)``: the low-rate signal ``(..., ceil(T * source / target))`` and
         its ``input_filter`` upsampling ``(..., T)``, sample-aligned with ``target``.
     """
-    n = target.shape[-1]
-    low_length = -(-n * source_rate // target_rate)
-    low = resample(target, target_rate, source_rate, lowpass_filter, low_length)
-    rough = resample(low, source_rate, target_rate, input_filter, n)
-    return low, rough
+    low, _ = Resample(lowpass_filter)(target, source_rate, target_rate, np.random.default_rng(0))
+    return low, resample(low, source_rate, target_rate, input_filter, target.shape[-1])
+
+
+@dataclass(frozen=True)
+class PairMaker:
+    """Turns a target crop ``(1, T)`` into the item dict of :mod:`audiosr.data.datasets`.
+
+    Args:
+        degradation: makes the low-rate signal (default: resampy ``kaiser_best``).
+        input_filter: brings it back to the target rate as the network's input.
+    """
+
+    source_rate: int
+    target_rate: int
+    input_filter: str = "kaiser_fast"
+    degradation: Degradation = field(default_factory=Resample)
+
+    def __call__(self, target: np.ndarray, rng: np.random.Generator | None = None, **extra) -> dict:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        target = np.ascontiguousarray(target, dtype=np.float32)
+        low, gain = self.degradation(target, self.source_rate, self.target_rate, rng)
+        rough = resample(low, self.source_rate, self.target_rate, self.input_filter, target.shape[-1])
+        return {
+            "input": torch.from_numpy(rough),
+            "target": torch.from_numpy(target * np.float32(gain)),
+            "low": torch.from_numpy(np.ascontiguousarray(low, dtype=np.float32)),
+            **extra,
+        }

@@ -14,7 +14,7 @@ import json
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,10 +22,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from audiosr.data.pairs import resample
-
-# Peak level after normalisation: inside [-1, 1] with headroom for the model's output.
-PEAK = 0.95
+from audiosr.dsp import PEAK, resample
 
 
 class SkippedAudioWarning(UserWarning):
@@ -209,34 +206,3 @@ def index_files(
     if changed:
         cache.save()
     return recordings
-
-
-# What libsndfile reads, by file ending.
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
-)
-
-
-def find_audio(entries: Iterable[str | Path], extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """Expand files, folders (recursive) and ``.txt`` lists of paths into audio files.
-
-    Files inside folders are kept by extension; a file named directly is always kept,
-    so that a mislabelled one is reported rather than silently ignored.
-    """
-    extensions = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    found: list[Path] = []
-    for entry in entries:
-        path = Path(entry).expanduser()
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions))
-        elif path.suffix.lower() == ".txt" and path.is_file():
-            base = path.parent
-            for line in path.read_text().splitlines():
-                if line.strip() and not line.lstrip().startswith("#"):
-                    item = Path(line.strip()).expanduser()
-                    found.append(item if item.is_absolute() else base / item)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"audio source {path} does not exist")
-    return found

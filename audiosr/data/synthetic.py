@@ -18,7 +18,7 @@ random mixture of events of four kinds:
 4. coloured noise bursts (white to brown, optionally band-limited and modulated).
 
 Layers of such events, near-silent gaps and a -65..-80 dB noise floor make up a clip,
-peak-normalised to 0.9. Sources stay below ``0.48 * sample_rate``: partials and noise
+peak-normalised to ``audiosr.dsp.PEAK`` (0.95), like recordings. Sources stay below ``0.48 * sample_rate``: partials and noise
 spectra fade out between ``0.45`` and ``0.48`` times the rate (21.2 kHz at 44.1 kHz),
 and percussion, whose sub-millisecond attacks would spread a band, is band-limited
 again once synthesised. A clip made at a lower rate is thus free of aliasing, like a
@@ -40,8 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PEAK = 0.9
-"""Peak absolute value of every clip."""
+from audiosr.dsp import PEAK  # every clip peaks here, like a normalised recording
 
 # Control-rate step (samples) for contours and partial amplitudes: ~1.5 ms at 44.1 kHz
 # is smooth enough for vibrato and formant glides, and the partial amplitudes are

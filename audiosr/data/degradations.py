@@ -1,0 +1,167 @@
+"""How a low-rate signal is made from a full-band target: the training data's degradation.
+
+Real low-rate audio was not all made by one resampling filter: a model trained on one
+filter generalises poorly to others (REFERENCE.md). :class:`RandomLowpass` therefore
+draws, per training crop, a low-pass of a random family, order and cut-off near the
+source Nyquist frequency (or a plain resampler), and a random gain. Validation and test
+use one fixed :class:`Resample` (resampy ``kaiser_best`` by default, as published
+systems), so that their numbers compare across runs; ``make bench`` also tests with
+other fixed :class:`Lowpass` filters.
+
+A degradation maps a target ``(C, T)`` at the target rate to the low-rate signal
+``(C, ceil(T * source_rate / target_rate))``, sample-aligned with the target (every
+filter here is zero-phase). It may also return a gain it applied, which the pair maker
+applies to the target as well.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from audiosr.dsp import check_resampler, nyquist, output_length, resample
+
+FilterKind = Literal["butter", "cheby1", "cheby2", "bessel", "ellip"]
+
+
+class Degradation(ABC):
+    """Target ``(C, T)`` at ``target_rate`` -> ``(low (C, T_low), gain)``."""
+
+    @abstractmethod
+    def __call__(self, target: np.ndarray, source_rate: int, target_rate: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """The low-rate signal, and the gain applied to it (the target is to be scaled alike)."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class Resample(Degradation):
+    """A plain resampler of ``audiosr.dsp`` (its own anti-aliasing low-pass, nothing else)."""
+
+    def __init__(self, method: str = "kaiser_best") -> None:
+        check_resampler(method)
+        self.method = method
+
+    def __call__(self, target, source_rate, target_rate, rng):
+        n = output_length(target.shape[-1], target_rate, source_rate)
+        return resample(target, target_rate, source_rate, self.method, n), 1.0
+
+    def describe(self) -> str:
+        return f"resample ({self.method})"
+
+
+def _design(kind: FilterKind, order: int, cutoff_hz: float, rate: int, ripple_db: float, stop_db: float) -> np.ndarray:
+    """Second-order sections of an IIR low-pass (scipy.signal)."""
+    from scipy import signal
+
+    if kind == "butter":
+        return signal.butter(order, cutoff_hz, output="sos", fs=rate)
+    if kind == "cheby1":
+        return signal.cheby1(order, ripple_db, cutoff_hz, output="sos", fs=rate)
+    if kind == "cheby2":
+        return signal.cheby2(order, stop_db, cutoff_hz, output="sos", fs=rate)
+    if kind == "bessel":
+        return signal.bessel(order, cutoff_hz, output="sos", fs=rate, norm="mag")
+    if kind == "ellip":
+        return signal.ellip(order, ripple_db, stop_db, cutoff_hz, output="sos", fs=rate)
+    raise ValueError(f"unknown filter kind {kind!r}")
+
+
+def lowpass(target: np.ndarray, kind: FilterKind, order: int, cutoff_hz: float, rate: int,
+            ripple_db: float = 0.5, stop_db: float = 60.0) -> np.ndarray:
+    """Zero-phase IIR low-pass of ``(C, T)`` at ``rate`` (forward-backward, so twice the order)."""
+    from scipy import signal
+
+    sos = _design(kind, order, cutoff_hz, rate, ripple_db, stop_db)
+    padlen = min(target.shape[-1] - 1, 3 * (2 * len(sos) + 1))
+    return signal.sosfiltfilt(sos, target, axis=-1, padlen=max(padlen, 0)).astype(np.float32)
+
+
+class Lowpass(Degradation):
+    """One fixed IIR low-pass at ``cutoff x`` the source Nyquist frequency, then ``resampler``.
+
+    Args:
+        kind: filter family (scipy.signal): Butterworth, Chebyshev I/II, Bessel, elliptic.
+        order: filter order (applied forward and backward: zero-phase).
+        cutoff: corner frequency as a fraction of the source Nyquist frequency.
+        ripple_db: pass-band ripple (Chebyshev I, elliptic).
+        stop_db: stop-band attenuation (Chebyshev II, elliptic).
+        resampler: brings the filtered signal to the source rate (its own anti-aliasing
+            filter removes what the low-pass leaves above the source Nyquist frequency).
+    """
+
+    def __init__(self, kind: FilterKind = "cheby1", order: int = 8, cutoff: float = 0.95, ripple_db: float = 0.5,
+                 stop_db: float = 60.0, resampler: str = "soxr_vhq") -> None:
+        if not 0 < cutoff <= 1:
+            raise ValueError(f"cutoff is a fraction of the source Nyquist frequency in (0, 1], got {cutoff}")
+        check_resampler(resampler)
+        _design(kind, order, 1000.0, 44100, ripple_db, stop_db)  # validates the parameters now
+        self.kind, self.order, self.cutoff = kind, int(order), float(cutoff)
+        self.ripple_db, self.stop_db, self.resampler = float(ripple_db), float(stop_db), resampler
+
+    def __call__(self, target, source_rate, target_rate, rng):
+        filtered = lowpass(target, self.kind, self.order, self.cutoff * nyquist(source_rate), target_rate,
+                           self.ripple_db, self.stop_db)
+        return Resample(self.resampler)(filtered, source_rate, target_rate, rng)[0], 1.0
+
+    def describe(self) -> str:
+        return f"{self.kind} order {self.order} at {self.cutoff:g} x Nyquist, then {self.resampler}"
+
+
+class RandomLowpass(Degradation):
+    """A random degradation per item: the robust training default.
+
+    With probability ``resampler_probability`` a plain resampler from ``resamplers``;
+    otherwise an IIR low-pass of a family from ``kinds``, an order drawn from ``orders``
+    (inclusive), a corner drawn from ``cutoffs`` (fractions of the source Nyquist
+    frequency), ripple / stop-band drawn from their ranges, followed by a resampler from
+    ``resamplers``. A gain drawn uniformly in dB from ``gain_db`` is applied as well.
+    """
+
+    def __init__(
+        self,
+        kinds: Sequence[FilterKind] = ("butter", "cheby1", "cheby2", "bessel", "ellip"),
+        orders: tuple[int, int] = (2, 10),
+        cutoffs: tuple[float, float] = (0.85, 1.0),
+        ripple_db: tuple[float, float] = (0.05, 1.0),
+        stop_db: tuple[float, float] = (40.0, 80.0),
+        resamplers: Sequence[str] = ("kaiser_best", "kaiser_fast", "soxr_vhq", "soxr_hq"),
+        resampler_probability: float = 0.3,
+        gain_db: tuple[float, float] = (-12.0, 0.0),
+    ) -> None:
+        for method in resamplers:
+            check_resampler(method)
+        if not kinds or not resamplers:
+            raise ValueError("kinds and resamplers must not be empty")
+        if not (0 < cutoffs[0] <= cutoffs[1] <= 1):
+            raise ValueError(f"cutoffs must lie in (0, 1], got {cutoffs}")
+        self.kinds, self.orders, self.cutoffs = tuple(kinds), tuple(orders), tuple(cutoffs)
+        self.ripple_db, self.stop_db = tuple(ripple_db), tuple(stop_db)
+        self.resamplers, self.resampler_probability = tuple(resamplers), float(resampler_probability)
+        self.gain_db = tuple(gain_db)
+
+    def draw(self, rng: np.random.Generator) -> Degradation:
+        """The degradation used for one item."""
+        resampler = str(rng.choice(self.resamplers))
+        if rng.random() < self.resampler_probability:
+            return Resample(resampler)
+        kind = str(rng.choice(self.kinds))
+        # Bessel filters above order ~8 lose numerical accuracy in scipy's design.
+        high = min(self.orders[1], 8) if kind == "bessel" else self.orders[1]
+        order = int(rng.integers(self.orders[0], max(self.orders[0], high) + 1))
+        return Lowpass(kind, order, float(rng.uniform(*self.cutoffs)), float(rng.uniform(*self.ripple_db)),
+                       float(rng.uniform(*self.stop_db)), resampler)
+
+    def __call__(self, target, source_rate, target_rate, rng):
+        gain = float(10 ** (rng.uniform(*self.gain_db) / 20))
+        low, _ = self.draw(rng)(target, source_rate, target_rate, rng)
+        return low * np.float32(gain), gain
+
+    def describe(self) -> str:
+        return (f"random: {', '.join(self.kinds)} (orders {self.orders[0]}-{self.orders[1]}, corner "
+                f"{self.cutoffs[0]:g}-{self.cutoffs[1]:g} x Nyquist) or a plain resampler "
+                f"(p={self.resampler_probability:g}) of {', '.join(self.resamplers)}; gain {self.gain_db} dB")

@@ -1,0 +1,235 @@
+"""``audiosr fit / validate / test``: the LightningCLI, its run layout and checkpoint lookup."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins import CheckpointIO
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import WandbLogger
+
+from audiosr.callbacks import BaselineComparison, LearningRate, QualityMetrics
+from audiosr.checkpoint import CheckpointError, check_compatible, checkpoint_step, read_spec, resolve_checkpoint
+from audiosr.data.datamodule import AudioPairDataModule
+from audiosr.media import AudioExamples
+from audiosr.module import SuperResolutionModule
+from audiosr.runs import AtomicCheckpointIO, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint
+
+RUNS_DIR = "runs"
+DEFAULT_EXPERIMENT = "audiosr"
+GPU_PRECISIONS = ("16-mixed", "16", "16-true", "bf16-mixed", "bf16", "bf16-true", "transformer-engine")
+WANDB_LOGGER = "audiosr.runs.WandbLogger"
+WANDB_LOGGERS = (WANDB_LOGGER, "lightning.pytorch.loggers.WandbLogger")
+
+
+def wandb_offline() -> bool:
+    """W&B stays offline unless the user asked for online or has logged in."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode:
+        return mode in ("offline", "dryrun", "disabled")
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC", "~/.netrc")).expanduser()
+    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+def fail(message: str) -> None:
+    """One clear line and exit status 2: a usage problem, found before anything runs."""
+    print(f"audiosr: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class AudioSRCLI(LightningCLI):
+    """LightningCLI with the data module owning the rates and one folder per run.
+
+    The model is given in subclass mode (``model: {class_path, init_args}``), so a config
+    can choose another LightningModule (the GAN module) for the same generator.
+    """
+
+    def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("parser_kwargs", {"epilog": "Also: `audiosr upsample --help` runs a trained model on audio files."})
+        super().__init__(
+            SuperResolutionModule, AudioPairDataModule, subclass_mode_model=True,
+            save_config_callback=SaveRunConfig, seed_everything_default=0, args=args, run=run, **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--experiment", type=str | None, default=None,
+            help="run family: runs go to runs/<experiment>/<run id>/ and --ckpt_path last|best look only there "
+                 "(default: the name of the first --config file)",
+        )
+        # The data module owns the rates; the model is told, never configured twice.
+        for name in ("source_rate", "target_rate", "input_filter"):
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "model": {"class_path": "audiosr.module.SuperResolutionModule"},
+            "checkpoint.monitor": "val/score",
+            "checkpoint.mode": "min",
+            "checkpoint.filename": "best-{step}",
+            "checkpoint.save_last": True,
+            "checkpoint.save_top_k": 1,
+            "checkpoint.auto_insert_metric_name": True,
+        })
+        parser.add_lightning_class_args(QualityMetrics, "metrics")
+        parser.add_lightning_class_args(BaselineComparison, "report")
+        parser.add_lightning_class_args(AudioExamples, "examples")
+        parser.add_lightning_class_args(LearningRate, "lr_monitor")
+        parser.set_defaults({
+            "lr_monitor.logging_interval": "step",
+            "trainer.default_root_dir": RUNS_DIR,
+            "trainer.logger": {
+                "class_path": WANDB_LOGGER,
+                "init_args": {"project": "audiosr", "save_dir": RUNS_DIR, "offline": wandb_offline()},
+            },
+        })
+
+    # --- before anything is built: device, run folder, checkpoint -------------------------
+
+    def before_instantiate_classes(self) -> None:
+        # With run=False there is no subcommand and the config is not nested under one.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        self._fall_back_to_cpu(config.trainer)
+        experiment = config.get("experiment") or self._experiment_from_configs(config)
+        family = Path(config.trainer.default_root_dir or RUNS_DIR) / experiment
+        checkpoint = self._resolve_checkpoint(config, family)
+        run_id = (run_of_checkpoint(checkpoint, family) if checkpoint else None) or new_run_id()
+        run_dir = family / run_id
+        config.experiment = experiment
+        config.checkpoint.dirpath = str(run_dir / "checkpoints")
+        config.trainer.default_root_dir = str(run_dir)
+        logger = config.trainer.logger
+        if getattr(logger, "class_path", None) in WANDB_LOGGERS:
+            init = logger.init_args
+            # One W&B run per run folder: a resumed or tested run continues its W&B run.
+            if init.get("id") is None and init.get("version") is None:
+                init.id = run_id
+            if init.get("name") is None:
+                init.name = f"{experiment}/{run_id}"
+
+    @staticmethod
+    def _experiment_from_configs(config: Any) -> str:
+        files = [Path(str(c)) for c in (config.get("config") or [])]
+        return files[0].stem if files else DEFAULT_EXPERIMENT
+
+    @staticmethod
+    def _fall_back_to_cpu(trainer: Any) -> None:
+        if torch.cuda.is_available():
+            return
+        changed = []
+        if str(trainer.accelerator) in ("gpu", "cuda"):
+            changed.append(f"accelerator {trainer.accelerator} -> cpu")
+            trainer.accelerator = "cpu"
+        if str(trainer.precision) in GPU_PRECISIONS:
+            changed.append(f"precision {trainer.precision} -> 32-true")
+            trainer.precision = "32-true"
+        if changed:
+            print(f"audiosr: no GPU found, falling back: {', '.join(changed)}", file=sys.stderr)
+
+    def _resolve_checkpoint(self, config: Any, family: Path) -> Path | None:
+        """``--ckpt_path last|best|FILE`` -> a file of this run family, checked against the config."""
+        given = config.get("ckpt_path")
+        if self.subcommand is None:
+            return None
+        if self.subcommand == "test" and not given:
+            fail("audiosr test needs --ckpt_path best, last or a checkpoint file")
+        try:
+            path = resolve_checkpoint(given, family)
+            if path is None:
+                return None
+            data = config.data
+            check_compatible(read_spec(path), path, source_rate=data.source_rate, target_rate=data.target_rate,
+                             input_filter=data.input_filter)
+        except (FileNotFoundError, CheckpointError) as error:
+            fail(str(error))
+        step = checkpoint_step(path)
+        print(f"audiosr: --ckpt_path {given} -> {path}" + (f" (step {step})" if step is not None else ""),
+              file=sys.stderr)
+        config.ckpt_path = str(path)
+        return path
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        plugins = kwargs.get("plugins", self._get(self.config_init, "trainer", default={}).get("plugins"))
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(AtomicCheckpointIO())  # an interrupted write never replaces a good checkpoint
+        return super().instantiate_trainer(**{**kwargs, "plugins": plugins})
+
+    # --- after fit: where things are --------------------------------------------------------
+
+    def after_fit(self) -> None:
+        run_dir = run_directory(self.trainer)  # on every process: it broadcasts
+        if not self.trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+        lines = ["", f"audiosr: training finished at step {self.trainer.global_step}"]
+        if metrics:
+            shown = ("score", "snr", "lsd", "lsd_hf", "rtr", "input_snr", "input_lsd")
+            lines.append("  last validation: " + ", ".join(
+                f"{key} {metrics['val/' + key]:.3f}" for key in shown if "val/" + key in metrics
+            ) + "  (LSD log10; input = the network's own rough input; score = what `best` is chosen by)")
+        checkpoint = self.trainer.checkpoint_callback
+        if checkpoint is not None:
+            lines.append(f"  checkpoints: {checkpoint.dirpath}")
+            if checkpoint.best_model_path:
+                score = checkpoint.best_model_score
+                lines.append(f"    best: {checkpoint.best_model_path}"
+                             + (f" ({checkpoint.monitor} {float(score):.3f})" if score is not None else ""))
+            if checkpoint.last_model_path:
+                lines.append(f"    last: {checkpoint.last_model_path} (step {self.trainer.global_step})")
+        lines.append(f"  run directory: {run_dir}")
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                run = logger.experiment
+                where = getattr(run, "dir", None)
+                lines.append(f"  W&B run: {getattr(run, 'id', '?')} ({where}); sync offline runs with "
+                             f"`wandb sync {Path(where).parent if where else RUNS_DIR}`")
+        print("\n".join(lines))
+
+
+class _DropNoise(logging.Filter):
+    """Lightning's advertising tips and TPU/HPU lines tell a user of audiosr nothing."""
+
+    PREFIXES = ("💡 Tip", "TPU available", "HPU available")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.PREFIXES)
+
+
+def quiet() -> None:
+    """Keep the terminal to what a user needs: progress, metrics, where things are."""
+    import warnings
+
+    from audiosr.data.recordings import SkippedAudioWarning
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_DropNoise())
+    # Lightning 2.6 calls a torch pytree API that torch 2.11 deprecates; nothing a user can do.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, SkippedAudioWarning):
+            print(f"audiosr: {message}", file=sys.stderr)  # one line, without the source line
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
+def main(args: list[str] | None = None) -> None:
+    quiet()
+    try:
+        AudioSRCLI(args=args)
+    except SystemExit as exit_:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exit_, SIGTERMException):
+            raise SystemExit(143) from None  # 128 + SIGTERM, as a killed process reports
+        raise

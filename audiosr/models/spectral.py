@@ -1,0 +1,175 @@
+"""Spectral families: networks that work on STFT frames of the rough input, at frame rate.
+
+Both take the rough upsampled signal ``(B, 1, T)``, compute its STFT (Hann, ``n_fft``,
+``hop_length``), run a ConvNeXt backbone over the frames (features: log-magnitude and the
+cosine and sine of the phase of every bin), and turn a predicted spectrum back into a
+waveform with the inverse STFT, as Vocos's ISTFT head does (``vocos/heads.py``):
+
+* :class:`MagnitudeNetwork` predicts the log-magnitude (a residual on the input's) and
+  *reuses a phase*: the input's own band, copied up in frequency (``phase="shift"``:
+  single-sideband shift by a multiple of ``n_fft / hop_length`` bins, so that every
+  copied bin keeps a consistent phase advance from frame to frame) or mirrored about the
+  band edge (``"mirror"``, as aliasing would). Both are functions of the input alone, so
+  long files cut into windows get the same phase as whole ones (a random phase would not).
+* :class:`MagnitudePhaseNetwork` predicts magnitude and phase, the phase as the angle of
+  two linear outputs (AP-BWE's parameterisation, ``yxlu-0102/AP-BWE``, ``models/model.py``).
+
+Working at frame rate (a few hundred frames per second instead of 44 100 samples) makes
+them much cheaper than a waveform U-Net. Like every network of audiosr they are wrapped
+in the ``Generator``, which keeps the input's band and normalises the level.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from audiosr.models.base import SuperResolutionNetwork
+from audiosr.models.layers import Activation, ConvNeXtBlock
+
+PhaseChoice = Literal["shift", "mirror"]
+LOG_FLOOR = math.log(1e-5)  # log-magnitude of an empty bin (the input above its band edge)
+LOG_CEILING = 10.0  # e^10: far above any bin of a full-scale signal at these FFT sizes
+
+
+class SpectralNetwork(SuperResolutionNetwork):
+    """STFT -> ConvNeXt backbone over frames -> a family's head -> inverse STFT.
+
+    Args:
+        n_fft: FFT size (and Hann window length) at the target rate.
+        hop_length: frame step; ``n_fft / hop_length`` must be an integer.
+        dim: channels of the backbone.
+        blocks: ConvNeXt blocks.
+        expansion: width of each block's MLP, in multiples of ``dim``.
+        activation: ``gelu`` (ConvNeXt's) or ``snake``.
+    """
+
+    def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
+                 expansion: int = 3, activation: Activation = "gelu") -> None:
+        super().__init__()
+        if n_fft % hop_length:
+            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.bins = n_fft // 2 + 1
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+        self.embed = nn.Conv1d(3 * self.bins, dim, kernel_size=3, padding=1)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(dim, expansion, layer_scale=1.0 / max(blocks, 1), act=activation) for _ in range(blocks)
+        )
+        self.final_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.reach_frames = 1 + 3 * blocks  # the embedding's and each block's kernel half-widths
+        self.known_bins: int | None = None
+
+    @property
+    def length_multiple(self) -> int:  # type: ignore[override]
+        # Frames sit on multiples of the hop: a shift by one hop shifts the frames exactly.
+        return self.hop_length
+
+    @property
+    def receptive_field(self) -> int:
+        return self.n_fft + self.hop_length * self.reach_frames
+
+    def bind_rates(self, source_rate: int, target_rate: int) -> None:
+        self.known_bins = math.floor(self.n_fft * (source_rate / 2) / target_rate) + 1
+
+    def stft(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` -> complex ``(B, bins, frames)``, centred frames (zeros outside)."""
+        return torch.stft(x, self.n_fft, self.hop_length, window=self.window, center=True, pad_mode="constant",
+                          return_complex=True)
+
+    def istft(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
+        return torch.istft(spectrum, self.n_fft, self.hop_length, window=self.window, center=True, length=length)
+
+    def backbone(self, spectrum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Complex ``(B, F, N)`` -> frame features ``(B, N, dim)`` and the input's log-magnitude ``(B, F, N)``."""
+        magnitude = spectrum.abs()
+        log_magnitude = magnitude.clamp_min(1e-5).log()
+        unit = spectrum / magnitude.clamp_min(1e-5)
+        features = torch.cat([log_magnitude, unit.real, unit.imag], dim=1)
+        h = self.norm(self.embed(features).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            h = block(h)
+        return self.final_norm(h.transpose(1, 2)), log_magnitude
+
+    def head(self, h: torch.Tensor, spectrum: torch.Tensor, log_magnitude: torch.Tensor) -> torch.Tensor:
+        """Frame features ``(B, N, dim)`` -> the predicted complex spectrum ``(B, F, N)``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, T)`` rough input -> ``(B, 1, T)`` full-band estimate."""
+        length = x.shape[-1]
+        # The STFT and its inverse run in float32 (no half-precision FFTs on CPUs).
+        with torch.autocast(x.device.type, enabled=False):
+            spectrum = self.stft(x.reshape(-1, length).float())
+        h, log_magnitude = self.backbone(spectrum)
+        predicted = self.head(h, spectrum, log_magnitude)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.istft(predicted.to(torch.complex64), length).reshape(x.shape)
+
+
+class MagnitudeNetwork(SpectralNetwork):
+    """Predicts the log-magnitude of every bin and reuses a phase (see the module docstring).
+
+    Args:
+        phase: ``shift`` (the input's band copied up) or ``mirror`` (reflected about the band
+            edge); see the module docstring. Both need the rates, which the ``Generator``
+            passes on (``bind_rates``).
+    """
+
+    def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
+                 expansion: int = 3, activation: Activation = "gelu", phase: PhaseChoice = "shift") -> None:
+        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation)
+        if phase not in ("shift", "mirror"):
+            raise ValueError(f"phase must be shift or mirror, got {phase!r}")
+        self.phase = phase
+        self.magnitude = nn.Linear(dim, self.bins)
+
+    def head(self, h, spectrum, log_magnitude):
+        log_out = (log_magnitude + self.magnitude(h).transpose(1, 2)).clamp(LOG_FLOOR, LOG_CEILING)
+        return torch.polar(log_out.float().exp(), self.reused_phase(spectrum))
+
+    def reused_phase(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """The phase ``(B, F, N)`` the predicted magnitudes are given."""
+        angle = spectrum.angle()
+        if self.known_bins is None:
+            raise RuntimeError(f"phase={self.phase!r} needs the rates: call bind_rates (the Generator does)")
+        period = self.n_fft // self.hop_length  # bins per whole turn of phase advance per frame
+        out = angle.clone()
+        bins = angle.shape[1]
+        if self.phase == "shift":
+            # Copy bin k - s to bin k, s a multiple of `period`: a frequency shift whose
+            # frame-to-frame phase advance stays consistent.
+            s = max(period, self.known_bins // period * period)
+            for start in range(s, bins, s):
+                stop = min(start + s, bins)
+                out[:, start:stop] = angle[:, start - s: stop - s]
+        else:  # mirror about c, with 2c a multiple of `period`: what aliasing would give
+            c = max(period, self.known_bins // period * period) // 2 * 2
+            k = torch.arange(c, bins, device=angle.device)
+            source = (2 * c - k).clamp(min=0)
+            out[:, c:] = -angle[:, source]
+        return out
+
+
+class MagnitudePhaseNetwork(SpectralNetwork):
+    """Predicts magnitude and phase at frame rate (AP-BWE / Vocos-style ISTFT head).
+
+    The log-magnitude is a residual on the input's; the phase is ``atan2`` of two linear
+    outputs, which needs no wrapping and is defined everywhere.
+    """
+
+    def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
+                 expansion: int = 3, activation: Activation = "gelu") -> None:
+        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation)
+        self.magnitude = nn.Linear(dim, self.bins)
+        self.phase_real = nn.Linear(dim, self.bins)
+        self.phase_imag = nn.Linear(dim, self.bins)
+
+    def head(self, h, spectrum, log_magnitude):
+        log_out = (log_magnitude + self.magnitude(h).transpose(1, 2)).clamp(LOG_FLOOR, LOG_CEILING)
+        phase = torch.atan2(self.phase_imag(h), self.phase_real(h)).transpose(1, 2)
+        return torch.polar(log_out.float().exp(), phase.float())
