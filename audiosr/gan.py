@@ -1,0 +1,148 @@
+"""Adversarial training for any generator: the Descript Audio Codec's recipe.
+
+    audiosr fit --config configs/<generator>.yaml --config configs/gan.yaml
+
+:class:`GANModule` is the :class:`SuperResolutionModule` (same generator, validation,
+test and checkpoints) with discriminators, two optimizers and manual optimisation. Each
+training step (after ``warmup_steps`` reconstruction-only steps):
+
+1. discriminators: ``d_loss`` on real targets and detached outputs; clipped at
+   ``discriminator_clip_norm``; their optimizer steps;
+2. generator: its own reconstruction loss (``loss``, weight ``reconstruction_weight``) +
+   ``mel_weight x`` multi-scale mel + ``adversarial_weight x g_adv`` +
+   ``feature_matching_weight x fm``; clipped at ``generator_clip_norm``; its optimizer steps.
+
+DAC's weights are mel 15, feature matching 2, adversarial 1; its discriminators are the
+multi-period and multi-band STFT ones of ``audiosr.models.discriminators``. Lightning does
+not clip gradients under manual optimisation, so the module clips, and the overlay leaves
+``trainer.gradient_clip_val`` unset. Under manual optimisation Lightning's ``global_step``
+(and so ``trainer.max_steps``) counts the steps of both optimizers: two per batch once the
+discriminators train; ``warmup_steps`` counts batches. ``audiosr upsample`` and the Python API read only the
+generator's weights from the checkpoint; discriminators and their optimizer stay behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from audiosr.losses import (
+    MultiScaleMel,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from audiosr.models.discriminators import Discriminators
+from audiosr.module import SuperResolutionModule
+
+
+class GANModule(SuperResolutionModule):
+    """A generator trained with reconstruction, mel, adversarial and feature-matching losses.
+
+    Args:
+        discriminators: the discriminator set (default: DAC's multi-period + multi-band STFT).
+        discriminator_optimizer: builds the discriminators' optimizer.
+        discriminator_lr_scheduler: optional; stepped every step, like the generator's.
+        adversarial: ``lsgan`` (DAC) or ``hinge`` (Vocos, AP-BWE).
+        mel: the multi-scale mel term (DAC's scales by default); ``null`` turns it off.
+        mel_weight, adversarial_weight, feature_matching_weight: DAC's 15, 1 and 2.
+        reconstruction_weight: weight of the generator's own ``loss``.
+        warmup_steps: reconstruction-only steps before the discriminators start.
+        generator_clip_norm, discriminator_clip_norm: gradient-norm clipping (DAC: 1000, 10).
+        **kwargs: the arguments of :class:`SuperResolutionModule` (network, loss, optimizer, ...).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        discriminators: Discriminators | None = None,
+        discriminator_optimizer: OptimizerCallable = torch.optim.AdamW,
+        discriminator_lr_scheduler: LRSchedulerCallable | None = None,
+        adversarial: Literal["lsgan", "hinge"] = "lsgan",
+        mel: MultiScaleMel | None = None,
+        mel_weight: float = 15.0,
+        adversarial_weight: float = 1.0,
+        feature_matching_weight: float = 2.0,
+        reconstruction_weight: float = 1.0,
+        warmup_steps: int = 0,
+        generator_clip_norm: float | None = 1000.0,
+        discriminator_clip_norm: float | None = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False
+        self.discriminators = discriminators if discriminators is not None else Discriminators()
+        self.discriminator_optimizer = discriminator_optimizer
+        self.discriminator_lr_scheduler = discriminator_lr_scheduler
+        if adversarial not in ("lsgan", "hinge"):
+            raise ValueError(f"adversarial must be lsgan or hinge, got {adversarial!r}")
+        self.adversarial = adversarial
+        self.mel = mel if mel is not None else MultiScaleMel()
+        self.mel.setup(self.spec.target_rate)
+        self.weights = {"reconstruction": reconstruction_weight, "mel": mel_weight,
+                        "g_adv": adversarial_weight, "fm": feature_matching_weight}
+        self.warmup_steps = warmup_steps
+        self.generator_clip_norm = generator_clip_norm
+        self.discriminator_clip_norm = discriminator_clip_norm
+        # Batches trained, saved with the checkpoint: Lightning's global_step counts every
+        # optimizer's steps (two per batch once the discriminators train).
+        self.register_buffer("batches_trained", torch.zeros((), dtype=torch.long))
+        self._scheduler_owners: list[str] = []
+
+    def configure_optimizers(self) -> Any:
+        generator = self.optimizer(self.generator.parameters())
+        discriminators = self.discriminator_optimizer(self.discriminators.parameters())
+        schedulers, self._scheduler_owners = [], []
+        for owner, optimizer, build in (("generator", generator, self.lr_scheduler),
+                                         ("discriminators", discriminators, self.discriminator_lr_scheduler)):
+            if build is not None:
+                schedulers.append({"scheduler": build(optimizer), "interval": "step"})
+                self._scheduler_owners.append(owner)
+        return [generator, discriminators], schedulers
+
+    def _clip(self, optimizer: Any, norm: float | None) -> None:
+        if norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=norm, gradient_clip_algorithm="norm")
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        g_optimizer, d_optimizer = self.optimizers()
+        target = batch["target"]
+        output = self(batch["input"])
+        adversarial = int(self.batches_trained) >= self.warmup_steps
+        self.batches_trained += 1
+        logged: dict[str, torch.Tensor] = {}
+
+        if adversarial:
+            real, fake = self.discriminators(target), self.discriminators(output.detach())
+            d_loss = discriminator_loss([r[0] for r in real], [f[0] for f in fake], self.adversarial)
+            d_optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            self._clip(d_optimizer, self.discriminator_clip_norm)
+            d_optimizer.step()
+            logged["d_loss"] = d_loss
+
+        parts = self.loss(output, target)
+        mel = self.mel(output.reshape(-1, output.shape[-1]).float(), target.reshape(-1, target.shape[-1]).float())["mel"]
+        total = self.weights["reconstruction"] * parts["total"] + self.weights["mel"] * mel
+        logged.update({k: v for k, v in parts.items() if k != "total"})
+        logged.update({"reconstruction": parts["total"], "mel": mel})
+        if adversarial:
+            real, fake = self.discriminators(target), self.discriminators(output)
+            g_adv = generator_adversarial_loss([f[0] for f in fake], self.adversarial)
+            fm = feature_matching_loss([r[1] for r in real], [f[1] for f in fake])
+            total = total + self.weights["g_adv"] * g_adv + self.weights["fm"] * fm
+            logged.update({"g_adv": g_adv, "fm": fm})
+        g_optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        self._clip(g_optimizer, self.generator_clip_norm)
+        g_optimizer.step()
+        schedulers = self.lr_schedulers()
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []
+        for scheduler, owner in zip(schedulers, self._scheduler_owners):
+            if owner == "generator" or adversarial:  # the discriminators' only while they train
+                scheduler.step()
+
+        self.log_parts("train", {"total": total, **logged}, target.shape[0])
+        return total
