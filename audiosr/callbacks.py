@@ -98,16 +98,26 @@ class BaselineComparison(Callback):
 
     Args:
         examples: recordings shown in the spectrogram figure.
+        visqol: add a ViSQOL column (``audiosr.perceptual``); ``null`` (default): when the
+            optional package is installed, with one line saying so when it is not.
     """
 
-    def __init__(self, examples: int = 3) -> None:
+    def __init__(self, examples: int = 3, visqol: bool | None = None) -> None:
         self.examples_wanted = examples
+        self.visqol = visqol
         self.comparison: Comparison | None = None
         self.examples: list[dict[str, Any]] = []
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from audiosr.perceptual import MISSING, visqol_scorer
+
         spec = pl_module.spec
-        self.comparison = Comparison(spec.source_rate, spec.target_rate)
+        scorer = None
+        if self.visqol is not False:
+            scorer = visqol_scorer(notice=lambda line: trainer.is_global_zero and print(f"audiosr: {line}"))
+            if scorer is None and self.visqol:
+                raise RuntimeError(MISSING.replace("column skipped", "asked for (--report.visqol true)"))
+        self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
         self.examples = []
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,

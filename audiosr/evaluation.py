@@ -30,7 +30,8 @@ from audiosr.metrics import lsd_bands, snr
 
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
 
-CAPTION = "LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path"
+CAPTION = ("LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path; "
+           "ViSQOL (if shown): audio mode MOS-LQO 1-5, both signals resampled to 48 kHz (soxr VHQ)")
 
 
 def _resampler(method: str) -> Method:
@@ -111,6 +112,7 @@ class Row:
     batch_size: int | None = None
     device: str | None = None
     precision: str | None = None
+    visqol: float | None = None
 
 
 METRICS = ("snr", "lsd", "lsd_hf", "lsd_lf")
@@ -128,11 +130,14 @@ class Comparison:
     Args:
         source_rate: rate of the low-rate input; its Nyquist splits LSD-HF from LSD-LF.
         target_rate: rate of outputs and targets.
+        perceptual: optional ``score(estimate, target, rate)`` (ViSQOL, see
+            ``audiosr.perceptual``), reported as the ``visqol`` column.
     """
 
-    def __init__(self, source_rate: int, target_rate: int) -> None:
+    def __init__(self, source_rate: int, target_rate: int, perceptual: Callable[..., float] | None = None) -> None:
         self.source_rate = source_rate
         self.target_rate = target_rate
+        self.perceptual = perceptual
         self.items: dict[str, list[dict[str, float]]] = {}
         self._timing: dict[str, dict[str, Any]] = {}
 
@@ -148,6 +153,8 @@ class Comparison:
         values = lsd_bands(est, ref, self.target_rate, nyquist(self.source_rate))
         values["snr"] = snr(est, ref)
         item = {k: float(values[k].mean()) for k in METRICS}
+        if self.perceptual is not None:
+            item["visqol"] = float(self.perceptual(est.numpy(), ref.numpy(), self.target_rate))
         self.items.setdefault(method, []).append({**item, "name": name})
         return item
 
@@ -186,6 +193,8 @@ class Comparison:
         for method in dict.fromkeys([*self.items, *self._timing]):
             items = self.items.get(method, [])
             means = {k: float(np.mean([i[k] for i in items])) if items else math.nan for k in METRICS}
+            if items and all("visqol" in i for i in items):
+                means["visqol"] = float(np.mean([i["visqol"] for i in items]))
             timing = self._timing.get(method)
             rtr = None
             if timing is not None:
@@ -210,7 +219,7 @@ class Comparison:
 
 
 HEADERS = {"method": "method", "n": "n", "snr": "SNR (dB) ↑", "lsd": "LSD ↓", "lsd_hf": "LSD-HF ↓",
-           "lsd_lf": "LSD-LF ↓", "rtr": "RTR ↑", "batch_size": "batch", "device": "device",
+           "lsd_lf": "LSD-LF ↓", "visqol": "ViSQOL ↑", "rtr": "RTR ↑", "batch_size": "batch", "device": "device",
            "precision": "precision"}
 
 
@@ -241,8 +250,11 @@ def markdown_table(headers: list[str], rows: list[list[Any]], left: set[int] | N
 
 
 def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str:
-    """The comparison table (one line per method) with the conventions as caption."""
-    keys = list(HEADERS)
+    """The comparison table (one line per method) with the conventions as caption.
+
+    The ViSQOL column appears only when some row has a score.
+    """
+    keys = [k for k in HEADERS if k != "visqol" or any(r.visqol is not None for r in rows)]
     body = markdown_table([HEADERS[k] for k in keys], [[getattr(r, k) for k in keys] for r in rows],
                           left={keys.index("method"), keys.index("device"), keys.index("precision")}, digits=digits)
     return body + "\n" + caption + "\n"

@@ -221,7 +221,8 @@ def test_report_files_parse_back(rows, tmp_path):
     with paths["csv"].open(newline="") as f:
         table = list(csv.DictReader(f))
     assert [r["method"] for r in table] == [r.method for r in rows]
-    assert set(table[0]) == {"method", "n", "snr", "lsd", "lsd_hf", "lsd_lf", "rtr", "batch_size", "device", "precision"}
+    assert set(table[0]) == {"method", "n", "snr", "lsd", "lsd_hf", "lsd_lf", "rtr", "batch_size", "device", "precision",
+                             "visqol"}
     assert float(table[0]["snr"]) == pytest.approx(rows[0].snr)
     assert float(table[1]["rtr"]) == pytest.approx(50.0)
     payload = json.loads(paths["json"].read_text())

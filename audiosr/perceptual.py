@@ -1,0 +1,51 @@
+"""A perceptual metric: ViSQOL (audio mode, MOS-LQO from 1 to 5), when installed.
+
+LSD and SNR cannot tell a natural-sounding high band from noise with the right envelope;
+ViSQOL (Hines et al. 2015; Chinen et al. 2020), which AP-BWE also reports, models how a
+listener compares two signals. audiosr uses ``visqol-python``, a pure-Python port of
+Google's ViSQOL with its model bundled (``pip install "audiosr-lightning[perceptual]"``).
+Audio mode works at 48 kHz: both signals are resampled to it with soxr VHQ first.
+Without the package, :func:`visqol_scorer` returns ``None`` and says so in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from audiosr.dsp import resample
+
+VISQOL_RATE = 48_000
+MISSING = 'ViSQOL column skipped: the optional package is missing (pip install "audiosr-lightning[perceptual]")'
+
+logger = logging.getLogger(__name__)
+
+
+class Visqol:
+    """``score(estimate, target, rate)``: ViSQOL MOS-LQO of ``(C, T)`` arrays, mean over channels."""
+
+    def __init__(self) -> None:
+        from visqol import VisqolApi
+
+        self.api = VisqolApi()
+        self.api.create(mode="audio")
+
+    def __call__(self, estimate: np.ndarray, target: np.ndarray, rate: int) -> float:
+        estimate, target = np.atleast_2d(estimate), np.atleast_2d(target)
+        scores = []
+        for est, ref in zip(estimate, target):
+            est48 = resample(est, rate, VISQOL_RATE, "soxr_vhq").astype(np.float64)
+            ref48 = resample(ref, rate, VISQOL_RATE, "soxr_vhq").astype(np.float64)
+            scores.append(self.api.measure_from_arrays(ref48, est48, sample_rate=VISQOL_RATE).moslqo)
+        return float(np.mean(scores))
+
+
+def visqol_scorer(notice: Callable[[str], None] | None = None) -> Visqol | None:
+    """A ready :class:`Visqol`, or ``None`` (with one line to ``notice``) if the package is absent."""
+    try:
+        return Visqol()
+    except ImportError:
+        (notice or logger.warning)(MISSING)
+        return None
