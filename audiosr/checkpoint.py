@@ -81,11 +81,11 @@ def load_generator(path: str | Path) -> Generator:
     checkpoint = _load(path)
     spec = _spec(checkpoint, path)
     try:
-        network = build_network(spec.network)
-        network.load_state_dict(_network_weights(checkpoint))
+        generator = Generator(build_network(spec.network), spec)  # binds the rates: some layers need them
+        generator.network.load_state_dict(_network_weights(checkpoint))
     except Exception as error:
         raise CheckpointError(f"{path}: the network cannot be rebuilt ({str(error).strip()[:300]})") from None
-    return Generator(network, spec).eval()
+    return generator.eval()
 
 
 def check_compatible(spec: ModelSpec, path: str | Path, **expected: Any) -> None:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "ReconstructionLoss", "WaveformL1", "WaveformMSE",
+    "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "ReconstructionLoss", "WaveformL1", "WaveformMSE",
     "discriminator_loss", "feature_matching_loss", "generator_adversarial_loss",
 ]
 
@@ -76,6 +76,30 @@ class WaveformL1(LossTerm):
 
     def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
         return {"l1": (prediction - target).abs().mean()}
+
+
+class NegativeSNR(LossTerm):
+    """``-SNR / 10``: minus the signal-to-noise ratio in dB, per item, averaged, divided by 10.
+
+    A waveform term whose scale does not depend on the level or length of the signal
+    (unlike the MSE, whose gradient on a 2-s crop is thousands of times smaller than the
+    spectral terms'): it pulls the output toward the target's phase wherever that phase
+    can be predicted, and toward silence where it cannot, which is what SNR rewards.
+
+    Args:
+        eps: added to both energies, so silent items stay finite.
+    """
+
+    parts = ("neg_snr",)
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = float(eps)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        signal = target.square().sum(dim=-1) + self.eps
+        error = (target - prediction).square().sum(dim=-1) + self.eps
+        return {"neg_snr": -(10 * torch.log10(signal / error)).mean() / 10}
 
 
 class MultiResolutionSTFT(LossTerm):

@@ -42,6 +42,26 @@ def _decibels(powers: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(10 * np.log10(np.maximum(p, 1e-20) / reference), -DB_RANGE, 0.0) for p in powers]
 
 
+def spectrogram_grid(
+    rows: list[dict[str, np.ndarray]],
+    row_names: list[str] | None,
+    sample_rate: int,
+    cutoff_hz: float | None = None,
+    title: str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """Draw ``rows`` (each ``{column name: signal}``, same keys) as a grid of spectrograms.
+
+    One colour scale for every panel; with ``path`` the figure is also written as a PNG.
+    """
+    fig = _grid_figure(rows, row_names, sample_rate, cutoff_hz, title)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    return fig
+
+
 def _grid_figure(
     rows: list[dict[str, np.ndarray]],
     row_names: list[str] | None,
@@ -49,7 +69,6 @@ def _grid_figure(
     cutoff_hz: float | None,
     title: str | None,
 ) -> Figure:
-    """Draw ``rows`` (each ``{column name: signal}``, same keys) as a grid of spectrograms."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -1,16 +1,23 @@
-"""Helpers shared by the benchmark sections: logging, the machine, tables, subprocesses, data."""
+"""What the benchmark sections share: the run's context, logging, the machine, subprocesses, data.
+
+Tables are written with ``audiosr.evaluation.markdown_table``, checkpoints with
+``audiosr.checkpoint.save_generator``, training runs through ``audiosr fit`` / ``audiosr
+test``: the benchmarks measure the project's own code paths, never copies of them.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,35 +30,34 @@ _T0 = time.perf_counter()
 
 
 def log(message: str) -> None:
-    """One progress line with the time since the script started."""
+    """One progress line with the time since the benchmarks started."""
     print(f"[bench {time.perf_counter() - _T0:7.1f} s] {message}", flush=True)
 
 
-def load_config(name: str) -> dict:
-    import yaml
+def fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
 
-    return yaml.safe_load((CONFIGS / name).read_text())
 
+@dataclass
+class Context:
+    """What every section gets: the options, a temporary folder, the dev split, shared results."""
 
-def config_summary(config: dict) -> dict:
-    """What the benchmarks need from a training config (with the data module's defaults)."""
-    data, model = config.get("data", {}), config.get("model", {})
-    network = model.get("network", {}).get("init_args", {})
-    optimizer = model.get("optimizer", {}).get("init_args", {})
-    return {
-        "channels": list(network.get("channels", (16, 32, 64, 128, 256, 512, 1024, 1024))),
-        "segment_seconds": float(data.get("segment_seconds", 2.0)),
-        "batch_size": int(data.get("batch_size", 4)),
-        "num_workers": int(data.get("num_workers", 2)),
-        "lr": float(optimizer.get("lr", 1e-3)),
-        "weight_decay": float(optimizer.get("weight_decay", 0.0)),
-        "betas": tuple(optimizer.get("betas", (0.9, 0.999))),
-        "gradient_clip_val": config.get("trainer", {}).get("gradient_clip_val"),
-        "max_steps": config.get("trainer", {}).get("max_steps"),
-    }
+    args: Any
+    tmp: Path
+    dev: DevSplit | None
+    results: dict[str, Any] = field(default_factory=dict)  # sections hand figures to later ones
+    problems: list[str] = field(default_factory=list)  # failures inside the current section
+    skipped: str = ""  # why the current section measured nothing
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.tmp / "cache"
 
 
 # --- the machine ---------------------------------------------------------------------------
+
 
 def cpu_model() -> str:
     try:
@@ -61,16 +67,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def memory_total_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return None
 
 
 def loadavg() -> str:
@@ -86,47 +82,19 @@ def machine() -> dict[str, str]:
     import soxr
     import torch
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    memory = memory_total_gib()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "CPU (/proc/cpuinfo model name)": cpu_model(),
-        "cores": f"{os.cpu_count()} logical, {usable} usable by this process",
-        "memory": f"{memory:.1f} GiB" if memory else "n/a",
-        "torch": f"{torch.__version__} ({torch.get_num_threads()} intra-op threads; CUDA available: {torch.cuda.is_available()})",
+        "cores": f"{os.cpu_count()} logical, {len(os.sched_getaffinity(0))} usable by this process",
+        "GPU": gpu,
+        "torch": f"{torch.__version__} ({torch.get_num_threads()} intra-op threads)",
         "python / numpy / resampy / soxr / lightning": (
-            f"{platform.python_version()} / {np.__version__} / {resampy.__version__} / "
-            f"{soxr.__version__} / {lightning.__version__}"
-        ),
+            f"{platform.python_version()} / {np.__version__} / {resampy.__version__} / {soxr.__version__} / "
+            f"{lightning.__version__}"),
         "OS": platform.platform(),
         "load average at start (1 / 5 / 15 min)": loadavg(),
     }
-
-
-# --- Markdown --------------------------------------------------------------------------------
-
-def md_table(headers: list[str], rows: list[list], right: set[int] | None = None) -> str:
-    """A Markdown table; ``right`` holds the indices of right-aligned (numeric) columns."""
-    right = right if right is not None else {i for i in range(1, len(headers))}
-    cells = [[str(c) for c in headers]] + [["–" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(3, *(len(r[i]) for r in cells)) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
-
-    rule = "| " + " | ".join("-" * (w - 1) + (":" if i in right else "-") for i, w in enumerate(widths)) + " |"
-    return "\n".join([line(cells[0]), rule, *map(line, cells[1:])]) + "\n"
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "–"
-    if abs(value) >= 1e4:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
 
 
 def command_line(cmd: list[str]) -> str:
@@ -134,19 +102,17 @@ def command_line(cmd: list[str]) -> str:
 
 
 def script_command() -> str:
-    """The command that started this run, as typed (relative to the repository)."""
+    """The command that started this run, as typed (paths relative to the repository)."""
     argv = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
     for i, arg in enumerate(argv):
-        try:
-            path = Path(arg)
-            if path.is_absolute() and path.resolve().is_relative_to(REPO):
-                argv[i] = str(path.resolve().relative_to(REPO))
-        except (OSError, ValueError):
-            pass
+        path = Path(arg)
+        if path.is_absolute() and path.resolve().is_relative_to(REPO):
+            argv[i] = str(path.resolve().relative_to(REPO))
     return command_line(argv)
 
 
 # --- subprocesses ----------------------------------------------------------------------------
+
 
 @dataclass
 class Measured:
@@ -187,10 +153,9 @@ def run_measured(cmd: list[str], log_path: Path, *, cwd: Path | None = None, env
                  timeout: float | None = None, heartbeat: float = 60.0, label: str = "") -> Measured:
     """Run ``cmd``: its exit status, wall time and peak RSS (``ru_maxrss`` of that process).
 
-    Output goes to ``log_path``. Every ``heartbeat`` seconds one progress line is printed.
-    On timeout the whole process group is killed (exit status -9).
+    Output goes to ``log_path``; one progress line every ``heartbeat`` seconds. On timeout
+    the whole process group is killed (exit status -9).
     """
-    import json
     import signal
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,19 +177,13 @@ def run_measured(cmd: list[str], log_path: Path, *, cwd: Path | None = None, env
                 proc.wait()
                 break
             if now >= next_beat:
-                last = ""
-                try:
-                    text = log_path.read_bytes()[-400:].decode(errors="replace")
-                    last = text.replace("\r", "\n").strip().splitlines()[-1][:120] if text.strip() else ""
-                except (OSError, IndexError):
-                    pass
+                text = log_path.read_bytes()[-400:].decode(errors="replace").replace("\r", "\n").strip()
+                last = text.splitlines()[-1][:120] if text else ""
                 log(f"  {label}: running for {now - start:.0f} s ... {last}")
                 next_beat += heartbeat
-            time.sleep(0.02)
+            time.sleep(0.05)
         wall = time.perf_counter() - start
-    # The command ran in its own session started by this call: whatever is left of that
-    # group (the command itself if the launcher was killed, orphaned loader workers) goes too.
-    try:
+    try:  # orphaned loader workers of the command's session go too
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
@@ -239,7 +198,7 @@ def run_measured(cmd: list[str], log_path: Path, *, cwd: Path | None = None, env
 def subprocess_env(cache_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"AUDIOSR_CACHE": str(cache_dir), "WANDB_MODE": "disabled", "WANDB_SILENT": "true",
-                "PYTHONUNBUFFERED": "1"})
+                "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])})
     return env
 
 
@@ -251,12 +210,7 @@ def audiosr_command() -> list[str]:
 
 # --- dev recordings --------------------------------------------------------------------------
 
-# The last 8 VCTK speakers of the published split (VCTK 0.92 mic1 without p280/p315:
-# the first 100 train, the last 8 test) are the held-out speakers here too.
-HELD_OUT_SPEAKERS = ("p360", "p361", "p362", "p363", "p364", "p374", "p376", "s5")
-# NU-Wave 2 demo samples name no speaker; NU-Wave 2 tests on those same last 8 speakers, so
-# these files are kept out of training and used for validation only.
-VAL_PREFIX = "nuwave2_"
+# Test music and sounds: five files of different kinds kept out of training.
 HELD_OUT_MUSIC_ENV = (
     "librosa-data/brahms_hungarian_dance_5.flac",
     "freesound-ibm/arcade_music.flac",
@@ -264,21 +218,26 @@ HELD_OUT_MUSIC_ENV = (
     "freesound-ibm/rain.flac",
     "freesound-ibm/typing.flac",
 )
+# NU-Wave 2's demo samples name no speaker; NU-Wave 2 tests on the published test speakers,
+# so these files are kept out of training and validate.
+VAL_PREFIX = "nuwave2_"
 
 
 @dataclass
 class DevSplit:
+    """The dev recordings split by speaker and file (see ``dev_split``)."""
+
     root: Path
     train: list[Path]
     val: list[Path]
     test: list[Path]
-    durations: dict[str, float]  # relative path -> seconds (MANIFEST.tsv)
+    durations: dict[str, float]  # relative path -> seconds
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
     def minutes(self, files: list[Path]) -> float:
-        return sum(self.durations.get(self.rel(p), 0.0) for p in files) / 60
+        return sum(self.durations[self.rel(p)] for p in files) / 60
 
     def describe(self, files: list[Path]) -> str:
         """Folder / speaker summary of a file list."""
@@ -298,52 +257,75 @@ class DevSplit:
             parts.append(", ".join(f"`{o}`" for o in sorted(other)))
         return "; ".join(parts)
 
+    def lists(self, folder: Path) -> dict[str, Path]:
+        """``train`` / ``val`` / ``test`` ``.txt`` lists of paths for ``audiosr.data.AudioFolders``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for split in ("train", "val", "test"):
+            paths[split] = folder / f"{split}.txt"
+            paths[split].write_text("".join(f"{p}\n" for p in getattr(self, split)))
+        return paths
+
+    def data_args(self, folder: Path) -> list[str]:
+        """``audiosr fit/test`` arguments that train, validate and test on this split."""
+        lists = self.lists(folder)
+        return ["--data.corpus", "audiosr.data.AudioFolders", "--data.corpus.train", f"[{lists['train']}]",
+                "--data.corpus.val", f"[{lists['val']}]", "--data.corpus.test", f"[{lists['test']}]"]
+
 
 def dev_split(root: Path) -> DevSplit | None:
+    """Test: the published VCTK test speakers and five music/sound files; val: NU-Wave 2's samples."""
+    from audiosr.data.corpora import VCTK
+
     if not (root / "vctk").is_dir():
         return None
-    durations = {}
-    manifest = root / "MANIFEST.tsv"
-    if manifest.is_file():
-        lines = manifest.read_text().splitlines()
-        header = lines[0].split("\t")
-        for line in lines[1:]:
-            row = dict(zip(header, line.split("\t")))
-            try:
-                durations[row["path"]] = float(row["duration_s"])
-            except (KeyError, ValueError):
-                pass
-    train, val, test = [], [], []
+    import soundfile as sf
+
+    train, val, test, durations = [], [], [], {}
     for path in sorted(root.rglob("*.flac")):
         rel = path.relative_to(root).as_posix()
-        if rel.startswith("vctk/"):
-            if path.stem.startswith(VAL_PREFIX):
-                val.append(path)
-            elif path.stem.split("_")[0] in HELD_OUT_SPEAKERS:
-                test.append(path)
-            else:
-                train.append(path)
-        elif rel in HELD_OUT_MUSIC_ENV:
+        durations[rel] = sf.info(str(path)).duration
+        if rel.startswith("vctk/") and path.stem.startswith(VAL_PREFIX):
+            val.append(path)
+        elif (rel.startswith("vctk/") and path.stem.split("_")[0] in VCTK.PUBLISHED_TEST_SPEAKERS) \
+                or rel in HELD_OUT_MUSIC_ENV:
             test.append(path)
         else:
             train.append(path)
-    for path in train + val + test:
-        durations.setdefault(path.relative_to(root).as_posix(), _duration(path))
     return DevSplit(root, train, val, test, durations)
 
 
-def _duration(path: Path) -> float:
+def read_mono(path: Path, seconds: float | None = None) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     info = sf.info(str(path))
-    return info.frames / info.samplerate
-
-
-def read_mono(path: Path, seconds: float | None = None, start_s: float = 0.0) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
-    info = sf.info(str(path))
-    start = int(start_s * info.samplerate)
-    stop = None if seconds is None else start + int(round(seconds * info.samplerate))
-    data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    stop = None if seconds is None else int(round(seconds * info.samplerate))
+    data, rate = sf.read(str(path), stop=stop, dtype="float32", always_2d=True)
     return data.mean(axis=1), rate
+
+
+# --- the recipes -------------------------------------------------------------------------------
+
+# Every family at CPU size (the candidates for a CPU-trained model) and at reference size.
+CPU_RECIPES = {
+    "U-Net": ["unet.yaml", "unet-cpu.yaml"],
+    "magnitude": ["magnitude.yaml", "spectral-cpu.yaml"],
+    "magnitude + phase": ["magphase.yaml", "spectral-cpu.yaml"],
+}
+REFERENCE_RECIPES = {
+    "U-Net": ["unet.yaml"],
+    "magnitude": ["magnitude.yaml"],
+    "magnitude + phase": ["magphase.yaml"],
+}
+
+
+def build(configs: list[str], *extra: str):
+    """The LightningModule and data module a config composition makes, as ``audiosr fit`` would.
+
+    Returns ``(module, datamodule)``; nothing is trained and nothing is written.
+    """
+    from audiosr.lightning_cli import AudioSRCLI
+
+    args = [arg for name in configs for arg in ("--config", str(CONFIGS / name))]
+    cli = AudioSRCLI(args=[*args, "--trainer.logger", "false", *extra], run=False)
+    return cli.model, cli.datamodule

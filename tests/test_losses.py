@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiosr.losses import LossTerm, MultiResolutionSTFT, MultiScaleMel, ReconstructionLoss, WaveformMSE
+from audiosr.losses import LossTerm, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, ReconstructionLoss, WaveformMSE
 
 SMALL = ((64, 48, 16), (128, 128, 32))
 
@@ -238,3 +238,14 @@ def test_configurable_from_jsonargparse() -> None:
     loss = parser.instantiate(cfg).loss
     assert loss.terms["mrstft"].resolutions == ((256, 128, 32), (512, 512, 64))
     assert loss.weights == {"mrstft": 1.0, "mse": 50.0}
+
+
+def test_negative_snr_is_minus_the_snr_over_ten_and_ignores_the_level() -> None:
+    from audiosr.metrics import snr
+
+    prediction, target = _pair(batch=3, seed=13)
+    flat_p, flat_t = prediction.reshape(3, -1), target.reshape(3, -1)
+    value = NegativeSNR(eps=0.0)(flat_p, flat_t)["neg_snr"]
+    torch.testing.assert_close(value, -snr(flat_p, flat_t).mean() / 10)
+    torch.testing.assert_close(NegativeSNR()(0.01 * flat_p, 0.01 * flat_t)["neg_snr"], value, rtol=1e-3, atol=1e-3)
+    assert torch.isfinite(NegativeSNR()(torch.zeros(1, 100), torch.zeros(1, 100))["neg_snr"])

@@ -127,6 +127,9 @@ class VCTK(Corpus):
     """
 
     DROPPED = ("p280", "p315")
+    # What `speakers()` gives on the full VCTK 0.92: the test speakers of published systems
+    # (NU-Wave, NU-Wave 2, AERO, AP-BWE). Other code (the benchmarks) reads them from here.
+    PUBLISHED_TEST_SPEAKERS = ("p360", "p361", "p362", "p363", "p364", "p374", "p376", "s5")
 
     def __init__(
         self,

@@ -2,8 +2,11 @@
 
 Both take the rough upsampled signal ``(B, 1, T)``, compute its STFT (Hann, ``n_fft``,
 ``hop_length``), run a ConvNeXt backbone over the frames (features: log-magnitude and the
-cosine and sine of the phase of every bin), and turn a predicted spectrum back into a
-waveform with the inverse STFT, as Vocos's ISTFT head does (``vocos/heads.py``):
+cosine and sine of the phase of the bins the input really has, up to its band edge),
+predict the bins above ``PREDICTED_FROM x`` the band edge, and turn the spectrum back into
+a waveform with the inverse STFT, as Vocos's ISTFT head does (``vocos/heads.py``). Bins
+below are the input's own. The band edge follows from the rates (``bind_rates``, called
+by the ``Generator``), so a network never repeats a rate in its configuration.
 
 * :class:`MagnitudeNetwork` predicts the log-magnitude (a residual on the input's) and
   *reuses a phase*: the input's own band, copied up in frequency (``phase="shift"``:
@@ -32,8 +35,13 @@ from audiosr.models.layers import Activation, ConvNeXtBlock
 
 PhaseChoice = Literal["shift", "mirror"]
 LOG_FLOOR = math.log(1e-5)  # log-magnitude of an empty bin (the input above its band edge)
-LOG_CEILING = 10.0  # e^10: far above any bin of a full-scale signal at these FFT sizes
-
+LOG_CEILING = 8.0  # e^8: far above any bin of a full-scale signal at these FFT sizes
+# The networks predict the bins above this fraction of the input's band edge: below any
+# `keep_band` a Generator uses, so the crossover always has the network's output to use.
+PREDICTED_FROM = 0.75
+# A quiet bin to start from (e^-6, about -70 dB below a full-scale sine's peak bin at
+# n_fft 1024): the predicted band begins near silence and grows where the loss asks.
+INITIAL_LOG_MAGNITUDE = -6.0
 
 class SpectralNetwork(SuperResolutionNetwork):
     """STFT -> ConvNeXt backbone over frames -> a family's head -> inverse STFT.
@@ -52,17 +60,18 @@ class SpectralNetwork(SuperResolutionNetwork):
         super().__init__()
         if n_fft % hop_length:
             raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
-        self.n_fft, self.hop_length = n_fft, hop_length
+        self.n_fft, self.hop_length, self.dim = n_fft, hop_length, dim
         self.bins = n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
-        self.embed = nn.Conv1d(3 * self.bins, dim, kernel_size=3, padding=1)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(
             ConvNeXtBlock(dim, expansion, layer_scale=1.0 / max(blocks, 1), act=activation) for _ in range(blocks)
         )
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.reach_frames = 1 + 3 * blocks  # the embedding's and each block's kernel half-widths
-        self.known_bins: int | None = None
+        self.reach_frames = 3 * blocks  # each block's depthwise kernel reaches 3 frames each side
+        # Sized when the rates are known (the band edge decides the bins in and out).
+        self.embed: nn.Module | None = None
+        self.edge = self.first_predicted = 0
 
     @property
     def length_multiple(self) -> int:  # type: ignore[override]
@@ -74,7 +83,18 @@ class SpectralNetwork(SuperResolutionNetwork):
         return self.n_fft + self.hop_length * self.reach_frames
 
     def bind_rates(self, source_rate: int, target_rate: int) -> None:
-        self.known_bins = math.floor(self.n_fft * (source_rate / 2) / target_rate) + 1
+        edge = math.floor(self.n_fft * (source_rate / 2) / target_rate)  # last bin the input has
+        if self.embed is not None and edge == self.edge:
+            return
+        if self.embed is not None:
+            raise ValueError(f"{type(self).__name__} was built for another rate pair")
+        self.edge = edge
+        self.first_predicted = math.floor(PREDICTED_FROM * edge)
+        self.embed = nn.Conv1d(3 * (edge + 1), self.dim, kernel_size=1)
+        self.build_head(self.bins - self.first_predicted)
+
+    def build_head(self, predicted_bins: int) -> None:
+        raise NotImplementedError
 
     def stft(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` -> complex ``(B, bins, frames)``, centred frames (zeros outside)."""
@@ -84,20 +104,25 @@ class SpectralNetwork(SuperResolutionNetwork):
     def istft(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
         return torch.istft(spectrum, self.n_fft, self.hop_length, window=self.window, center=True, length=length)
 
-    def backbone(self, spectrum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Complex ``(B, F, N)`` -> frame features ``(B, N, dim)`` and the input's log-magnitude ``(B, F, N)``."""
-        magnitude = spectrum.abs()
-        log_magnitude = magnitude.clamp_min(1e-5).log()
-        unit = spectrum / magnitude.clamp_min(1e-5)
-        features = torch.cat([log_magnitude, unit.real, unit.imag], dim=1)
+    def backbone(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """Complex ``(B, F, N)`` -> frame features ``(B, N, dim)`` from the bins the input has."""
+        if self.embed is None:
+            raise RuntimeError(f"{type(self).__name__} needs the rates: call bind_rates (the Generator does)")
+        known = spectrum[:, : self.edge + 1]
+        magnitude = known.abs()
+        unit = known / magnitude.clamp_min(1e-5)
+        features = torch.cat([magnitude.clamp_min(1e-5).log(), unit.real, unit.imag], dim=1)
         h = self.norm(self.embed(features).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             h = block(h)
-        return self.final_norm(h.transpose(1, 2)), log_magnitude
+        return self.final_norm(h.transpose(1, 2))
 
-    def head(self, h: torch.Tensor, spectrum: torch.Tensor, log_magnitude: torch.Tensor) -> torch.Tensor:
-        """Frame features ``(B, N, dim)`` -> the predicted complex spectrum ``(B, F, N)``."""
+    def head(self, h: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+        """Frame features ``(B, N, dim)`` -> the predicted bins ``(B, F - first_predicted, N)``."""
         raise NotImplementedError
+
+    def predicted_magnitude(self, h: torch.Tensor) -> torch.Tensor:
+        return self.magnitude(h).transpose(1, 2).clamp(LOG_FLOOR, LOG_CEILING).float().exp()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, T)`` rough input -> ``(B, 1, T)`` full-band estimate."""
@@ -105,19 +130,25 @@ class SpectralNetwork(SuperResolutionNetwork):
         # The STFT and its inverse run in float32 (no half-precision FFTs on CPUs).
         with torch.autocast(x.device.type, enabled=False):
             spectrum = self.stft(x.reshape(-1, length).float())
-        h, log_magnitude = self.backbone(spectrum)
-        predicted = self.head(h, spectrum, log_magnitude)
+        predicted = self.head(self.backbone(spectrum), spectrum)
         with torch.autocast(x.device.type, enabled=False):
-            return self.istft(predicted.to(torch.complex64), length).reshape(x.shape)
+            full = torch.cat([spectrum[:, : self.first_predicted], predicted.to(torch.complex64)], dim=1)
+            return self.istft(full, length).reshape(x.shape)
+
+
+def _quiet_linear(dim: int, bins: int) -> nn.Linear:
+    layer = nn.Linear(dim, bins)
+    nn.init.zeros_(layer.weight)
+    nn.init.constant_(layer.bias, INITIAL_LOG_MAGNITUDE)
+    return layer
 
 
 class MagnitudeNetwork(SpectralNetwork):
-    """Predicts the log-magnitude of every bin and reuses a phase (see the module docstring).
+    """Predicts the log-magnitude of the missing band and reuses a phase (see the module docstring).
 
     Args:
         phase: ``shift`` (the input's band copied up) or ``mirror`` (reflected about the band
-            edge); see the module docstring. Both need the rates, which the ``Generator``
-            passes on (``bind_rates``).
+            edge); see the module docstring.
     """
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
@@ -126,50 +157,45 @@ class MagnitudeNetwork(SpectralNetwork):
         if phase not in ("shift", "mirror"):
             raise ValueError(f"phase must be shift or mirror, got {phase!r}")
         self.phase = phase
-        self.magnitude = nn.Linear(dim, self.bins)
 
-    def head(self, h, spectrum, log_magnitude):
-        log_out = (log_magnitude + self.magnitude(h).transpose(1, 2)).clamp(LOG_FLOOR, LOG_CEILING)
-        return torch.polar(log_out.float().exp(), self.reused_phase(spectrum))
+    def build_head(self, predicted_bins: int) -> None:
+        self.magnitude = _quiet_linear(self.dim, predicted_bins)
+
+    def head(self, h, spectrum):
+        return torch.polar(self.predicted_magnitude(h), self.reused_phase(spectrum)[:, self.first_predicted:])
 
     def reused_phase(self, spectrum: torch.Tensor) -> torch.Tensor:
-        """The phase ``(B, F, N)`` the predicted magnitudes are given."""
+        """The phase ``(B, F, N)`` for every bin: the input's below the band edge, reused above."""
         angle = spectrum.angle()
-        if self.known_bins is None:
-            raise RuntimeError(f"phase={self.phase!r} needs the rates: call bind_rates (the Generator does)")
         period = self.n_fft // self.hop_length  # bins per whole turn of phase advance per frame
         out = angle.clone()
         bins = angle.shape[1]
         if self.phase == "shift":
             # Copy bin k - s to bin k, s a multiple of `period`: a frequency shift whose
             # frame-to-frame phase advance stays consistent.
-            s = max(period, self.known_bins // period * period)
+            s = max(period, self.edge // period * period)
             for start in range(s, bins, s):
                 stop = min(start + s, bins)
                 out[:, start:stop] = angle[:, start - s: stop - s]
         else:  # mirror about c, with 2c a multiple of `period`: what aliasing would give
-            c = max(period, self.known_bins // period * period) // 2 * 2
+            c = max(period, self.edge // period * period) // 2 * 2
             k = torch.arange(c, bins, device=angle.device)
-            source = (2 * c - k).clamp(min=0)
-            out[:, c:] = -angle[:, source]
+            out[:, c:] = -angle[:, (2 * c - k).clamp(min=0)]
         return out
 
 
 class MagnitudePhaseNetwork(SpectralNetwork):
-    """Predicts magnitude and phase at frame rate (AP-BWE / Vocos-style ISTFT head).
+    """Predicts magnitude and phase of the missing band at frame rate (AP-BWE / Vocos-style head).
 
-    The log-magnitude is a residual on the input's; the phase is ``atan2`` of two linear
-    outputs, which needs no wrapping and is defined everywhere.
+    The phase is ``atan2`` of two linear outputs, which needs no wrapping and is defined
+    everywhere.
     """
 
-    def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
-                 expansion: int = 3, activation: Activation = "gelu") -> None:
-        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation)
-        self.magnitude = nn.Linear(dim, self.bins)
-        self.phase_real = nn.Linear(dim, self.bins)
-        self.phase_imag = nn.Linear(dim, self.bins)
+    def build_head(self, predicted_bins: int) -> None:
+        self.magnitude = _quiet_linear(self.dim, predicted_bins)
+        self.phase_real = nn.Linear(self.dim, predicted_bins)
+        self.phase_imag = nn.Linear(self.dim, predicted_bins)
 
-    def head(self, h, spectrum, log_magnitude):
-        log_out = (log_magnitude + self.magnitude(h).transpose(1, 2)).clamp(LOG_FLOOR, LOG_CEILING)
+    def head(self, h, spectrum):
         phase = torch.atan2(self.phase_imag(h), self.phase_real(h)).transpose(1, 2)
-        return torch.polar(log_out.float().exp(), phase.float())
+        return torch.polar(self.predicted_magnitude(h), phase.float())

@@ -1,0 +1,296 @@
+"""Quality on real recordings: the families, the known-band ablation, other degradations, the GAN.
+
+Every model is trained by ``audiosr fit`` on the training split of the dev recordings for the
+same wall-time budget (``--budget`` minutes) and tested by ``audiosr test --ckpt_path best``
+on the held-out split, where every classical method is measured in the same run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from audiosr.evaluation import markdown_table
+from bench.common import CPU_RECIPES, Context, DevSplit, command_line, fmt, log
+from bench.runs import Trained, commands, test_checkpoint, train_and_test
+
+BASELINE_ROWS = ("kaiser_fast", "kaiser_best", "soxr_vhq", "linear")
+
+
+def split_table(dev: DevSplit) -> str:
+    rows = [[split, len(files), f"{dev.minutes(files):.1f}", dev.describe(files)]
+            for split, files in (("train", dev.train), ("val", dev.val), ("test", dev.test))]
+    return (markdown_table(["split", "files", "minutes", "which (folder / speaker (files))"], rows, left={0, 3})
+            + "\n- test speech: the VCTK test speakers of published systems "
+            "(`audiosr.data.VCTK.PUBLISHED_TEST_SPEAKERS`); none of them trains.\n"
+            "- val: NU-Wave 2's demo samples (`vctk/nuwave2_*`, speakers not named), kept out of training; "
+            "validation picks the `best` checkpoint (lowest `val/score`), which is the one tested.\n"
+            "- test music/sounds: five files of different kinds; every other music/sound file trains.\n")
+
+
+def baseline_rows(trained: Trained) -> list[list]:
+    rows = []
+    for row in trained.rows:
+        if not row["method"].startswith("audiosr "):
+            rows.append([row["method"], "classical", None, None, None, row["snr"], row["lsd"], row["lsd_hf"],
+                         row.get("visqol"), row["rtr"]])
+    return rows
+
+
+METRIC_HEADERS = ["SNR (dB) ↑", "LSD ↓", "LSD-HF ↓", "ViSQOL ↑", "RTR ↑ (test)"]
+
+
+def model_cells(trained: Trained) -> list:
+    m = trained.model
+    if m is None:
+        return ["failed", None, None, None, None]
+    return [m["snr"], m["lsd"], m["lsd_hf"], m.get("visqol"), m["rtr"]]
+
+
+def steps_trained(trained: Trained) -> str:
+    return str(trained.curve[-1]["step"]) if trained.curve else "–"
+
+
+def bar(trained: Trained) -> str:
+    """Whether a model meets the quality bar against kaiser_best of the same run."""
+    m, kb = trained.model, trained.row("kaiser_best")
+    if m is None or kb is None:
+        return "–"
+    snr_ok, lsd_ok = m["snr"] >= kb["snr"] - 1, m["lsd"] <= 0.6 * kb["lsd"]
+    return f"{'yes' if snr_ok and lsd_ok else 'no'} (SNR {m['snr'] - kb['snr']:+.2f} dB, LSD x{m['lsd'] / kb['lsd']:.2f})"
+
+
+def trained_families(ctx: Context) -> dict[str, Trained]:
+    """Each CPU-sized family trained once per run; later sections reuse them."""
+    if "families" not in ctx.results:
+        ctx.results["families"] = {family: train_and_test(ctx, family.replace(" ", "").replace("+", "-"), configs)
+                                   for family, configs in CPU_RECIPES.items()}
+    return ctx.results["families"]
+
+
+def best_family(ctx: Context) -> tuple[str, Trained] | None:
+    ok = [(name, t) for name, t in trained_families(ctx).items() if t.ok]
+    return min(ok, key=lambda item: item[1].model["lsd"] - 0.1 * item[1].model["snr"]) if ok else None
+
+
+def curves_figure(families: dict[str, Trained], path: Path) -> Path | None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not any(t.curve for t in families.values()):
+        return None
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    for name, t in families.items():
+        minutes = [p.get("time/elapsed_s", np.nan) / 60 for p in t.curve]
+        for ax, key in zip(axes, ("val/lsd", "val/snr", "val/score")):
+            ax.plot(minutes, [p.get(key, np.nan) for p in t.curve], marker="o", markersize=3, label=name)
+    inputs = next((t.curve for t in families.values() if t.curve), [])
+    for ax, key, title in zip(axes, ("val/lsd", "val/snr", "val/score"),
+                              ("LSD (log10) ↓", "SNR (dB) ↑", "val/score ↓ (LSD + 0.5 per dB of SNR lost)")):
+        if key != "val/score" and inputs:
+            ax.axhline(inputs[-1].get(key.replace("val/", "val/input_"), np.nan), color="0.5", linestyle="--",
+                       label="network input (soxr VHQ)")
+        ax.set_xlabel("training minutes (2 CPU cores)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Validation (NU-Wave 2 samples, 0.75-1 s centre crops) against training time, each family CPU-sized")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+class Families:
+    TITLE = "4. Model families at an equal training budget (dev recordings)"
+
+    @staticmethod
+    def run(ctx: Context) -> str:
+        if ctx.dev is None:
+            ctx.skipped = "skipped: no dev recordings"
+            return f"Skipped: the dev recordings are not at `{ctx.args.dev_dir}`.\n"
+        families = trained_families(ctx)
+        phase = Families.phase_choices(ctx, families.get("magnitude"))
+        rows = []
+        for family, trained in families.items():
+            speed = ctx.results.get("speed", {}).get((family, "CPU-sized", "cpu"), {})
+            rows.append([family, fmt(speed.get("params", np.nan) / 1e6, 3), fmt(speed.get("macs", np.nan) / 1e9),
+                         fmt(speed.get("rtr")), fmt(speed.get("vs_kaiser_best")), steps_trained(trained),
+                         *model_cells(trained)])
+        first = next((t for t in families.values() if t.ok), None)
+        table = markdown_table(
+            ["model (CPU-sized)", "params (M)", "GMAC / s of audio", "CPU RTR (section 1)", "vs kaiser_best",
+             "steps in budget", *METRIC_HEADERS],
+            rows + (baseline_rows(first) if first else []), left={0})
+        figure = curves_figure(families, ctx.args.figures / "families.png")
+        bars = "\n".join(f"- {family}: meets the bar: {bar(t)}" for family, t in families.items())
+        return (
+            split_table(ctx.dev) + "\n"
+            f"**Budget: {ctx.args.budget:g} minutes of `audiosr fit` per family** on 2 CPU cores (`--trainer.max_time`), "
+            "each family at CPU size (`configs/<family>.yaml` + its CPU overlay), validated every 250 steps; "
+            "then `audiosr test --ckpt_path best` on the 45 test files, whole, every classical method in the same "
+            "run (their rows below come from the first family's test run; they are the same in every run but for "
+            "RTR).\n\n" + table + "\n"
+            "RTR (test) is measured inside `audiosr test` on whole files while ViSQOL and the baselines share "
+            "the process; section 1's CPU RTR is the clean speed figure.\n\n"
+            "The quality bar of the project, against `kaiser_best` in the same run: SNR at most 1 dB below it "
+            "**and** LSD at most 0.6 of its LSD.\n\n" + bars + "\n\n"
+            + (f"![validation against training time]({figure.name})\n\n*`bench/{figure.name}`: validation LSD, SNR "
+               "and the checkpoint-selection score against training minutes, per family.*\n\n" if figure else "")
+            + phase + "Commands:\n\n" + commands(list(families.values()))
+        )
+
+    @staticmethod
+    def phase_choices(ctx: Context, trained: Trained | None) -> str:
+        """The magnitude family's trained checkpoint tested with each reused phase."""
+        if trained is None or not trained.ok:
+            return ""
+        rows = [["shift (trained with)", *model_cells(trained)]]
+        m, found = test_checkpoint(ctx, trained, "magnitude-mirror", ["--model.init_args.network.init_args.phase", "mirror"])
+        model = next((r for r in found if r["method"].startswith("audiosr ")), None)
+        if model is not None:
+            rows.append(["mirror (same weights)", model["snr"], model["lsd"], model["lsd_hf"], model.get("visqol"),
+                         model["rtr"]])
+        return ("**Phase of the magnitude family.** The same trained weights tested with each reused phase "
+                "(the phase has no weights; `--model.init_args.network.init_args.phase mirror`):\n\n"
+                + markdown_table(["phase", *METRIC_HEADERS], rows) + "\n" + f"```\n{command_line(m.cmd)}\n```\n\n")
+
+
+class Ablation:
+    TITLE = "5. Ablation: keeping the known band"
+
+    @staticmethod
+    def run(ctx: Context) -> str:
+        if ctx.dev is None:
+            ctx.skipped = "skipped: no dev recordings"
+            return "Skipped: no dev recordings.\n"
+        families = trained_families(ctx)
+        rows, runs = [], []
+        for family in ("U-Net", "magnitude + phase"):
+            configs = CPU_RECIPES[family]
+            without = train_and_test(ctx, f"{family.replace(' ', '').replace('+', '-')}-nokeep", configs,
+                                     ["--model.init_args.keep_band", "null"])
+            runs.append(without)
+            for label, trained in (("kept (default)", families[family]), ("not kept", without)):
+                m = trained.model
+                rows.append([family, label, *model_cells(trained), m["lsd_lf"] if m else None, bar(trained)])
+        return (
+            "The same recipes at the same budget with the generator's known-band keeping switched off "
+            "(`--model.init_args.keep_band null`): the network's output is then used across the whole band, as "
+            "the U-Net of the reference study did. With it on (the default), the output is the input below "
+            "0.8 x 11.025 kHz and the network's above 0.9 x, with a complementary linear-phase crossover "
+            "between (`audiosr/models/generator.py`).\n\n"
+            + markdown_table(["family", "known band", *METRIC_HEADERS, "LSD-LF ↓", "meets the bar"], rows, left={0, 1, 8})
+            + "\nCommands:\n\n" + commands(runs)
+        )
+
+
+DEGRADATIONS = [
+    ("resampy kaiser_best (the standard test)", []),
+    ("soxr VHQ", ["--data.test_degradation", "audiosr.data.Resample", "--data.test_degradation.method", "soxr_vhq"]),
+    ("Chebyshev I, order 8, 0.95 x Nyquist", ["--data.test_degradation", "audiosr.data.Lowpass",
+                                              "--data.test_degradation.kind", "cheby1", "--data.test_degradation.order", "8",
+                                              "--data.test_degradation.cutoff", "0.95"]),
+    ("Butterworth, order 4, 0.9 x Nyquist", ["--data.test_degradation", "audiosr.data.Lowpass",
+                                             "--data.test_degradation.kind", "butter", "--data.test_degradation.order", "4",
+                                             "--data.test_degradation.cutoff", "0.9"]),
+    ("elliptic, order 6, 0.97 x Nyquist", ["--data.test_degradation", "audiosr.data.Lowpass",
+                                           "--data.test_degradation.kind", "ellip", "--data.test_degradation.order", "6",
+                                           "--data.test_degradation.cutoff", "0.97"]),
+]
+
+
+class Degradations:
+    TITLE = "6. Robustness: the test split degraded other ways"
+
+    @staticmethod
+    def run(ctx: Context) -> str:
+        if ctx.dev is None:
+            ctx.skipped = "skipped: no dev recordings"
+            return "Skipped: no dev recordings.\n"
+        best = best_family(ctx)
+        if best is None:
+            ctx.problems.append("no trained family to test")
+            return "No family trained successfully.\n"
+        family, trained = best
+        rows, lines = [], []
+        for label, extra in DEGRADATIONS:
+            name = "degraded-" + "".join(c for c in label.split(",")[0].split(" (")[0].lower() if c.isalnum())
+            m, found = test_checkpoint(ctx, trained, name, [*extra, "--report.visqol", "false"])
+            lines.append(command_line(m.cmd))
+            table = {r["method"]: r for r in found}
+            model = next((r for k, r in table.items() if k.startswith("audiosr ")), None)
+            if model is None:
+                continue
+            kb, sox = table["kaiser_best"], table["soxr_vhq"]
+            rows.append([label, model["snr"], model["lsd"], model["lsd_hf"], kb["snr"], kb["lsd"], sox["snr"], sox["lsd"],
+                         "yes" if model["snr"] >= kb["snr"] - 1 and model["lsd"] <= 0.6 * kb["lsd"] else "no"])
+            log(f"  {label}: model SNR {model['snr']:.2f} LSD {model['lsd']:.2f}; kaiser_best {kb['snr']:.2f} / {kb['lsd']:.2f}")
+        return (
+            f"The best family of section 4 (**{family}**, its `best` checkpoint) on the test split made low-rate in "
+            "other ways than the resampy `kaiser_best` it is validated with (`--data.test_degradation`, "
+            "`audiosr.data.degradations`): low-passed by IIR filters of other families (zero-phase), then "
+            "resampled with soxr VHQ. It was trained with random degradations of this kind (`RandomLowpass`).\n\n"
+            + markdown_table(["test input made by", "model SNR ↑", "model LSD ↓", "model LSD-HF ↓", "kaiser_best SNR",
+                              "kaiser_best LSD", "soxr VHQ SNR", "soxr VHQ LSD", "meets the bar"], rows, left={0, 8})
+            + "\nCommands:\n\n```\n" + "\n".join(lines) + "\n```\n"
+        )
+
+
+class Gan:
+    TITLE = "7. Adversarial training at CPU scale"
+
+    @staticmethod
+    def run(ctx: Context) -> str:
+        if ctx.dev is None:
+            ctx.skipped = "skipped: no dev recordings"
+            return "Skipped: no dev recordings.\n"
+        families = trained_families(ctx)
+        rows, runs, pairs = [], [], []
+        for family, configs in CPU_RECIPES.items():
+            gan = train_and_test(ctx, f"{family.replace(' ', '').replace('+', '-')}-gan",
+                                 [*configs, "gan.yaml", "gan-cpu.yaml"])
+            runs.append(gan)
+            for label, trained in (("reconstruction only", families[family]), ("+ GAN", gan)):
+                rows.append([family, label, steps_trained(trained), *model_cells(trained), bar(trained)])
+            pairs.append((family, families[family], gan))
+        figure = Gan.figure(ctx, pairs)
+        return (
+            f"Each CPU-sized generator trained for the same {ctx.args.budget:g} minutes with `configs/gan.yaml` + "
+            "`configs/gan-cpu.yaml` on top (DAC's discriminators at CPU width, lsgan, mel 15 / feature matching 2 / "
+            "adversarial 1 plus the generator's own loss), against the reconstruction-only runs of section 4. "
+            "Steps count batches for reconstruction-only runs and optimizer steps (two per batch) for GAN runs.\n\n"
+            + markdown_table(["generator", "training", "steps in budget", *METRIC_HEADERS, "meets the bar"], rows,
+                             left={0, 1, 8})
+            + ("\n" + f"![spectrograms with and without the GAN]({figure.name})\n\n*`bench/{figure.name}`: one held-out "
+               "test file upsampled by each generator with and without adversarial training, target on the left.*\n"
+               if figure else "")
+            + "\nCommands:\n\n" + commands(runs)
+        )
+
+    @staticmethod
+    def figure(ctx: Context, pairs: list[tuple[str, Trained, Trained]]) -> Path | None:
+        from audiosr.data.recordings import index_files
+        from audiosr.dsp import resample
+        from audiosr.inference import Upsampler
+        from audiosr.plots import spectrogram_grid
+
+        ready = [(family, a, b) for family, a, b in pairs if a.checkpoint and b.checkpoint]
+        if not ready or ctx.dev is None:
+            return None
+        path = next(p for p in ctx.dev.test if p.stem.startswith("p360"))
+        (recording,) = index_files([path], 44100, ctx.cache_dir)
+        target = recording.read()[0][: 4 * 44100]
+        low = resample(target, 44100, 22050, "kaiser_best")
+        rows, names = [], []
+        for family, plain, gan in ready:
+            rows.append({"target": target,
+                         "reconstruction only": Upsampler.from_checkpoint(plain.checkpoint, device="cpu").upsample(low, 22050),
+                         "+ GAN": Upsampler.from_checkpoint(gan.checkpoint, device="cpu").upsample(low, 22050)})
+            names.append(family)
+        out = ctx.args.figures / "gan.png"
+        spectrogram_grid(rows, names, 44100, cutoff_hz=11025, title=f"{path.name}: with and without the GAN",
+                         path=out)
+        return out
