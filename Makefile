@@ -19,12 +19,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install audiosr with its test tools
 
-quickstart: $(STAMP)  ## train the CPU-sized U-Net on built-in data, then compare it with classical resampling
-	$(BIN)/audiosr fit --config configs/quickstart.yaml
-	$(BIN)/audiosr test --config configs/quickstart.yaml --ckpt_path last
+QUICKSTART := --config configs/magphase.yaml --config configs/spectral-cpu.yaml --config configs/quickstart.yaml
 
-fit: $(STAMP)  ## train the reference recipe (configs/unet.yaml; a GPU is advised)
-	$(BIN)/audiosr fit --config configs/unet.yaml
+quickstart: $(STAMP)  ## train a CPU-sized model on built-in data, then compare it with classical resampling
+	$(BIN)/audiosr fit $(QUICKSTART)
+	$(BIN)/audiosr test $(QUICKSTART) --ckpt_path last
+
+fit: $(STAMP)  ## train the reference magnitude + phase recipe (configs/magphase.yaml; a GPU is advised)
+	$(BIN)/audiosr fit --config configs/magphase.yaml
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q
@@ -32,8 +34,8 @@ test: $(STAMP)  ## run the whole test suite
 test-fast: $(STAMP)  ## run the tests that take no subprocess or training
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: $(STAMP)  ## speed and quality benchmarks -> bench/RESULTS.md
-	$(BIN)/python bench/run.py
+bench: $(STAMP)  ## speed and quality benchmarks on the dev recordings -> bench/RESULTS.md (about 2 hours)
+	$(BIN)/python -m bench
 
 lint: $(STAMP)  ## byte-compile everything (catches syntax errors fast)
 	$(BIN)/python -m compileall -q audiosr tests bench

@@ -29,11 +29,12 @@ def split_table(dev: DevSplit) -> str:
             "- test music/sounds: five files of different kinds; every other music/sound file trains.\n")
 
 
-def baseline_rows(trained: Trained) -> list[list]:
+def baseline_rows(trained: Trained, columns_before: int) -> list[list]:
+    """The classical methods' rows of a test run, with ``columns_before`` empty cells before the metrics."""
     rows = []
     for row in trained.rows:
         if not row["method"].startswith("audiosr "):
-            rows.append([row["method"], "classical", None, None, None, row["snr"], row["lsd"], row["lsd_hf"],
+            rows.append([row["method"], *[None] * columns_before, row["snr"], row["lsd"], row["lsd_hf"],
                          row.get("visqol"), row["rtr"]])
     return rows
 
@@ -61,10 +62,20 @@ def bar(trained: Trained) -> str:
     return f"{'yes' if snr_ok and lsd_ok else 'no'} (SNR {m['snr'] - kb['snr']:+.2f} dB, LSD x{m['lsd'] / kb['lsd']:.2f})"
 
 
+def no_dev(ctx: Context) -> str:
+    ctx.skipped = "skipped: no dev recordings"
+    return f"Skipped: the dev recordings are not at `{ctx.args.dev_dir}`.\n"
+
+
+def slug(family: str) -> str:
+    """A run name for a family: ``magnitude + phase`` -> ``magnitude-phase``."""
+    return family.replace(" + ", "-").replace(" ", "-")
+
+
 def trained_families(ctx: Context) -> dict[str, Trained]:
     """Each CPU-sized family trained once per run; later sections reuse them."""
     if "families" not in ctx.results:
-        ctx.results["families"] = {family: train_and_test(ctx, family.replace(" ", "").replace("+", "-"), configs)
+        ctx.results["families"] = {family: train_and_test(ctx, slug(family), configs)
                                    for family, configs in CPU_RECIPES.items()}
     return ctx.results["families"]
 
@@ -89,7 +100,7 @@ def curves_figure(families: dict[str, Trained], path: Path) -> Path | None:
             ax.plot(minutes, [p.get(key, np.nan) for p in t.curve], marker="o", markersize=3, label=name)
     inputs = next((t.curve for t in families.values() if t.curve), [])
     for ax, key, title in zip(axes, ("val/lsd", "val/snr", "val/score"),
-                              ("LSD (log10) ↓", "SNR (dB) ↑", "val/score ↓ (LSD + 0.5 per dB of SNR lost)")):
+                              ("LSD (log10) ↓", "SNR (dB) ↑", "val/score ↓")):
         if key != "val/score" and inputs:
             ax.axhline(inputs[-1].get(key.replace("val/", "val/input_"), np.nan), color="0.5", linestyle="--",
                        label="network input (soxr VHQ)")
@@ -97,7 +108,7 @@ def curves_figure(families: dict[str, Trained], path: Path) -> Path | None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle("Validation (NU-Wave 2 samples, 0.75-1 s centre crops) against training time, each family CPU-sized")
+    fig.suptitle("Validation (NU-Wave 2 samples, centre crops) against training time, each family CPU-sized")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
@@ -109,8 +120,7 @@ class Families:
     @staticmethod
     def run(ctx: Context) -> str:
         if ctx.dev is None:
-            ctx.skipped = "skipped: no dev recordings"
-            return f"Skipped: the dev recordings are not at `{ctx.args.dev_dir}`.\n"
+            return no_dev(ctx)
         families = trained_families(ctx)
         phase = Families.phase_choices(ctx, families.get("magnitude"))
         rows = []
@@ -123,7 +133,7 @@ class Families:
         table = markdown_table(
             ["model (CPU-sized)", "params (M)", "GMAC / s of audio", "CPU RTR (section 1)", "vs kaiser_best",
              "steps in budget", *METRIC_HEADERS],
-            rows + (baseline_rows(first) if first else []), left={0})
+            rows + (baseline_rows(first, 5) if first else []), left={0})
         figure = curves_figure(families, ctx.args.figures / "families.png")
         bars = "\n".join(f"- {family}: meets the bar: {bar(t)}" for family, t in families.items())
         return (
@@ -147,14 +157,14 @@ class Families:
         """The magnitude family's trained checkpoint tested with each reused phase."""
         if trained is None or not trained.ok:
             return ""
-        rows = [["shift (trained with)", *model_cells(trained)]]
-        m, found = test_checkpoint(ctx, trained, "magnitude-mirror", ["--model.init_args.network.init_args.phase", "mirror"])
+        rows = [["mirror (trained with)", *model_cells(trained)]]
+        m, found = test_checkpoint(ctx, trained, "magnitude-shift", ["--model.init_args.network.init_args.phase", "shift"])
         model = next((r for r in found if r["method"].startswith("audiosr ")), None)
         if model is not None:
-            rows.append(["mirror (same weights)", model["snr"], model["lsd"], model["lsd_hf"], model.get("visqol"),
+            rows.append(["shift (same weights)", model["snr"], model["lsd"], model["lsd_hf"], model.get("visqol"),
                          model["rtr"]])
         return ("**Phase of the magnitude family.** The same trained weights tested with each reused phase "
-                "(the phase has no weights; `--model.init_args.network.init_args.phase mirror`):\n\n"
+                "(the phase has no weights; `--model.init_args.network.init_args.phase shift`):\n\n"
                 + markdown_table(["phase", *METRIC_HEADERS], rows) + "\n" + f"```\n{command_line(m.cmd)}\n```\n\n")
 
 
@@ -164,13 +174,12 @@ class Ablation:
     @staticmethod
     def run(ctx: Context) -> str:
         if ctx.dev is None:
-            ctx.skipped = "skipped: no dev recordings"
-            return "Skipped: no dev recordings.\n"
+            return no_dev(ctx)
         families = trained_families(ctx)
         rows, runs = [], []
         for family in ("U-Net", "magnitude + phase"):
             configs = CPU_RECIPES[family]
-            without = train_and_test(ctx, f"{family.replace(' ', '').replace('+', '-')}-nokeep", configs,
+            without = train_and_test(ctx, f"{slug(family)}-nokeep", configs,
                                      ["--model.init_args.keep_band", "null"])
             runs.append(without)
             for label, trained in (("kept (default)", families[family]), ("not kept", without)):
@@ -187,18 +196,18 @@ class Ablation:
         )
 
 
+def lowpass(kind: str, order: int, cutoff: float) -> list[str]:
+    """``audiosr test`` arguments that make the test input with one IIR low-pass, then soxr VHQ."""
+    return ["--data.test_degradation", "audiosr.data.Lowpass", "--data.test_degradation.kind", kind,
+            "--data.test_degradation.order", str(order), "--data.test_degradation.cutoff", str(cutoff)]
+
+
 DEGRADATIONS = [
     ("resampy kaiser_best (the standard test)", []),
     ("soxr VHQ", ["--data.test_degradation", "audiosr.data.Resample", "--data.test_degradation.method", "soxr_vhq"]),
-    ("Chebyshev I, order 8, 0.95 x Nyquist", ["--data.test_degradation", "audiosr.data.Lowpass",
-                                              "--data.test_degradation.kind", "cheby1", "--data.test_degradation.order", "8",
-                                              "--data.test_degradation.cutoff", "0.95"]),
-    ("Butterworth, order 4, 0.9 x Nyquist", ["--data.test_degradation", "audiosr.data.Lowpass",
-                                             "--data.test_degradation.kind", "butter", "--data.test_degradation.order", "4",
-                                             "--data.test_degradation.cutoff", "0.9"]),
-    ("elliptic, order 6, 0.97 x Nyquist", ["--data.test_degradation", "audiosr.data.Lowpass",
-                                           "--data.test_degradation.kind", "ellip", "--data.test_degradation.order", "6",
-                                           "--data.test_degradation.cutoff", "0.97"]),
+    ("Chebyshev I, order 8, 0.95 x Nyquist", lowpass("cheby1", 8, 0.95)),
+    ("Butterworth, order 4, 0.9 x Nyquist", lowpass("butter", 4, 0.9)),
+    ("elliptic, order 6, 0.97 x Nyquist", lowpass("ellip", 6, 0.97)),
 ]
 
 
@@ -208,8 +217,7 @@ class Degradations:
     @staticmethod
     def run(ctx: Context) -> str:
         if ctx.dev is None:
-            ctx.skipped = "skipped: no dev recordings"
-            return "Skipped: no dev recordings.\n"
+            return no_dev(ctx)
         best = best_family(ctx)
         if best is None:
             ctx.problems.append("no trained family to test")
@@ -245,12 +253,11 @@ class Gan:
     @staticmethod
     def run(ctx: Context) -> str:
         if ctx.dev is None:
-            ctx.skipped = "skipped: no dev recordings"
-            return "Skipped: no dev recordings.\n"
+            return no_dev(ctx)
         families = trained_families(ctx)
         rows, runs, pairs = [], [], []
         for family, configs in CPU_RECIPES.items():
-            gan = train_and_test(ctx, f"{family.replace(' ', '').replace('+', '-')}-gan",
+            gan = train_and_test(ctx, f"{slug(family)}-gan",
                                  [*configs, "gan.yaml", "gan-cpu.yaml"])
             runs.append(gan)
             for label, trained in (("reconstruction only", families[family]), ("+ GAN", gan)):

@@ -55,7 +55,7 @@ def run_audiosr(args: list[str], cwd: Path, env: dict[str, str], timeout: float 
     )
 
 
-def tiny_generator(source_rate: int = 22050, target_rate: int = 44100, input_filter: str = "kaiser_fast",
+def tiny_generator(source_rate: int = 22050, target_rate: int = 44100, input_filter: str = "soxr_vhq",
                    keep_band: tuple[float, float] | None = None, normalise: bool = False, seed: int = 0):
     """A small random U-Net generator whose output really differs from its input.
 

@@ -181,3 +181,32 @@ def test_vctk_split_follows_published_systems(tmp_path):
 def test_vctk_missing_without_download_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="download"):
         VCTK(str(tmp_path / "nowhere")).files("train")
+
+
+def test_training_crops_depend_on_the_index_only_and_every_epoch_brings_new_ones(tmp_path):
+    def crops(num_workers: int, epochs: int = 2) -> list[list[bytes]]:
+        data = AudioPairDataModule(SyntheticCorpus(4, 2, 2, clip_seconds=1.0), segment_seconds=0.25, batch_size=2,
+                                   num_workers=num_workers, train_items_per_epoch=4, cache_dir=str(tmp_path))
+        data.setup("fit")
+        loader = data.train_dataloader()
+        return [[t.numpy().tobytes() for batch in loader for t in batch["target"]] for _ in range(epochs)]
+
+    in_process, workers = crops(0), crops(2)
+    assert in_process == workers  # the same crops whatever the number of loader workers
+    assert not set(in_process[0]) & set(in_process[1])  # epoch 2 is not epoch 1 again
+
+
+def test_a_resumed_data_module_continues_with_the_next_epochs_crops(tmp_path):
+    def module():
+        data = AudioPairDataModule(SyntheticCorpus(4, 2, 2, clip_seconds=1.0), segment_seconds=0.25, batch_size=2,
+                                   num_workers=0, train_items_per_epoch=4, cache_dir=str(tmp_path))
+        data.setup("fit")
+        return data
+
+    first = module()
+    list(first.train_dataloader())  # epoch 1
+    saved = first.state_dict()
+    epoch2 = [t.numpy().tobytes() for b in first.train_dataloader() for t in b["target"]]
+    resumed = module()
+    resumed.load_state_dict(saved)
+    assert [t.numpy().tobytes() for b in resumed.train_dataloader() for t in b["target"]] == epoch2

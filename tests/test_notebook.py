@@ -14,7 +14,8 @@ from nbclient import NotebookClient
 from conftest import REPO
 
 NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
-TABLE_ROWS = ("audiosr UNet (model)", "kaiser_fast (model input)", "kaiser_best", "soxr_vhq", "linear")
+TABLE_ROWS = ("audiosr MagnitudePhaseNetwork (model)", "audiosr shipped model", "kaiser_fast", "kaiser_best",
+              "soxr_vhq (model input)", "linear")
 
 
 def read_notebook() -> nbformat.NotebookNode:
