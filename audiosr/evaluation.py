@@ -203,6 +203,10 @@ class Comparison:
                             device=timing and timing["device"], precision=timing and timing["precision"]))
         return rows
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The scores travel between processes (``merge``); the scorer stays: ViSQOL holds C handles.
+        return {**self.__dict__, "perceptual": None}
+
     def merge(self, other: Comparison) -> None:
         """Add another comparison's utterances and timings (e.g. another process's share).
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +126,26 @@ def test_comparison_means_equal_hand_computed_means():
     for k, values in by_hand.items():
         assert getattr(row, k) == pytest.approx(np.mean(values), rel=1e-6)
     assert row.rtr is None and row.device is None
+
+
+def test_comparison_travels_between_processes_without_its_scorer():
+    """What ``all_gather_object`` does to each process's share: pickle it, merge it."""
+    rng = np.random.default_rng(2)
+    target = rng.standard_normal((1, 8192)).astype(np.float32)
+    estimate = target + 0.1 * rng.standard_normal(target.shape).astype(np.float32)
+    scorer = ctypes.CDLL(None)  # like ViSQOL's C handles: unpicklable, yet callable
+    cmp = Comparison(SOURCE_RATE, TARGET_RATE, perceptual=lambda e, t, rate: 4.0)
+    cmp.perceptual.handle = scorer
+    cmp.add("m", estimate, target, name="a")
+    cmp.add_timing("m", 1.0, 0.5)
+    received = pickle.loads(pickle.dumps(cmp))
+    assert received.perceptual is None
+    merged = Comparison(SOURCE_RATE, TARGET_RATE)
+    merged.merge(received)
+    merged.merge(pickle.loads(pickle.dumps(cmp)))  # the same named utterance is counted once
+    (row,) = merged.rows()
+    (original,) = cmp.rows()
+    assert row == original and row.n == 1 and row.visqol == 4.0
 
 
 def test_comparison_refuses_misaligned_lengths():
