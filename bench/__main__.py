@@ -24,7 +24,6 @@ ratios to baselines measured alongside, because the machine may be noisy.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import tempfile
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from audiosr.evaluation import markdown_table
 from bench import loader, memory, quality, speed, training
-from bench.common import DEFAULT_DEV_DIR, REPO, Context, dev_split, loadavg, log, machine, script_command
+from bench.common import DEFAULT_DEV_DIR, REPO, Context, dev_split, loadavg, log, machine, portable, script_command
 
 SECTIONS = {
     "speed": speed,
@@ -55,14 +54,6 @@ class Section:
     markdown: str = ""
     seconds: float = 0.0
     status: str = "ok"
-
-
-def portable(text: str, dev_dir: Path, tmp: Path) -> str:
-    """The report names paths relative to the repository, never this machine's own."""
-    text = text.replace(str(dev_dir.resolve()), "../shared/data/dev")
-    text = text.replace(str(tmp), "$TMP")
-    text = text.replace(str(REPO) + "/", "").replace(str(REPO), ".")
-    return re.sub(r"\S*/\.venv/bin/", ".venv/bin/", text)
 
 
 def render(info: dict, sections: list[Section], started: float, done: bool) -> str:

@@ -97,6 +97,16 @@ def machine() -> dict[str, str]:
     }
 
 
+def portable(text: str, dev_dir: Path, tmp: Path) -> str:
+    """Reports name paths relative to the repository, never this machine's own."""
+    import re
+
+    text = text.replace(str(dev_dir.resolve()), "../shared/data/dev")
+    text = text.replace(str(tmp), "$TMP")
+    text = text.replace(str(REPO) + "/", "").replace(str(REPO), ".")
+    return re.sub(r"\S*/\.venv/bin/", ".venv/bin/", text)
+
+
 def command_line(cmd: list[str]) -> str:
     return shlex.join(str(c) for c in cmd)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from audiosr.evaluation import markdown_table
-from bench.common import DEFAULT_DEV_DIR, REPO, Context, command_line, dev_split, log, machine
+from bench.common import DEFAULT_DEV_DIR, REPO, Context, command_line, dev_split, log, machine, portable
 from bench.quality import DEGRADATIONS, bar, split_table
-from bench.runs import test_checkpoint, train_and_test
+from bench.runs import by_method, test_checkpoint, train_and_test
 
 CONFIGS = ["magphase.yaml", "spectral-cpu.yaml"]
 PRETRAINED = REPO / "audiosr" / "pretrained"
@@ -58,23 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the dev recordings are not at {args.dev_dir}")
     tmp = Path(tempfile.mkdtemp(prefix="audiosr-default-"))
     ctx = Context(SimpleNamespace(budget=args.minutes, dev_dir=args.dev_dir), tmp, dev)
-    try:
-        trained = train_and_test(ctx, "default", CONFIGS, minutes=args.minutes)
-        if not trained.ok:
-            log(f"training or test failed: {ctx.problems}\n{trained.fit.tail(30)}")
-            return 1
-        robustness = []
-        for label, extra in DEGRADATIONS[1:4]:
-            m, rows = test_checkpoint(ctx, trained, f"default-{len(robustness)}", [*extra, "--report.visqol", "false"])
-            found = {r["method"]: r for r in rows}
-            model = next((r for k, r in found.items() if k.startswith("audiosr ")), None)
-            if model is not None:
-                kb = found["kaiser_best"]
-                robustness.append([label, model["snr"], model["lsd"], kb["snr"], kb["lsd"], found["soxr_vhq"]["snr"],
-                                   found["soxr_vhq"]["lsd"]])
-        write(args, ctx, trained, robustness)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    trained = train_and_test(ctx, "default", CONFIGS, minutes=args.minutes)
+    if not trained.ok:
+        log(f"training or test failed (runs kept in {tmp}): {ctx.problems}\n{trained.fit.tail(30)}")
+        return 1
+    robustness = []
+    for index, (label, extra) in enumerate(DEGRADATIONS[1:4]):
+        _, rows = test_checkpoint(ctx, trained, f"default-{index}", [*extra, "--report.visqol", "false"])
+        found = by_method(rows)
+        if "model" in found:
+            robustness.append([label, found["model"]["snr"], found["model"]["lsd"], found["kaiser_best"]["snr"],
+                               found["kaiser_best"]["lsd"], found["soxr_vhq"]["snr"], found["soxr_vhq"]["lsd"]])
+    write(args, ctx, trained, robustness)
+    shutil.rmtree(tmp, ignore_errors=True)  # kept above when something failed, for a look
     return 0
 
 
@@ -103,7 +99,8 @@ faster than real time on a laptop CPU.
 ## How it was trained
 
 - Recipe: `configs/{CONFIGS[0]}` + `configs/{CONFIGS[1]}` (random low-pass degradations of the
-  training crops, soxr VHQ rough input, multi-resolution STFT + negative-SNR loss, Adam 2e-3).
+  training crops, soxr VHQ rough input, multi-resolution STFT + negative-SNR loss, AdamW 2e-3
+  decaying by 0.9998 per step).
 - Budget: {args.minutes:g} minutes of `audiosr fit` on 2 CPU cores ({steps} steps, batch 12 x 0.75 s);
   the checkpoint is the one with the best validation score (`val/score`, step {best_step}).
 - Trained by `python -m bench.default_model --minutes {args.minutes:g}` on {machine()['CPU (/proc/cpuinfo model name)']},
@@ -151,7 +148,7 @@ The same test split made low-rate in other ways (`--data.test_degradation`):
 - It invents the missing band from what the input has: the band above 11 kHz is plausible, not the
   original. It keeps the input's own band below 8.8 kHz unchanged.
 """
-    (args.output / "MODEL_CARD.md").write_text(card)
+    (args.output / "MODEL_CARD.md").write_text(portable(card, args.dev_dir, ctx.tmp))
     log(f"wrote {path} and {args.output / 'MODEL_CARD.md'}")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from audiosr.evaluation import markdown_table
 from bench.common import CPU_RECIPES, Context, DevSplit, command_line, fmt, log
-from bench.runs import Trained, commands, test_checkpoint, train_and_test
+from bench.runs import Trained, by_method, commands, test_checkpoint, train_and_test
 
 BASELINE_ROWS = ("kaiser_fast", "kaiser_best", "soxr_vhq", "linear")
 
@@ -228,11 +228,10 @@ class Degradations:
             name = "degraded-" + "".join(c for c in label.split(",")[0].split(" (")[0].lower() if c.isalnum())
             m, found = test_checkpoint(ctx, trained, name, [*extra, "--report.visqol", "false"])
             lines.append(command_line(m.cmd))
-            table = {r["method"]: r for r in found}
-            model = next((r for k, r in table.items() if k.startswith("audiosr ")), None)
-            if model is None:
+            table = by_method(found)
+            if "model" not in table:
                 continue
-            kb, sox = table["kaiser_best"], table["soxr_vhq"]
+            model, kb, sox = table["model"], table["kaiser_best"], table["soxr_vhq"]
             rows.append([label, model["snr"], model["lsd"], model["lsd_hf"], kb["snr"], kb["lsd"], sox["snr"], sox["lsd"],
                          "yes" if model["snr"] >= kb["snr"] - 1 and model["lsd"] <= 0.6 * kb["lsd"] else "no"])
             log(f"  {label}: model SNR {model['snr']:.2f} LSD {model['lsd']:.2f}; kaiser_best {kb['snr']:.2f} / {kb['lsd']:.2f}")

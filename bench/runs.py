@@ -47,11 +47,12 @@ class Trained:
         return self.fit.returncode == 0 and self.test is not None and self.test.returncode == 0 and bool(self.rows)
 
     def row(self, method: str) -> dict | None:
-        return next((r for r in self.rows if r["method"] == method), None)
+        """A classical method's row by its plain name, or the model's as ``"model"``."""
+        return by_method(self.rows).get(method)
 
     @property
     def model(self) -> dict | None:
-        return next((r for r in self.rows if r["method"].startswith("audiosr ")), None)
+        return self.row("model")
 
     @property
     def checkpoint(self) -> Path | None:
@@ -116,6 +117,16 @@ def read_curve(csv_dir: Path) -> list[dict]:
             if "val/lsd" in values:
                 points.setdefault(int(float(record["step"])), {"step": int(float(record["step"]))}).update(values)
     return [points[s] for s in sorted(points)]
+
+
+def by_method(rows: list[dict]) -> dict[str, dict]:
+    """Comparison rows by method, classical ones under their plain names ("soxr_vhq", not
+    "soxr_vhq (model input)") and the model under "model"."""
+    table = {}
+    for row in rows:
+        name = row["method"]
+        table["model" if name.startswith("audiosr ") else name.removesuffix(" (model input)")] = row
+    return table
 
 
 def commands(trained: list[Trained]) -> str:

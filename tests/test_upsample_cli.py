@@ -159,3 +159,18 @@ def test_hostile_files_never_give_a_corrupt_output(ckpt, tmp_path, capsys):
     repaired, _ = sf.read(out / "nan.wav", dtype="float32")
     assert np.isfinite(repaired).all() and len(repaired) == 4000
     assert "1 NaN or infinite samples replaced with zeros" in capsys.readouterr().err
+
+
+def test_the_shipped_model_is_the_default(tmp_path, capsys):
+    from audiosr.inference import Upsampler
+    from audiosr.pretrained import default_model_path, model_card_path
+
+    assert default_model_path().stat().st_size <= 5 * 2**20 and model_card_path().is_file()
+    assert "attribution" in model_card_path().read_text().lower()
+    src = tone(tmp_path / "a.wav", seconds=1.0)
+    assert main([str(src), "--output_dir", str(tmp_path / "out")]) == EXIT_OK
+    assert "using the default model shipped with audiosr" in capsys.readouterr().err
+    written, rate = sf.read(tmp_path / "out" / "a.wav", dtype="float32")
+    assert rate == TARGET and written.shape == (2 * SOURCE,)
+    direct = Upsampler.from_checkpoint(device="cpu").upsample(sf.read(src, dtype="float32")[0], SOURCE)
+    np.testing.assert_allclose(written, direct, atol=1 / 2**15)  # the same, up to 16-bit rounding
