@@ -158,11 +158,11 @@ class Families:
         if trained is None or not trained.ok:
             return ""
         rows = [["mirror (trained with)", *model_cells(trained)]]
-        m, found = test_checkpoint(ctx, trained, "magnitude-shift", ["--model.init_args.network.init_args.phase", "shift"])
+        m, found = test_checkpoint(ctx, trained, "magnitude-shift", ["--model.init_args.network.init_args.phase", "shift",
+                                                                     *NO_VISQOL])
         model = next((r for r in found if r["method"].startswith("audiosr ")), None)
         if model is not None:
-            rows.append(["shift (same weights)", model["snr"], model["lsd"], model["lsd_hf"], model.get("visqol"),
-                         model["rtr"]])
+            rows.append(["shift (same weights)", model["snr"], model["lsd"], model["lsd_hf"], None, model["rtr"]])
         return ("**Phase of the magnitude family.** The same trained weights tested with each reused phase "
                 "(the phase has no weights; `--model.init_args.network.init_args.phase shift`):\n\n"
                 + markdown_table(["phase", *METRIC_HEADERS], rows) + "\n" + f"```\n{command_line(m.cmd)}\n```\n\n")
@@ -180,7 +180,7 @@ class Ablation:
         for family in ("U-Net", "magnitude + phase"):
             configs = CPU_RECIPES[family]
             without = train_and_test(ctx, f"{slug(family)}-nokeep", configs,
-                                     ["--model.init_args.keep_band", "null"])
+                                     ["--model.init_args.keep_band", "null"], test_extra=NO_VISQOL)
             runs.append(without)
             for label, trained in (("kept (default)", families[family]), ("not kept", without)):
                 m = trained.model
@@ -201,6 +201,8 @@ def lowpass(kind: str, order: int, cutoff: float) -> list[str]:
     return ["--data.test_degradation", "audiosr.data.Lowpass", "--data.test_degradation.kind", kind,
             "--data.test_degradation.order", str(order), "--data.test_degradation.cutoff", str(cutoff)]
 
+
+NO_VISQOL = ["--report.visqol", "false"]  # ViSQOL (seconds per file) only where a section compares perception
 
 DEGRADATIONS = [
     ("resampy kaiser_best (the standard test)", []),
@@ -225,9 +227,12 @@ class Degradations:
         family, trained = best
         rows, lines = [], []
         for label, extra in DEGRADATIONS:
-            name = "degraded-" + "".join(c for c in label.split(",")[0].split(" (")[0].lower() if c.isalnum())
-            m, found = test_checkpoint(ctx, trained, name, [*extra, "--report.visqol", "false"])
-            lines.append(command_line(m.cmd))
+            if extra:
+                name = "degraded-" + "".join(c for c in label.split(",")[0].split(" (")[0].lower() if c.isalnum())
+                m, found = test_checkpoint(ctx, trained, name, [*extra, *NO_VISQOL])
+                lines.append(command_line(m.cmd))
+            else:  # the standard test input: section 4's test run of the same checkpoint
+                found = trained.rows
             table = by_method(found)
             if "model" not in table:
                 continue
