@@ -87,7 +87,8 @@ def write(args: argparse.Namespace, ctx: Context, trained, robustness: list[list
 
 `audiosr upsample IN... --output_dir OUT` and `Upsampler.from_checkpoint()` use this model when
 no checkpoint is given. It is small (`default.pt`, {path.stat().st_size / 2**20:.1f} MiB) and runs
-faster than real time on a laptop CPU.
+many times faster than real time on 2 CPU cores (the speed of this recipe against resampy:
+`bench/RESULTS.md`, section 1, "magnitude + phase, CPU-sized").
 
 ## What it is
 
