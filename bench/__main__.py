@@ -1,6 +1,6 @@
 """audiosr benchmarks: one run measures everything and writes bench/RESULTS.md (`make bench`).
 
-    python -m bench                                      # everything (about 2 hours on 2 quiet cores)
+    python -m bench                                      # everything (about 80 minutes on 2 quiet cores)
     python -m bench --sections speed,loader,train        # the quick ones (minutes)
     python -m bench --budget 2 --output /tmp/R.md        # a short trial of every section
 
@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset (default: all)")
-    parser.add_argument("--budget", type=float, default=8.0,
+    parser.add_argument("--budget", type=float, default=5.0,
                         help="minutes of training per recipe in families/ablation/gan (default %(default)s)")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md", help="report (default %(default)s)")
     parser.add_argument("--figures", type=Path, default=REPO / "bench", help="where PNG figures go (default %(default)s)")
