@@ -200,7 +200,10 @@ class MultiScaleMel(LossTerm):
             raise RuntimeError("MultiScaleMel.setup(sample_rate) must be called before use")
         total = prediction.new_zeros(())
         for i, window in enumerate(self.window_lengths):
-            both = _magnitude(torch.cat([prediction, target]), window, window // 4, getattr(self, f"window_{i}"), 0.0)
+            # Floored at the log's own floor: sqrt's gradient at an exactly silent bin is infinite,
+            # and the clamp below would turn it into NaN (inf x 0), poisoning every weight.
+            both = _magnitude(torch.cat([prediction, target]), window, window // 4, getattr(self, f"window_{i}"),
+                              self.clamp_eps ** 2)
             mel = torch.einsum("nft,fm->nmt", both, getattr(self, f"filters_{i}"))
             log_mel = mel.clamp(min=self.clamp_eps).log10()
             hat, ref = log_mel.chunk(2, dim=0)

@@ -122,6 +122,18 @@ def test_gradient_is_finite_for_a_silent_prediction(target_is_silent: bool) -> N
         assert prediction.grad.abs().sum() > 0
 
 
+def test_mel_gradient_is_finite_when_part_of_the_prediction_is_silent() -> None:
+    """A digitally silent stretch in a real crop once made every weight of a GAN run NaN."""
+    loss = ReconstructionLoss({"mel": MultiScaleMel(window_lengths=[64, 128], n_mels=[10, 20])}).setup(22050)
+    _, target = _pair(seed=6)
+    prediction = target.clone()
+    prediction[..., :300] = 0.0
+    prediction.requires_grad_(True)
+    loss(prediction, target)["total"].backward()
+    assert prediction.grad is not None and torch.all(torch.isfinite(prediction.grad))
+    assert prediction.grad[..., 300:].abs().sum() > 0
+
+
 def test_optimising_a_waveform_lowers_the_loss() -> None:
     gen = torch.Generator().manual_seed(7)
     n = torch.arange(4096, dtype=torch.float32)
