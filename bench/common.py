@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -99,8 +100,6 @@ def machine() -> dict[str, str]:
 
 def portable(text: str, dev_dir: Path, tmp: Path) -> str:
     """Reports name paths relative to the repository, never this machine's own."""
-    import re
-
     text = text.replace(str(dev_dir.resolve()), "../shared/data/dev")
     text = text.replace(str(tmp), "$TMP")
     text = text.replace(str(REPO) + "/", "").replace(str(REPO), ".")

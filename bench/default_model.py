@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 from audiosr.evaluation import markdown_table
 from bench.common import DEFAULT_DEV_DIR, REPO, Context, command_line, dev_split, log, machine, portable
-from bench.quality import DEGRADATIONS, bar, split_table
+from bench.quality import DEGRADATIONS, NO_VISQOL, bar, split_table
 from bench.runs import by_method, test_checkpoint, train_and_test
 
 CONFIGS = ["magphase.yaml", "spectral-cpu.yaml"]
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     robustness = []
     for index, (label, extra) in enumerate(DEGRADATIONS[1:4]):
-        _, rows = test_checkpoint(ctx, trained, f"default-{index}", [*extra, "--report.visqol", "false"])
+        _, rows = test_checkpoint(ctx, trained, f"default-{index}", [*extra, *NO_VISQOL])
         found = by_method(rows)
         if "model" in found:
             robustness.append([label, found["model"]["snr"], found["model"]["lsd"], found["kaiser_best"]["snr"],

@@ -53,13 +53,17 @@ def steps_trained(trained: Trained) -> str:
     return str(trained.curve[-1]["step"]) if trained.curve else "–"
 
 
+def meets_bar(model: dict, kaiser_best: dict) -> bool:
+    """The project's quality bar: SNR at most 1 dB below kaiser_best's and LSD at most 0.6 of its."""
+    return model["snr"] >= kaiser_best["snr"] - 1 and model["lsd"] <= 0.6 * kaiser_best["lsd"]
+
+
 def bar(trained: Trained) -> str:
     """Whether a model meets the quality bar against kaiser_best of the same run."""
     m, kb = trained.model, trained.row("kaiser_best")
     if m is None or kb is None:
         return "–"
-    snr_ok, lsd_ok = m["snr"] >= kb["snr"] - 1, m["lsd"] <= 0.6 * kb["lsd"]
-    return f"{'yes' if snr_ok and lsd_ok else 'no'} (SNR {m['snr'] - kb['snr']:+.2f} dB, LSD x{m['lsd'] / kb['lsd']:.2f})"
+    return f"{'yes' if meets_bar(m, kb) else 'no'} (SNR {m['snr'] - kb['snr']:+.2f} dB, LSD x{m['lsd'] / kb['lsd']:.2f})"
 
 
 def no_dev(ctx: Context) -> str:
@@ -160,7 +164,7 @@ class Families:
         rows = [["mirror (trained with)", *model_cells(trained)]]
         m, found = test_checkpoint(ctx, trained, "magnitude-shift", ["--model.init_args.network.init_args.phase", "shift",
                                                                      *NO_VISQOL])
-        model = next((r for r in found if r["method"].startswith("audiosr ")), None)
+        model = by_method(found).get("model")
         if model is not None:
             rows.append(["shift (same weights)", model["snr"], model["lsd"], model["lsd_hf"], None, model["rtr"]])
         return ("**Phase of the magnitude family.** The same trained weights tested with each reused phase "
@@ -238,7 +242,7 @@ class Degradations:
                 continue
             model, kb, sox = table["model"], table["kaiser_best"], table["soxr_vhq"]
             rows.append([label, model["snr"], model["lsd"], model["lsd_hf"], kb["snr"], kb["lsd"], sox["snr"], sox["lsd"],
-                         "yes" if model["snr"] >= kb["snr"] - 1 and model["lsd"] <= 0.6 * kb["lsd"] else "no"])
+                         "yes" if meets_bar(model, kb) else "no"])
             log(f"  {label}: model SNR {model['snr']:.2f} LSD {model['lsd']:.2f}; kaiser_best {kb['snr']:.2f} / {kb['lsd']:.2f}")
         return (
             f"The best family of section 4 (**{family}**, its `best` checkpoint) on the test split made low-rate in "
