@@ -102,6 +102,9 @@ class GANModule(SuperResolutionModule):
                 self._scheduler_owners.append(owner)
         return [generator, discriminators], schedulers
 
+    def parameter_owners(self) -> dict[str, torch.nn.Module]:
+        return {**super().parameter_owners(), "discriminators": self.discriminators}
+
     def _clip(self, optimizer: Any, norm: float | None) -> None:
         if norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=norm, gradient_clip_algorithm="norm")
@@ -117,6 +120,7 @@ class GANModule(SuperResolutionModule):
         if adversarial:
             real, fake = self.discriminators(target), self.discriminators(output.detach())
             d_loss = discriminator_loss([r[0] for r in real], [f[0] for f in fake], self.adversarial)
+            self.ensure_finite({"d_loss": d_loss})
             d_optimizer.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             self._clip(d_optimizer, self.discriminator_clip_norm)
@@ -134,6 +138,7 @@ class GANModule(SuperResolutionModule):
             fm = feature_matching_loss([r[1] for r in real], [f[1] for f in fake])
             total = total + self.weights["g_adv"] * g_adv + self.weights["fm"] * fm
             logged.update({"g_adv": g_adv, "fm": fm})
+        self.ensure_finite({"total": total, **logged})
         g_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
         self._clip(g_optimizer, self.generator_clip_norm)

@@ -224,9 +224,19 @@ def quiet() -> None:
 
 
 def main(args: list[str] | None = None) -> None:
+    from audiosr.module import TrainingDiverged
+
     quiet()
     try:
         AudioSRCLI(args=args)
+    except TrainingDiverged as diverged:
+        where = diverged.last_checkpoint
+        print(f"audiosr: {diverged}.\n"
+              + (f"  last good state: {where[0]} (step {where[1]}); resume it with --ckpt_path last, "
+                 "e.g. with a lower learning rate or stronger gradient clipping" if where else
+                 "  no checkpoint was written before it; lower the learning rate or check the data"),
+              file=sys.stderr)
+        raise SystemExit(1) from None
     except SystemExit as exit_:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 

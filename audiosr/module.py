@@ -21,6 +21,16 @@ from audiosr.models.generator import Generator, ModelSpec, Precision, inference_
 from audiosr.models.unet import UNet
 
 
+class TrainingDiverged(FloatingPointError):
+    """A loss or gradient became NaN or infinite; the step that saw it was not applied.
+
+    ``last_checkpoint`` is ``(path, step)`` of the run's ``last.ckpt`` once the checkpoint
+    callback has seen the exception (``None`` before the first one was written).
+    """
+
+    last_checkpoint: tuple[str, int] | None = None
+
+
 class SuperResolutionModule(L.LightningModule):
     """Trains ``network`` to turn the rough upsampled ``input`` into ``target``.
 
@@ -90,8 +100,39 @@ class SuperResolutionModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.loss(self(batch["input"]), batch["target"])
+        self.ensure_finite(parts)
         self.log_parts("train", parts, batch["target"].shape[0])
         return parts["total"]
+
+    # Divergence: a NaN run must stop, not train on (and checkpoint) NaN weights until its budget ends.
+
+    def ensure_finite(self, parts: dict[str, torch.Tensor]) -> None:
+        """Raises :class:`TrainingDiverged` naming every non-finite loss part (one device sync)."""
+        names = list(parts)
+        finite = torch.stack([torch.isfinite(parts[n].detach()).all() for n in names]).tolist()
+        bad = [f"{n}={float(parts[n].detach().float().mean()):g}" for n, ok in zip(names, finite) if not ok]
+        if bad:
+            raise TrainingDiverged(f"training diverged at step {self.global_step}: non-finite loss "
+                                   f"({', '.join(bad)}); this step was not applied")
+
+    def parameter_owners(self) -> dict[str, torch.nn.Module]:
+        """The networks an optimizer can train, by the name an error message gives them."""
+        return {"generator": self.generator}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # A finite loss can still give NaN gradients (a sqrt or log at 0); stepping on them
+        # would make every later loss NaN. Under fp16 the grad scaler skips such steps itself.
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not params or bool(torch.stack([torch.isfinite(p.grad).all() for p in params]).all()):
+            return
+        first = params[0]
+        owner = next((name for name, module in self.parameter_owners().items()
+                      if any(first is p for p in module.parameters())), "model")
+        bad = sum(int(not torch.isfinite(p.grad).all()) for p in params)
+        raise TrainingDiverged(f"training diverged at step {self.global_step}: non-finite gradients in "
+                               f"{bad} of the {owner}'s {len(params)} parameter tensors; this step was not applied")
 
     def _timed(self, fn: Any, *args: Any) -> tuple[Any, float]:
         sync = self.device.type == "cuda"

@@ -97,6 +97,8 @@ class RunCheckpoint(ModelCheckpoint):
     validation stops improving would keep an old ``last`` and resume from it. Here ``last``
     is also written after every validation, at the end of fit, and when the run is
     interrupted by Ctrl-C or SIGTERM (Lightning stops such a run after the current step).
+    A run that diverges (:class:`audiosr.module.TrainingDiverged`) leaves ``last`` as it was:
+    the last state with finite weights.
     """
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -108,6 +110,13 @@ class RunCheckpoint(ModelCheckpoint):
         self.save_last_now(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        from audiosr.module import TrainingDiverged
+
+        if isinstance(exception, TrainingDiverged):  # last.ckpt keeps the last good state; say where
+            step = getattr(self, "_last_step_in_last", None)
+            if self.last_model_path and step is not None:
+                exception.last_checkpoint = (self.last_model_path, step)
+            return
         if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and self.save_last_now(trainer, force=True):
             cause = "interrupted" if isinstance(exception, KeyboardInterrupt) else "stopped by SIGTERM"
             if trainer.is_global_zero:

@@ -122,6 +122,24 @@ def test_sigterm_saves_the_current_step_and_last_resumes_it(tmp_path, cli_env):
     assert step_of(last) == step + 2
 
 
+@pytest.mark.parametrize("target", ["weights", "gradients"])
+def test_a_diverging_fit_stops_and_keeps_the_last_good_state(tmp_path, cli_env, target):
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join([str(TESTS), cli_env.get("PYTHONPATH", "")])}
+    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "8", "--trainer.logger", "false",
+                          "--trainer.callbacks+=poison.Poison", "--trainer.callbacks.step=3",
+                          f"--trainer.callbacks.target={target}"], tmp_path, env)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
+    expected = ("non-finite loss (total=nan" if target == "weights"
+                else "non-finite gradients in 1 of the generator's")
+    assert f"audiosr: training diverged at step 3: {expected}" in result.stderr
+    assert f"last good state: {last} (step 2); resume it with --ckpt_path last" in result.stderr
+    assert "Traceback" not in result.stderr
+    state = torch.load(last, weights_only=False)
+    assert state["global_step"] == 2  # the validation at step 2 wrote it; nothing after
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
 def test_checkpoint_lookup_stays_in_its_family_and_mismatches_are_refused(tmp_path, cli_env):
     result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], tmp_path, cli_env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -88,6 +88,27 @@ def test_warm_up_trains_the_generator_alone(tmp_path):
     assert {"train/d_loss", "train/g_adv", "train/fm", "train/mel"} <= set(trainer.callback_metrics)
 
 
+def test_nan_gradients_in_the_discriminators_stop_the_fit_before_they_step(tmp_path):
+    import lightning as L
+
+    from audiosr.data import AudioPairDataModule, SyntheticCorpus
+    from audiosr.gan import GANModule
+    from audiosr.models import UNet
+    from audiosr.module import TrainingDiverged
+    from poison import Poison
+
+    L.seed_everything(0)
+    data = AudioPairDataModule(SyntheticCorpus(train_clips=2, val_clips=1, test_clips=1, clip_seconds=1.0),
+                               segment_seconds=0.25, batch_size=2, num_workers=0, input_filter="soxr_vhq")
+    module = GANModule(network=UNet([4, 8, 8]), discriminators=Discriminators(**SMALL), input_filter="soxr_vhq")
+    trainer = L.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
+                        callbacks=[Poison(step=2, target="gradients", network="discriminators")])
+    with pytest.raises(TrainingDiverged, match=r"at step 2: non-finite gradients in 1 of the discriminators'"):
+        trainer.fit(module, datamodule=data)
+    assert all(torch.isfinite(p).all() for p in module.parameters())  # the poisoned step was not applied
+
+
 @pytest.mark.slow
 def test_gan_fit_resume_and_generator_only_loading(tmp_path, cli_env):
     args = ["fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "gan.yaml"),
