@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from bench.common import CONFIGS, Context, Measured, audiosr_command, command_line, log, run_measured, subprocess_env
@@ -41,6 +42,7 @@ class Trained:
     run_dir: Path | None = None
     rows: list[dict] = field(default_factory=list)  # comparison.json rows
     curve: list[dict] = field(default_factory=list)  # one dict of val/* per validation
+    tested: str = "best"  # the --ckpt_path that `audiosr test` was given
 
     @property
     def ok(self) -> bool:
@@ -56,8 +58,20 @@ class Trained:
 
     @property
     def checkpoint(self) -> Path | None:
-        found = sorted((self.run_dir / "checkpoints").glob("best*.ckpt")) if self.run_dir else []
+        """The checkpoint that was tested."""
+        pattern = "last.ckpt" if self.tested == "last" else "best*.ckpt"
+        found = sorted((self.run_dir / "checkpoints").glob(pattern)) if self.run_dir else []
         return found[-1] if found else None
+
+    @property
+    def batches(self) -> int | None:
+        """Batches trained by the end of fit (GAN runs: not Lightning's step, which counts both optimizers)."""
+        last = sorted((self.run_dir / "checkpoints").glob("last.ckpt")) if self.run_dir else []
+        if not last:
+            return None
+        state = torch.load(last[0], map_location="cpu", weights_only=False)
+        trained = state["state_dict"].get("batches_trained")
+        return int(trained) if trained is not None else int(state["global_step"])
 
     @property
     def figure(self) -> Path | None:
@@ -70,8 +84,9 @@ def config_args(configs: list[str]) -> list[str]:
 
 
 def train_and_test(ctx: Context, name: str, configs: list[str], extra: list[str] | None = None,
-                   minutes: float | None = None, test_extra: list[str] | None = None) -> Trained:
-    """``audiosr fit`` for ``minutes`` of wall time on the dev split, then ``audiosr test --ckpt_path best``."""
+                   minutes: float | None = None, test_extra: list[str] | None = None,
+                   tested: str = "best") -> Trained:
+    """``audiosr fit`` for ``minutes`` of wall time on the dev split, then ``audiosr test --ckpt_path <tested>``."""
     assert ctx.dev is not None
     minutes = ctx.args.budget if minutes is None else minutes
     work = ctx.tmp / "runs" / name
@@ -82,13 +97,13 @@ def train_and_test(ctx: Context, name: str, configs: list[str], extra: list[str]
                "--trainer.max_time", f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
                "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(work / "csv"),
                "--trainer.callbacks+=bench.runs.Elapsed", "--trainer.enable_progress_bar", "false"]
-    test_cmd = [*audiosr_command(), "test", *common, "--ckpt_path", "best", "--trainer.logger", "false",
+    test_cmd = [*audiosr_command(), "test", *common, "--ckpt_path", tested, "--trainer.logger", "false",
                 *(test_extra or [])]
     env = subprocess_env(ctx.cache_dir)
     log(f"  {name}: audiosr fit ({minutes:g} min budget)")
     fit = run_measured(fit_cmd, work / "fit.log", cwd=work, env=env, label=f"{name} fit")
     log(f"  {name}: fit exit {fit.returncode} after {fit.wall_s:.0f} s")
-    trained = Trained(name, fit_cmd, test_cmd, fit)
+    trained = Trained(name, fit_cmd, test_cmd, fit, tested=tested)
     runs = sorted((work / "runs" / name).glob("*/checkpoints")) if fit.returncode == 0 else []
     if not runs:
         ctx.problems.append(f"{name}: audiosr fit exit {fit.returncode}")
