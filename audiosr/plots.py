@@ -62,6 +62,14 @@ def spectrogram_grid(
     return fig
 
 
+def row_label(name: str, width: int = 28) -> str:
+    """A row name short enough for an axis: a file path keeps its folder and file name,
+    and anything longer than ``width`` keeps its ends."""
+    if "/" in name or "\\" in name:
+        name = "/".join(Path(name).parts[-2:])
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2):]
+
+
 def _grid_figure(
     rows: list[dict[str, np.ndarray]],
     row_names: list[str] | None,
@@ -91,7 +99,7 @@ def _grid_figure(
         if r == 0:
             ax.set_title(columns[c])
         if c == 0:
-            ax.set_ylabel(f"{row_names[r]}\nkHz" if row_names else "kHz")
+            ax.set_ylabel(f"{row_label(row_names[r])}\nkHz" if row_names else "kHz")
         if r == len(rows) - 1:
             ax.set_xlabel("s")
     fig.colorbar(mappable, ax=axes, label=f"dB re. loudest bin (clipped at -{DB_RANGE:g})")

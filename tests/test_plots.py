@@ -66,6 +66,14 @@ def test_comparison_grid_rows_are_items_and_error_defaults_to_output_minus_targe
     assert np.asarray(panels[3].images[0].get_array()).max() > -60.0
 
 
+def test_row_labels_of_files_keep_their_folder_and_name_and_stay_short():
+    names = ["/home/me/data/dev/vctk/p360_001_mic1.flac", "music/" + "x" * 60 + ".flac", "U-Net"]
+    fig = comparison_grid([item(0), item(1), item(2)], names, RATE, CUTOFF)
+    labels = [ax.get_ylabel().split("\n")[0] for ax in fig.axes if ax.images][::4]
+    assert labels[0] == "vctk/p360_001_mic1.flac" and labels[2] == "U-Net"
+    assert len(labels[1]) == 28 and labels[1].startswith("music/") and labels[1].endswith("x.flac")
+
+
 def test_comparison_figure_writes_a_png(tmp_path):
     path = comparison_figure([item(0), item(1)], ["p360_001", "p361_002"], RATE, CUTOFF, tmp_path / "plots" / "spec.png")
     assert path.exists() and path.stat().st_size > 20_000
