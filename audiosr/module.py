@@ -107,13 +107,21 @@ class SuperResolutionModule(L.LightningModule):
     # Divergence: a NaN run must stop, not train on (and checkpoint) NaN weights until its budget ends.
 
     def ensure_finite(self, parts: dict[str, torch.Tensor]) -> None:
-        """Raises :class:`TrainingDiverged` naming every non-finite loss part (one device sync)."""
+        """Raises :class:`TrainingDiverged` naming every non-finite loss part (one device sync).
+
+        Under DDP every process raises if any does: one process leaving alone would leave
+        the others waiting in the next gradient all-reduce.
+        """
         names = list(parts)
         finite = torch.stack([torch.isfinite(parts[n].detach()).all() for n in names]).tolist()
+        everywhere = all(finite)
+        if self.trainer.world_size > 1:
+            everywhere = self.trainer.strategy.reduce_boolean_decision(everywhere, all=True)
+        if everywhere:
+            return
         bad = [f"{n}={float(parts[n].detach().float().mean()):g}" for n, ok in zip(names, finite) if not ok]
-        if bad:
-            raise TrainingDiverged(f"training diverged at step {self.global_step}: non-finite loss "
-                                   f"({', '.join(bad)}); this step was not applied")
+        what = f"non-finite loss ({', '.join(bad)})" if bad else "non-finite loss on another process"
+        raise TrainingDiverged(f"training diverged at step {self.global_step}: {what}; no update was made from it")
 
     def parameter_owners(self) -> dict[str, torch.nn.Module]:
         """The networks an optimizer can train, by the name an error message gives them."""
@@ -130,9 +138,9 @@ class SuperResolutionModule(L.LightningModule):
         first = params[0]
         owner = next((name for name, module in self.parameter_owners().items()
                       if any(first is p for p in module.parameters())), "model")
-        bad = sum(int(not torch.isfinite(p.grad).all()) for p in params)
-        raise TrainingDiverged(f"training diverged at step {self.global_step}: non-finite gradients in "
-                               f"{bad} of the {owner}'s {len(params)} parameter tensors; this step was not applied")
+        # No count of bad tensors: once clipped, one NaN gradient makes them all NaN.
+        raise TrainingDiverged(f"training diverged at step {self.global_step}: non-finite gradients in the "
+                               f"{owner}; no update was made from them")
 
     def _timed(self, fn: Any, *args: Any) -> tuple[Any, float]:
         sync = self.device.type == "cuda"

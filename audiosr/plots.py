@@ -7,6 +7,7 @@ and inside Lightning callbacks. Nothing happens at import time.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,8 +66,9 @@ def spectrogram_grid(
 def row_label(name: str, width: int = 28) -> str:
     """A row name short enough for an axis: a file path keeps its folder and file name,
     and anything longer than ``width`` keeps its ends."""
-    if "/" in name or "\\" in name:
-        name = "/".join(Path(name).parts[-2:])
+    parts = [part for part in re.split(r"[\\/]", name) if part]  # POSIX or Windows paths, wherever we run
+    if len(parts) > 1:
+        name = "/".join(parts[-2:])
     return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2):]
 
 

@@ -30,6 +30,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from audiosr.audio_io import atomic_output
+from audiosr.checkpoint import checkpoint_step
 
 
 def new_run_id() -> str:
@@ -113,8 +114,9 @@ class RunCheckpoint(ModelCheckpoint):
         from audiosr.module import TrainingDiverged
 
         if isinstance(exception, TrainingDiverged):  # last.ckpt keeps the last good state; say where
-            step = getattr(self, "_last_step_in_last", None)
-            if self.last_model_path and step is not None:
+            if self.last_model_path and Path(self.last_model_path).is_file():
+                step = getattr(self, "_last_step_in_last", None)  # unknown in a resumed run until it saves
+                step = step if step is not None else checkpoint_step(self.last_model_path)
                 exception.last_checkpoint = (self.last_model_path, step)
             return
         if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and self.save_last_now(trainer, force=True):

@@ -269,14 +269,20 @@ class Gan:
             plain = families[family]
             overlay = [*configs, "gan.yaml", "gan-cpu.yaml"]
             gan = train_and_test(ctx, f"{slug(family)}-gan", overlay, tested="last")
-            warmup = int(Gan.WARMUP_SHARE * (plain.batches or 0))
-            tuned = train_and_test(ctx, f"{slug(family)}-gan-warm", overlay, tested="last",
-                                   extra=["--model.init_args.warmup_steps", str(warmup)])
-            runs += [gan, tuned]
-            for label, trained in (("reconstruction only", plain), ("+ GAN from the start", gan),
-                                   (f"+ GAN after {warmup} reconstruction batches", tuned)):
+            warm = None
+            if plain.batches:  # the warm-up's length is measured on the reconstruction-only run
+                warmup = int(Gan.WARMUP_SHARE * plain.batches)
+                warm = train_and_test(ctx, f"{slug(family)}-gan-warm", overlay, tested="last",
+                                      extra=["--model.init_args.warmup_steps", str(warmup)])
+            else:
+                ctx.problems.append(f"{family}: no reconstruction-only run to size the GAN's warm-up")
+            runs += [t for t in (gan, warm) if t is not None]
+            labelled = [("reconstruction only", plain), ("+ GAN from the start", gan)]
+            if warm is not None:
+                labelled.append((f"+ GAN after {warmup} reconstruction batches", warm))
+            for label, trained in labelled:
                 rows.append([family, label, trained.batches, *model_cells(trained), bar(trained)])
-            trios.append((family, {"reconstruction only": plain, "+ GAN": gan, "+ GAN after warm-up": tuned}))
+            trios.append((family, {"reconstruction only": plain, "+ GAN": gan, "+ GAN after warm-up": warm}))
         figure = Gan.figure(ctx, trios)
         return (
             f"Each CPU-sized generator trained for the same {ctx.args.budget:g} minutes with `configs/gan.yaml` + "
@@ -295,13 +301,13 @@ class Gan:
         )
 
     @staticmethod
-    def figure(ctx: Context, trios: list[tuple[str, dict[str, Trained]]]) -> Path | None:
+    def figure(ctx: Context, trios: list[tuple[str, dict[str, Trained | None]]]) -> Path | None:
         from audiosr.data.recordings import index_files
         from audiosr.dsp import resample
         from audiosr.inference import Upsampler
         from audiosr.plots import spectrogram_grid
 
-        ready = [(family, runs) for family, runs in trios if all(t.checkpoint for t in runs.values())]
+        ready = [(family, runs) for family, runs in trios if all(t is not None and t.checkpoint for t in runs.values())]
         if not ready or ctx.dev is None:
             return None
         path = next(p for p in ctx.dev.test if p.stem.startswith("p360"))

@@ -10,6 +10,7 @@ import csv
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import lightning as L
@@ -63,13 +64,13 @@ class Trained:
         found = sorted((self.run_dir / "checkpoints").glob(pattern)) if self.run_dir else []
         return found[-1] if found else None
 
-    @property
+    @cached_property
     def batches(self) -> int | None:
         """Batches trained by the end of fit (GAN runs: not Lightning's step, which counts both optimizers)."""
         last = sorted((self.run_dir / "checkpoints").glob("last.ckpt")) if self.run_dir else []
         if not last:
             return None
-        state = torch.load(last[0], map_location="cpu", weights_only=False)
+        state = torch.load(last[0], map_location="cpu", weights_only=False, mmap=True)
         trained = state["state_dict"].get("batches_trained")
         return int(trained) if trained is not None else int(state["global_step"])
 
@@ -154,7 +155,7 @@ def commands(trained: list[Trained]) -> str:
 
 def test_checkpoint(ctx: Context, trained: Trained, name: str, extra: list[str]) -> tuple[Measured, list[dict]]:
     """``audiosr test`` of ``trained``'s best checkpoint with ``extra`` arguments, as experiment ``name``."""
-    cmd = [c if c != "best" else str(trained.checkpoint) for c in trained.test_cmd]
+    cmd = [c if c != trained.tested else str(trained.checkpoint) for c in trained.test_cmd]
     cmd += [*extra, "--experiment", name]
     work = ctx.tmp / "runs" / name
     m = run_measured(cmd, work / "test.log", cwd=work, env=subprocess_env(ctx.cache_dir), label=f"{name} test")

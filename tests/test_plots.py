@@ -67,10 +67,11 @@ def test_comparison_grid_rows_are_items_and_error_defaults_to_output_minus_targe
 
 
 def test_row_labels_of_files_keep_their_folder_and_name_and_stay_short():
-    names = ["/home/me/data/dev/vctk/p360_001_mic1.flac", "music/" + "x" * 60 + ".flac", "U-Net"]
-    fig = comparison_grid([item(0), item(1), item(2)], names, RATE, CUTOFF)
+    names = ["/home/me/data/dev/vctk/p360_001_mic1.flac", "music/" + "x" * 60 + ".flac", "U-Net",
+             "C:\\data\\vctk\\p361_002_mic1.flac"]
+    fig = comparison_grid([item(0), item(1), item(2), item(0)], names, RATE, CUTOFF)
     labels = [ax.get_ylabel().split("\n")[0] for ax in fig.axes if ax.images][::4]
-    assert labels[0] == "vctk/p360_001_mic1.flac" and labels[2] == "U-Net"
+    assert labels[0] == "vctk/p360_001_mic1.flac" and labels[2] == "U-Net" and labels[3] == "vctk/p361_002_mic1.flac"
     assert len(labels[1]) == 28 and labels[1].startswith("music/") and labels[1].endswith("x.flac")
 
 
