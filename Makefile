@@ -34,7 +34,7 @@ test: $(STAMP)  ## run the whole test suite
 test-fast: $(STAMP)  ## run the tests that take no subprocess or training
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: $(STAMP)  ## speed and quality benchmarks on the dev recordings -> bench/RESULTS.md (about an hour)
+bench: $(STAMP)  ## speed and quality benchmarks on the dev recordings -> bench/RESULTS.md (about 90 minutes)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)  ## byte-compile everything (catches syntax errors fast)

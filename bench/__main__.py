@@ -1,6 +1,6 @@
 """audiosr benchmarks: one run measures everything and writes bench/RESULTS.md (`make bench`).
 
-    python -m bench                                      # everything (about an hour on 2 quiet cores)
+    python -m bench                                      # everything (about 90 minutes on 2 quiet cores)
     python -m bench --sections speed,loader,train        # the quick ones (minutes)
     python -m bench --budget 2 --output /tmp/R.md        # a short trial of every section
 
