@@ -231,7 +231,7 @@ def main(args: list[str] | None = None) -> None:
         AudioSRCLI(args=args)
     except TrainingDiverged as diverged:
         where = diverged.last_checkpoint
-        print(f"audiosr: {diverged}.\n"
+        print(f"\naudiosr: {diverged}.\n"  # a fresh line: the progress bar stops mid-line
               + (f"  last good state: {where[0]} (step {where[1]}); resume it with --ckpt_path last, "
                  "e.g. with a lower learning rate or stronger gradient clipping" if where else
                  "  no checkpoint was written before it; lower the learning rate or check the data"),
