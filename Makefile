@@ -3,21 +3,39 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package, transitive ones included, at the exact version and hash CI tested
+# (Linux x86_64, CPython 3.11). pyproject.toml holds only compatible ranges.
+LOCK := requirements.lock
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install quickstart fit test test-fast bench lint clean
+.PHONY: help install lock quickstart fit test test-fast bench lint clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# --require-hashes refuses anything the lock does not name, so no release outside it can
+# slip in as a dependency; the project itself goes in without its dependencies and without
+# build isolation (which would fetch an unpinned setuptools).
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install audiosr with its test tools
+install: $(STAMP)  ## create .venv and install audiosr with its test tools, exactly as locked
+
+# Keeps every pin that still satisfies pyproject.toml (add a dependency there, then run
+# this); UPGRADE="pkg ..." moves the named packages to their newest allowed release,
+# UPGRADE=all moves everything. torch and torchaudio move together. Then run make test.
+UPGRADE ?=
+lock: | $(STAMP)  ## re-resolve pyproject.toml into requirements.lock (UPGRADE="pkg ..." or UPGRADE=all)
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+		--no-emit-index-url --no-emit-find-links \
+		--extra test --extra perceptual --extra dev \
+		$(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p))) \
+		--output-file $(LOCK) pyproject.toml
 
 QUICKSTART := --config configs/magphase.yaml --config configs/spectral-cpu.yaml --config configs/quickstart.yaml
 

@@ -225,6 +225,7 @@ def quiet() -> None:
 
 def main(args: list[str] | None = None) -> None:
     from audiosr.module import TrainingDiverged
+    from audiosr.torchaudio_check import TorchaudioUnavailable
 
     quiet()
     try:
@@ -243,3 +244,13 @@ def main(args: list[str] | None = None) -> None:
         if isinstance(exit_, SIGTERMException):
             raise SystemExit(143) from None  # 128 + SIGTERM, as a killed process reports
         raise
+    except Exception as error:
+        # jsonargparse wraps what a class raises while it is built (the GAN's mel loss loads
+        # torchaudio there), so the broken install is looked for along the chain of causes.
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, TorchaudioUnavailable):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        print(f"audiosr: error: {cause}", file=sys.stderr)
+        raise SystemExit(1) from None

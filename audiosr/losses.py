@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from audiosr.torchaudio_check import load_torchaudio
+
 __all__ = [
     "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "ReconstructionLoss", "WaveformL1", "WaveformMSE",
     "discriminator_loss", "feature_matching_loss", "generator_adversarial_loss",
@@ -187,8 +189,7 @@ class MultiScaleMel(LossTerm):
             self.register_buffer(f"window_{i}", torch.hann_window(window, periodic=True), persistent=False)
 
     def setup(self, sample_rate: int) -> None:
-        from torchaudio.functional import melscale_fbanks
-
+        melscale_fbanks = load_torchaudio().functional.melscale_fbanks
         self.sample_rate = int(sample_rate)
         for i, (window, mels) in enumerate(zip(self.window_lengths, self.n_mels)):
             filters = melscale_fbanks(window // 2 + 1, 0.0, sample_rate / 2, mels, self.sample_rate,

@@ -15,6 +15,7 @@ import numpy as np
 
 from audiosr.audio_io import find_audio
 from audiosr.data.recordings import ArrayRecording, Recording, index_files
+from audiosr.torchaudio_check import load_torchaudio
 
 Split = Literal["train", "val", "test"]
 
@@ -161,9 +162,7 @@ class VCTK(Corpus):
                 f"VCTK not found under {self.root} (expected wav48_silence_trimmed/); "
                 "set download: true to fetch it (about 11 GB)"
             )
-        from torchaudio.datasets import VCTK_092
-
-        VCTK_092(str(self.root), mic_id=self.mic, download=True)
+        load_torchaudio().datasets.VCTK_092(str(self.root), mic_id=self.mic, download=True)
 
     def speakers(self) -> tuple[list[str], list[str]]:
         """``(training speakers, held-out speakers)``, each sorted."""
