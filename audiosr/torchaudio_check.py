@@ -9,6 +9,7 @@ A user should read both versions and what to do, not a linker's traceback.
 from __future__ import annotations
 
 import importlib
+import re
 from importlib import metadata
 from types import ModuleType
 
@@ -22,6 +23,15 @@ def installed_version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def root_reason(error: BaseException) -> str:
+    """The first error of the chain, without its directories: torch wraps the linker's message
+    (``libtorchaudio.so: undefined symbol: ...``) in a vaguer "Could not load this library"."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    text = " ".join(str(error).split()) or type(error).__name__
+    return re.sub(r"(?:[A-Za-z]:)?[/\\][^\s:]*[/\\]", "", text)
 
 
 def load_torchaudio() -> ModuleType:
@@ -38,9 +48,8 @@ def load_torchaudio() -> ModuleType:
             raise TorchaudioUnavailable(
                 f"torchaudio is not installed (torch {torch_version}); `make install` installs the locked set"
             ) from error
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise TorchaudioUnavailable(
-            f"torchaudio {audio_version} does not load with torch {torch_version} ({reason}); "
+            f"torchaudio {audio_version} does not load with torch {torch_version} ({root_reason(error)}); "
             "install the torchaudio release built for this torch, e.g. the pair in requirements.lock "
             "(`make install`)"
         ) from error

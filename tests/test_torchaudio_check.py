@@ -28,7 +28,8 @@ def test_torchaudio_compiled_operators_load_and_compute_with_this_torch():
 
 def test_a_mismatched_pair_is_one_line_naming_both_versions(monkeypatch):
     def broken(name):
-        raise OSError(LINKER_ERROR)
+        # How torch reports it: a vague message, caused by the linker's own.
+        raise OSError("Could not load this library: /venv/torchaudio/lib/libtorchaudio.so") from OSError(LINKER_ERROR)
 
     monkeypatch.setattr(check.importlib, "import_module", broken)
     with pytest.raises(check.TorchaudioUnavailable) as raised:
@@ -36,7 +37,7 @@ def test_a_mismatched_pair_is_one_line_naming_both_versions(monkeypatch):
     message = str(raised.value)
     assert "\n" not in message
     assert f"torchaudio {metadata.version('torchaudio')} does not load with torch {metadata.version('torch')}" in message
-    assert "undefined symbol: torch_exception_get_what_without_backtrace" in message
+    assert "(libtorchaudio.so: undefined symbol: torch_exception_get_what_without_backtrace)" in message
     assert "requirements.lock" in message
 
 
