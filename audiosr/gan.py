@@ -7,7 +7,7 @@ test and checkpoints) with discriminators, two optimizers and manual optimisatio
 training step (after ``warmup_steps`` reconstruction-only steps):
 
 1. discriminators: ``d_loss`` on real targets and detached outputs; clipped at
-   ``discriminator_clip_norm``; their optimizer steps;
+   ``discriminator_clip_norm`` (unscaled gradients); their optimizer steps;
 2. generator: its own reconstruction loss (``loss``, weight ``reconstruction_weight``) +
    ``mel_weight x`` multi-scale mel + ``adversarial_weight x g_adv`` +
    ``feature_matching_weight x fm``; clipped at ``generator_clip_norm``; its optimizer steps.
@@ -15,7 +15,10 @@ training step (after ``warmup_steps`` reconstruction-only steps):
 DAC's weights are mel 15, feature matching 2, adversarial 1; its discriminators are the
 multi-period and multi-band STFT ones of ``audiosr.models.discriminators``. Lightning does
 not clip gradients under manual optimisation, so the module clips, and the overlay leaves
-``trainer.gradient_clip_val`` unset. Under manual optimisation Lightning's ``global_step``
+``trainer.gradient_clip_val`` unset. It clips in ``on_before_optimizer_step``, which
+Lightning calls after a 16-bit mixed-precision grad scaler has unscaled the gradients:
+clipping right after ``manual_backward`` would clip the scaled ones (x 65536 at first),
+every step and by an amount that follows the scaler, not the gradient. Under manual optimisation Lightning's ``global_step``
 (and so ``trainer.max_steps``) counts the steps of both optimizers: two per batch once the
 discriminators train; ``warmup_steps`` counts batches. ``audiosr upsample`` and the Python API read only the
 generator's weights from the checkpoint; discriminators and their optimizer stay behind.
@@ -105,7 +108,10 @@ class GANModule(SuperResolutionModule):
     def parameter_owners(self) -> dict[str, torch.nn.Module]:
         return {**super().parameter_owners(), "discriminators": self.discriminators}
 
-    def _clip(self, optimizer: Any, norm: float | None) -> None:
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        super().on_before_optimizer_step(optimizer)  # refuses non-finite gradients first
+        g_optimizer, _ = self.optimizers()
+        norm = self.generator_clip_norm if optimizer is g_optimizer.optimizer else self.discriminator_clip_norm
         if norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=norm, gradient_clip_algorithm="norm")
 
@@ -123,8 +129,7 @@ class GANModule(SuperResolutionModule):
             self.ensure_finite({"d_loss": d_loss})
             d_optimizer.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
-            self._clip(d_optimizer, self.discriminator_clip_norm)
-            d_optimizer.step()
+            d_optimizer.step()  # clipped in on_before_optimizer_step
             logged["d_loss"] = d_loss
 
         parts = self.loss(output, target)
@@ -141,8 +146,7 @@ class GANModule(SuperResolutionModule):
         self.ensure_finite({"total": total, **logged})
         g_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
-        self._clip(g_optimizer, self.generator_clip_norm)
-        g_optimizer.step()
+        g_optimizer.step()  # clipped in on_before_optimizer_step
         schedulers = self.lr_schedulers()
         schedulers = schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []
         for scheduler, owner in zip(schedulers, self._scheduler_owners):

@@ -139,3 +139,47 @@ def test_gan_fit_resume_and_generator_only_loading(tmp_path, cli_env):
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert loaded.stdout.strip() == "False False", loaded.stderr
     assert (tmp_path / "g.pt").stat().st_size < last.stat().st_size / 5
+
+
+def test_gradients_are_clipped_after_the_fp16_grad_scaler_unscales_them(tmp_path):
+    """Under 16-mixed the clip norm applies to the true (float32-scale) gradient norm."""
+    import lightning as L
+    from lightning.pytorch.plugins import MixedPrecision
+
+    from audiosr.data import AudioPairDataModule, SyntheticCorpus
+    from audiosr.gan import GANModule
+    from audiosr.models import UNet
+
+    clip = 1e-3  # far below these gradients' norms, so every step clips
+    L.seed_everything(0)
+    data = AudioPairDataModule(SyntheticCorpus(train_clips=2, val_clips=1, test_clips=1, clip_seconds=1.0),
+                               segment_seconds=0.25, batch_size=2, num_workers=0, input_filter="soxr_vhq")
+    module = GANModule(network=UNet([4, 8, 8]), discriminators=Discriminators(**SMALL), input_filter="soxr_vhq",
+                       generator_clip_norm=clip, discriminator_clip_norm=clip)
+    # 128: the fp16 mel gradients of this tiny generator overflow from about 512 (the scaler then
+    # skips the step and halves its scale), so both optimizers step from the start.
+    scaler = torch.amp.GradScaler("cpu", init_scale=128.0, growth_interval=1000)
+    pairs: list[tuple[int, float, float, float]] = []  # (optimizer, scale, norm handed over unscaled, norm stepped on)
+    pending: dict[int, tuple[float, float]] = {}
+
+    def norm(optimizer: torch.optim.Optimizer) -> float:
+        grads = [p.grad.float() for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+
+    class Watch(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            for optimizer in trainer.optimizers:
+                optimizer.register_step_pre_hook(lambda opt, args, kwargs: pairs.append((id(opt), *pending.pop(id(opt)), norm(opt))))
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):  # callbacks run before the module's hook
+            pending[id(optimizer)] = (scaler.get_scale(), norm(optimizer))
+
+    trainer = L.Trainer(max_steps=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
+                        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], callbacks=[Watch()])
+    trainer.fit(module, datamodule=data)
+    # Both optimizers stepped (the scaler skips, and halves its scale on, inf/NaN gradients).
+    assert {id(o) for o in trainer.optimizers} == {owner for owner, *_ in pairs}, pairs
+    for _, scale, unscaled, stepped in pairs:
+        assert scale >= 64 and unscaled > 10 * clip  # backward really scaled the gradients
+        assert stepped == pytest.approx(clip, rel=1e-3)  # clipping the scaled norm would leave clip / scale
