@@ -4,12 +4,19 @@ One rule decides what an audio file is, for training corpora and for ``audiosr u
 alike (:func:`is_audio_name`): a name ending in one of :data:`AUDIO_EXTENSIONS` that is not
 hidden. Whether the file can really be decoded is found out when it is read, and a file
 that cannot is reported by name, never silently dropped.
+
+A file shorter than its header says (a download or copy cut short) is found out by
+:func:`declared_frames`: libsndfile itself quietly reads what is there. Every file audiosr
+writes goes through :func:`atomic_output`, so a failed write (a full disk included, named
+as such by :class:`DiskFullError`) never leaves a truncated file behind.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import struct
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -24,7 +31,7 @@ AUDIO_EXTENSIONS = frozenset(
     ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
 )
 READ_FRAMES = 65536  # frames per block read; any size works, this keeps reads cheap
-FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # hold samples beyond full scale; every other subtype clips at +-1
 # Suffixes soundfile cannot map to a format by itself.
 SUFFIX_FORMATS = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG", "snd": "AU", "wave": "WAV"}
 
@@ -96,11 +103,109 @@ def can_write(format: str, subtype: str | None, rate: int, channels: int) -> boo
         return False
 
 
-def output_format(format: str, subtype: str, channels: int, rate: int) -> tuple[str, str]:
-    """The input's format and subtype if they can hold ``rate``, else FLAC (lossless)."""
+def output_format(format: str, subtype: str, channels: int, rate: int, floating: bool = False) -> tuple[str, str]:
+    """The input's format and subtype if they can hold ``rate``, else FLAC (lossless).
+
+    ``floating``: 32-bit float instead of any subtype that clips, in the input's container
+    where it has float samples, else WAV.
+    """
+    if floating and subtype not in FLOAT_SUBTYPES:
+        return (format, "FLOAT") if can_write(format, "FLOAT", rate, channels) else ("WAV", "FLOAT")
     if can_write(format, subtype, rate, channels):
         return format, subtype
     return "FLAC", subtype if sf.check_format("FLAC", subtype) else "PCM_24"
+
+
+SUFFIXES = {"FLAC": ".flac", "WAV": ".wav"}  # of the formats output_format may switch to
+
+
+def declared_frames(path: str | Path, info: sf._SoundFileInfo | sf.SoundFile) -> int:
+    """Frames the file's header promises: at least ``info.frames``, more if it was cut short.
+
+    libsndfile counts a WAV's or AIFF's frames from the bytes actually there, so a file cut
+    at a third reads as a shorter, complete file; their headers still say how long it was
+    meant to be. Other formats report their header's count (MP3's Xing frame count: the
+    reader then stops early) or fail to open when cut.
+    """
+    frames = info.frames
+    if info.format in ("WAV", "WAVEX", "RF64", "AIFF"):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+        except OSError:
+            return frames
+        promised = _header_frames(head, info.format, info.channels, info.subtype)
+        if promised is not None:
+            frames = max(frames, promised)
+    return frames
+
+
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                 "ULAW": 1, "ALAW": 1}
+
+
+def _chunks(data: bytes, start: int, big_endian: bool) -> Iterator[tuple[bytes, int, int]]:
+    """``(id, size, offset of the body)`` of the RIFF/AIFF chunks in ``data`` from ``start``."""
+    order = ">" if big_endian else "<"
+    while start + 8 <= len(data):
+        name, size = data[start:start + 4], struct.unpack(order + "I", data[start + 4:start + 8])[0]
+        yield name, size, start + 8
+        start += 8 + size + (size & 1)
+
+
+def _header_frames(head: bytes, format: str, channels: int, subtype: str) -> int | None:
+    if format == "AIFF" and head[:4] == b"FORM":
+        for name, _, body in _chunks(head, 12, big_endian=True):
+            if name == b"COMM" and body + 6 <= len(head):
+                return struct.unpack(">I", head[body + 2:body + 6])[0]
+        return None
+    width = _SAMPLE_BYTES.get(subtype)
+    if width is None or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    for name, size, body in _chunks(head, 12, big_endian=False):
+        if name == b"ds64" and body + 24 <= len(head):  # RF64: the 64-bit sizes live here
+            return struct.unpack("<Q", head[body + 16:body + 24])[0] or None
+        if name == b"data":
+            # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot seek back.
+            return size // (width * channels) if size not in (0, 0xFFFFFFFF) else None
+    return None
+
+
+# A write that fails with less than this left on its drive is put down to a full disk:
+# libsndfile and torch.save report one only as a generic error (a short write).
+NEARLY_FULL_BYTES = 16 << 20
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # reading the umask means setting it: set it straight back
+
+
+class DiskFullError(OSError):
+    """A write failed because the drive (or the user's quota) is full; ``path`` is what was written."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        super().__init__(errno.ENOSPC, f"no space left on device writing {self.path} (its drive is full)")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def free_bytes(folder: str | Path) -> int:
+    stat = os.statvfs(folder)
+    # Root may use the blocks a filesystem reserves; anyone else may not.
+    return (stat.f_bfree if os.geteuid() == 0 else stat.f_bavail) * stat.f_frsize
+
+
+def _disk_full(error: BaseException, folder: Path) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(error, (OSError, RuntimeError)):  # libsndfile and torch raise RuntimeErrors
+        return False
+    try:
+        return free_bytes(folder) < NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -110,17 +215,35 @@ def atomic_output(dst: str | Path) -> Iterator[str]:
     A failure or an interruption then never leaves a truncated file where a complete one
     is expected (an output a later run would skip as done, a checkpoint that will not load):
     ``dst`` is either the old file or the new one, whole. The data is flushed to disk
-    before the rename.
+    before the rename. A write that fails on a full drive raises :class:`DiskFullError`
+    naming ``dst`` (its cause: the writer's own error).
     """
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
-    os.close(fd)
-    try:
+    with scratch_file(dst, ".partial") as partial:
         yield partial
         with open(partial, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(partial, 0o666 & ~_UMASK)  # mkstemp makes it private; an output is not
         os.replace(partial, dst)
+
+
+@contextmanager
+def scratch_file(beside: str | Path, suffix: str) -> Iterator[str]:
+    """A hidden, empty file in ``beside``'s folder, removed when the block ends, whatever happens.
+
+    A failure on a full drive becomes :class:`DiskFullError` naming ``beside``; it is judged
+    before the file is removed and frees its space again.
+    """
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=beside.parent, prefix=f".{beside.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield path
+    except Exception as error:
+        if not isinstance(error, DiskFullError) and _disk_full(error, beside.parent):
+            raise DiskFullError(beside) from error
+        raise
     finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+        if os.path.exists(path):
+            os.remove(path)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from audiosr.audio_io import atomic_output
 from audiosr.dsp import nyquist, output_length, resample
 from audiosr.metrics import lsd_bands, snr
 
@@ -278,12 +279,14 @@ def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {ext: directory / f"comparison.{ext}" for ext in ("md", "csv", "json")}
-    paths["md"].write_text(to_markdown(rows, caption), encoding="utf-8")
-    with paths["csv"].open("w", newline="", encoding="utf-8") as f:
+    with atomic_output(paths["md"]) as partial:
+        Path(partial).write_text(to_markdown(rows, caption), encoding="utf-8")
+    with atomic_output(paths["csv"]) as partial, open(partial, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Row)])
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
     payload = {"caption": caption, "metadata": metadata,
                "rows": [{k: _finite(v) for k, v in asdict(r).items()} for r in rows]}
-    paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    with atomic_output(paths["json"]) as partial:
+        Path(partial).write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     return paths

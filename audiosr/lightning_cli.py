@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ from audiosr.checkpoint import CheckpointError, check_compatible, checkpoint_ste
 from audiosr.data.datamodule import AudioPairDataModule
 from audiosr.media import AudioExamples
 from audiosr.module import SuperResolutionModule
-from audiosr.runs import AtomicCheckpointIO, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint
+from audiosr.runs import AtomicCheckpointIO, CheckpointWriteError, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint
 
 RUNS_DIR = "runs"
 DEFAULT_EXPERIMENT = "audiosr"
@@ -225,7 +226,6 @@ def quiet() -> None:
 
 def main(args: list[str] | None = None) -> None:
     from audiosr.module import TrainingDiverged
-    from audiosr.torchaudio_check import TorchaudioUnavailable
 
     quiet()
     try:
@@ -245,12 +245,22 @@ def main(args: list[str] | None = None) -> None:
             raise SystemExit(143) from None  # 128 + SIGTERM, as a killed process reports
         raise
     except Exception as error:
-        # jsonargparse wraps what a class raises while it is built (the GAN's mel loss loads
-        # torchaudio there), so the broken install is looked for along the chain of causes.
+        # Problems a user fixes outside audiosr get one line, no traceback. jsonargparse wraps
+        # what a class raises while it is built (the GAN's mel loss loads torchaudio there),
+        # so they are looked for along the chain of causes.
         cause: BaseException | None = error
-        while cause is not None and not isinstance(cause, TorchaudioUnavailable):
+        while cause is not None and not _user_fixable(cause):
             cause = cause.__cause__
         if cause is None:
             raise
-        print(f"audiosr: error: {cause}", file=sys.stderr)
+        print(f"\naudiosr: error: {cause}", file=sys.stderr)  # a fresh line: a progress bar may stop mid-line
         raise SystemExit(1) from None
+
+
+def _user_fixable(error: BaseException) -> bool:
+    """A broken install, a checkpoint that cannot be written, a full disk."""
+    from audiosr.torchaudio_check import TorchaudioUnavailable
+
+    if isinstance(error, (TorchaudioUnavailable, CheckpointWriteError)):
+        return True
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -142,11 +142,14 @@ class AudioExamples(Callback):
     def _write_files(directory: Path, index: int, item: dict[str, np.ndarray], references: bool, figure: Any, rate: int) -> None:
         import soundfile
 
-        directory.mkdir(parents=True, exist_ok=True)
+        from audiosr.audio_io import atomic_output
+
         names = ("input", "output", "target") if references else ("output",)
         for name in names:
-            soundfile.write(directory / f"item{index}_{name}.wav", _pcm(item[name]), rate, subtype="PCM_16")
-        figure.savefig(directory / f"item{index}_spectrogram.png", dpi=100)
+            with atomic_output(directory / f"item{index}_{name}.wav") as partial:
+                soundfile.write(partial, _pcm(item[name]), rate, subtype="PCM_16", format="WAV")
+        with atomic_output(directory / f"item{index}_spectrogram.png") as partial:
+            figure.savefig(partial, dpi=100, format="png")
 
     @staticmethod
     def _log_wandb(

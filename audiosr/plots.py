@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from audiosr.audio_io import atomic_output
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -57,9 +59,8 @@ def spectrogram_grid(
     """
     fig = _grid_figure(rows, row_names, sample_rate, cutoff_hz, title)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        with atomic_output(path) as partial:
+            fig.savefig(partial, dpi=100, format="png")
     return fig
 
 
@@ -170,7 +171,7 @@ def comparison_figure(
     """Write :func:`comparison_grid` as a PNG at ``path`` (parents created); returns it."""
     fig = comparison_grid(items, names, sample_rate, cutoff_hz, title=title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_output(path) as partial:
+        fig.savefig(partial, dpi=100, format="png")
     fig.clear()  # never registered with pyplot: clearing frees it, there is nothing to close
     return path

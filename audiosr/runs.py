@@ -29,7 +29,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from audiosr.audio_io import atomic_output
+from audiosr.audio_io import DiskFullError, atomic_output
 from audiosr.checkpoint import checkpoint_step
 
 
@@ -81,14 +81,37 @@ class WandbLogger(LightningWandbLogger):
             self._wandb_init.pop("anonymous", None)
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; fit stops. The message names the folder and what is intact."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint beside its destination, flushes it, then renames it into place."""
+    """Writes each checkpoint beside its destination, flushes it, then renames it into place.
+
+    A write that fails (a full disk, a vanished mount) leaves the file it would have
+    replaced as it was, and stops fit with :class:`CheckpointWriteError`: training on
+    without checkpoints would lose every step after the last good one.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options}")
-        with atomic_output(Path(path)) as partial:
-            torch.save(checkpoint, partial)
+        path = Path(path)
+        try:
+            with atomic_output(path) as partial:
+                torch.save(checkpoint, partial)
+        except Exception as error:
+            reason = "no space left on device" if isinstance(error, DiskFullError) else str(error).strip() or type(error).__name__
+            last = path.parent / "last.ckpt"
+            kept = (f"{last} (step {checkpoint_step(last)}) is intact; resume from it with --ckpt_path last"
+                    if last.is_file() else "no checkpoint of this run was written before")
+            raise CheckpointWriteError(
+                f"could not write checkpoint {path.name} in {path.parent} ({reason}); training stopped at step "
+                f"{checkpoint.get('global_step', '?')}; {kept}"
+            ) from error
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -249,3 +249,22 @@ def test_fit_on_a_folder_with_bad_files(tmp_path, cli_env):
         assert len(lines) == 1, (name, result.stderr[-3000:])
         assert reason in lines[0] and lines[0].startswith("audiosr: skipping")
     assert "warnings.warn" not in result.stderr  # one line per file, no source line after it
+
+
+@pytest.mark.slow
+def test_a_failed_checkpoint_write_keeps_last_and_stops_fit_with_one_line(tmp_path, cli_env):
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join([str(TESTS), cli_env.get("PYTHONPATH", "")])}
+    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "8", "--trainer.logger", "false",
+                          "--trainer.callbacks+=full_disk.FullDisk", "--trainer.callbacks.step=3"], tmp_path, env)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
+    assert step_of(last) == 2  # the validation at step 2 wrote it; the write at step 4 failed half-way
+    assert not list(last.parent.glob(".*"))  # no partial file left behind
+    (line,) = [text for text in result.stderr.splitlines() if "error" in text]
+    assert line == (f"audiosr: error: could not write checkpoint best-step=4.ckpt in {last.parent} (no space left "
+                    f"on device); training stopped at step 4; {last} (step 2) is intact; resume from it with "
+                    "--ckpt_path last")
+    assert "Traceback" not in result.stderr
+    resumed = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "4", "--trainer.logger", "false", "--ckpt_path",
+                           "last"], tmp_path, env)
+    assert resumed.returncode == 0 and step_of(last) == 4, resumed.stderr[-3000:]
