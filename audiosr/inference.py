@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +29,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audiosr.audio_io import FLOAT_SUBTYPES, atomic_output, can_write, format_from_suffix, read_blocks
+from audiosr.audio_io import (
+    FLOAT_SUBTYPES,
+    atomic_output,
+    can_write,
+    declared_frames,
+    format_from_suffix,
+    read_blocks,
+    scratch_file,
+)
 from audiosr.checkpoint import load_generator
 from audiosr.dsp import crossover_kernel, crossover_stream, fit_stream, nyquist, output_length, resample_stream
 from audiosr.models.generator import Generator, Precision, inference_precision
@@ -212,7 +222,9 @@ class Upsampler:
     def upsample(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
         """Upsample ``(T,)`` or ``(C, T)`` to float32 ``(T_out,)`` or ``(C, T_out)``.
 
-        ``T_out = ceil(T * target_rate / sample_rate)``.
+        ``T_out = ceil(T * target_rate / sample_rate)``. Nothing is clipped: samples may
+        exceed 1.0 (a loud input's invented band adds level); what to do with them is the
+        caller's choice (``upsample_file``'s ``overload``).
         """
         if isinstance(waveform, torch.Tensor):
             waveform = waveform.detach().cpu().numpy()
@@ -233,32 +245,155 @@ class Upsampler:
         *,
         format: str | None = None,
         subtype: str | None = None,
+        overload: Overload = "clip",
+        truncated: Truncated = "error",
         on_progress: Callable[[float], None] | None = None,
-    ) -> None:
-        """Upsample ``src`` into ``dst`` at the target rate, streaming.
+    ) -> FileReport:
+        """Upsample ``src`` into ``dst`` at the target rate, streaming; returns what was written.
 
         Args:
             format: libsndfile format; default: from ``dst``'s suffix, else ``src``'s format.
             subtype: default: ``src``'s subtype where ``format`` allows it.
-            on_progress: called with the seconds of output written after each block.
+            overload: output samples beyond full scale, in a subtype that cannot hold them
+                (any but float): ``"clip"`` them (counted in the report), ``"scale"`` the
+                whole file down so its peak is at full scale (the output is staged as
+                float beside ``dst`` first, then written), or ``"float"``: write 32-bit
+                float samples, which hold them as they are (``format`` must have them).
+            truncated: a file shorter than its header says: ``"error"`` fails it (before
+                any work where the header tells), ``"keep"`` upsamples what can be read.
+            on_progress: called with the seconds of output computed after each block.
 
         ``dst`` appears only when complete and valid (see ``atomic_output``): an input that
-        fails half-way (NaN samples, a decoding error) leaves nothing behind.
+        fails half-way (NaN samples, a decoding error, a full disk) leaves nothing behind.
         """
+        if overload not in OVERLOADS:
+            raise ValueError(f"overload must be one of {', '.join(OVERLOADS)}, got {overload!r}")
+        if truncated not in ("error", "keep"):
+            raise ValueError(f"truncated must be 'error' or 'keep', got {truncated!r}")
         src, dst = Path(src), Path(dst)
         with sf.SoundFile(src) as reader:
             self.check_rate(reader.samplerate)
+            rate, channels = reader.samplerate, reader.channels
+            declared = declared_frames(src, reader)
+            if truncated == "error" and declared > reader.frames:
+                raise AudioError(short_read_message(declared, reader.frames, rate))
             format = format or format_from_suffix(dst) or reader.format
-            if subtype is None and sf.check_format(format, reader.subtype):
-                subtype = reader.subtype
-            if not can_write(format, subtype, self.target_rate, reader.channels):
-                raise ValueError(f"{format}/{subtype} cannot store {reader.channels} channels at {self.target_rate} Hz")
-            with atomic_output(dst) as partial, sf.SoundFile(
-                partial, "w", self.target_rate, reader.channels, subtype, format=format
-            ) as writer:
-                # libsndfile wraps around, not clips, when float overflows an integer subtype.
-                clip = writer.subtype not in FLOAT_SUBTYPES
-                for block in self.stream(read_blocks(reader), reader.samplerate, reader.channels, str(src)):
-                    writer.write(np.ascontiguousarray((np.clip(block, -1.0, 1.0) if clip else block).T))
+            if subtype is None:
+                subtype = reader.subtype if sf.check_format(format, reader.subtype) else sf.default_subtype(format)
+            if overload == "float" and subtype not in FLOAT_SUBTYPES:
+                subtype = "FLOAT"
+            if not can_write(format, subtype, self.target_rate, channels):
+                raise ValueError(f"{format}/{subtype} cannot store {channels} channels at {self.target_rate} Hz")
+            frames_read = 0
+
+            def counted() -> Iterator[np.ndarray]:
+                nonlocal frames_read
+                for block in read_blocks(reader):
+                    frames_read += block.shape[-1]
+                    yield block
+
+            def blocks() -> Iterator[np.ndarray]:
+                for block in self.stream(counted(), rate, channels, str(src)):
+                    yield block
                     if on_progress is not None:
                         on_progress(block.shape[1] / self.target_rate)
+                # MP3 promises its frame count in a header, and a cut file stops early.
+                if frames_read < declared and truncated == "error":
+                    raise AudioError(short_read_message(declared, frames_read, rate))
+
+            meter = _Meter()
+            with atomic_output(dst) as partial:
+                if overload == "clip" or subtype in FLOAT_SUBTYPES:
+                    gain = 1.0
+                    with sf.SoundFile(partial, "w", self.target_rate, channels, subtype, format=format) as writer:
+                        for block in meter.measured(blocks()):
+                            writer.write(_fitted(block, subtype))
+                else:  # scale: the peak is known only at the end, so the output is staged as float
+                    with scratch_file(dst, ".float.partial") as staged:
+                        with sf.SoundFile(staged, "w", self.target_rate, channels, "FLOAT", format="RF64") as stage:
+                            for block in meter.measured(blocks()):
+                                stage.write(np.ascontiguousarray(block.T))
+                        gain = min(1.0, 1.0 / meter.peak) if meter.peak > 0 else 1.0
+                        with sf.SoundFile(staged) as stage, sf.SoundFile(
+                            partial, "w", self.target_rate, channels, subtype, format=format
+                        ) as writer:
+                            for block in read_blocks(stage):
+                                writer.write(_fitted(block * np.float32(gain), subtype))
+        if frames_read < declared:
+            self.notice(f"{src}: {short_read_message(declared, frames_read, rate, kept=True)}")
+        clipped = meter.over if subtype not in FLOAT_SUBTYPES and overload == "clip" else 0
+        return FileReport(dst, format, subtype, frames_read, declared, meter.frames, meter.peak,
+                          meter.over, clipped, gain)
+
+
+OVERLOADS = ("clip", "scale", "float")
+Overload = Literal["clip", "scale", "float"]
+Truncated = Literal["error", "keep"]
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What :meth:`Upsampler.upsample_file` wrote. Levels are linear, 1.0 = full scale."""
+
+    path: Path
+    format: str
+    subtype: str
+    frames_read: int  # input frames decoded
+    frames_declared: int  # what the input's header promised (more than read: it was cut short)
+    frames: int  # output frames written
+    peak: float  # the output's largest magnitude before clipping or scaling
+    over: int  # output samples beyond full scale before clipping or scaling
+    clipped: int  # of those, clipped in the file (overload "clip", a subtype that is not float)
+    gain: float  # applied to the whole file (below 1 only for overload "scale")
+
+    @property
+    def truncated(self) -> bool:
+        return self.frames_read < self.frames_declared
+
+
+class _Meter:
+    """Peak and count of samples beyond full scale of the blocks passing through."""
+
+    def __init__(self) -> None:
+        self.peak, self.over, self.frames = 0.0, 0, 0
+
+    def measured(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            if block.size:
+                magnitude = np.abs(block)
+                self.peak = max(self.peak, float(magnitude.max()))
+                self.over += int(np.count_nonzero(magnitude > 1.0))
+            self.frames += block.shape[-1]
+            yield block
+
+
+def _fitted(block: np.ndarray, subtype: str) -> np.ndarray:
+    """``(C, n)`` -> ``(n, C)`` for libsndfile, clipped to full scale unless ``subtype`` is float.
+
+    libsndfile wraps around, not clips, when a float overflows an integer subtype.
+    """
+    return np.ascontiguousarray((block if subtype in FLOAT_SUBTYPES else np.clip(block, -1.0, 1.0)).T)
+
+
+
+
+def dbfs(level: float) -> str:
+    return f"{20 * math.log10(level):+.1f} dBFS" if level > 0 else "-inf dBFS"
+
+
+def overload_message(report: FileReport) -> str:
+    """One line on samples beyond full scale, and what became of them."""
+    what = f"{report.over} output samples beyond full scale (peak {dbfs(report.peak)})"
+    if report.clipped:
+        return f"{what} clipped (--overload scale lowers the file to fit, --overload float keeps them)"
+    if report.gain < 1.0:
+        return f"{what}: the file was scaled by {20 * math.log10(report.gain):.1f} dB to fit"
+    return f"{what}, kept as they are ({report.subtype} samples)"
+
+
+def short_read_message(declared: int, read: int, rate: int, kept: bool = False) -> str:
+    what = (f"shorter than its header says: {read} of {declared} frames "
+            f"({read / rate:.2f} of {declared / rate:.2f} s) can be read")
+    if kept:
+        return f"{what}; upsampled what is there (--truncated keep)"
+    return f"{what}; nothing written (--truncated keep upsamples what is there)"

@@ -18,16 +18,27 @@ at or above the target rate fails, unless ``--passthrough``: then it is copied b
 byte, at its own rate, to where its output would go. Input with NaN or infinite samples
 fails, unless ``--nonfinite zero`` replaces them with zeros.
 
+Nothing is clipped or cut short without a word. Output samples beyond full scale, in a
+format that cannot hold them (any but float), are clipped by default, and every such file
+is named with the count and the peak; ``--overload scale`` lowers each such file to fit
+instead, ``--overload float`` writes 32-bit float (in WAV where the container has no
+float samples). A file shorter than its header says (cut short) fails, naming both
+lengths, unless ``--truncated keep`` upsamples what can be read. A full disk stops the
+run: every later file would fail too.
+
 Exit status:
     0    every file written, copied or skipped because its output exists
-    1    at least one file failed (unreadable, not audio, empty, a broken link, NaN or
-         infinite samples, rate at or above the target, write error); the others were
-         still processed, and the summary counts every failure
+    1    at least one file failed (unreadable, not audio, empty, cut short, a broken link,
+         NaN or infinite samples, rate at or above the target, write error); the others
+         were still processed, and the summary counts every failure
     2    usage error, before any file is processed: an input path that does not exist,
          a folder without audio files, an output folder that cannot be written, a bad
          checkpoint or a bad option
+    3    stopped early: the output drive is full; the summary says which files were not
+         processed (free space and run again: finished outputs are skipped)
     130  interrupted
-Each failure is one line on stderr naming the path and the problem.
+Each failure is one line on stderr naming the path and the problem; the summary names
+every clipped file again.
 """
 
 from __future__ import annotations
@@ -50,11 +61,16 @@ if TYPE_CHECKING:
     from audiosr.inference import Upsampler
 
 PROG = "audiosr upsample"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_LISTED = 20  # files named one per line when a stopped run leaves more unprocessed
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(Exception):
     """A problem with the command line as a whole; nothing is processed."""
+
+
+class Stopped(Exception):
+    """The run cannot go on (the output drive is full); the message says why."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="copy inputs already at or above the target rate unchanged instead of failing")
     parser.add_argument("--nonfinite", choices=("error", "zero"), default="error",
                         help="input with NaN or infinite samples: fail the file (default) or replace them with zeros")
+    parser.add_argument("--overload", choices=("clip", "scale", "float"), default="clip",
+                        help="output samples beyond full scale: clip them and name the file (default), scale "
+                             "each such file down to fit, or write 32-bit float, which holds them")
+    parser.add_argument("--truncated", choices=("error", "keep"), default="error",
+                        help="input shorter than its header says: fail the file (default) or upsample what can be read")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
@@ -144,9 +165,18 @@ class Run:
         self.counts = {"written": 0, "copied": 0, "skipped": 0, "failed": 0}
         self.claimed: dict[Path, Path] = {}  # output -> the input it came from, this run
         self.failures: list[tuple[Path, str]] = []
+        self.overloads: list[tuple[Path, str]] = []  # outputs beyond full scale, what became of them
 
     def __call__(self, src: Path, relative: Path, progress: tqdm) -> None:
-        status, problem = self.process(src, relative, progress)
+        """Processes one file; raises :class:`Stopped` when no later file can succeed either."""
+        from audiosr.audio_io import DiskFullError
+
+        try:
+            status, problem = self.process(src, relative, progress)
+        except DiskFullError as error:
+            self.failures.append((src, str(error)))
+            self.counts["failed"] += 1
+            raise Stopped(str(error)) from None
         if problem:
             self.say(f"{PROG}: {src}: {problem}")
         if status == "failed":
@@ -157,7 +187,8 @@ class Run:
         """``(status, problem)``; status is a key of ``counts``."""
         import soundfile as sf
 
-        from audiosr.audio_io import atomic_output, output_format
+        from audiosr.audio_io import SUFFIXES, DiskFullError, atomic_output, can_write, output_format
+        from audiosr.inference import overload_message
 
         target = self.upsampler.target_rate
         if src.is_symlink() and not src.exists():
@@ -173,8 +204,8 @@ class Run:
             return "failed", (f"sample rate {info.samplerate} Hz is already at or above the model's target "
                               f"rate {target} Hz (--passthrough copies such files unchanged)")
         fmt, subtype = (info.format, info.subtype) if copy else output_format(
-            info.format, info.subtype, info.channels, target)
-        dst = self.args.output_dir / (relative if fmt == info.format else relative.with_suffix(".flac"))
+            info.format, info.subtype, info.channels, target, floating=self.args.overload == "float")
+        dst = self.args.output_dir / (relative if fmt == info.format else relative.with_suffix(SUFFIXES[fmt]))
         if dst.exists() and os.path.samefile(dst, src):
             return "failed", "its output would replace the input; choose another --output_dir"
         if dst in self.claimed:
@@ -188,12 +219,20 @@ class Run:
                     shutil.copyfile(src, partial)
                 return "copied", None
             if fmt != info.format:
-                self.say(f"{src}: {info.format}/{info.subtype} cannot store {target} Hz; writing FLAC instead")
+                why = ("has no float samples" if self.args.overload == "float" and can_write(
+                    info.format, info.subtype, target, info.channels) else f"cannot store {target} Hz")
+                self.say(f"{src}: {info.format}/{info.subtype} {why}; writing {fmt}/{subtype} instead")
             progress.reset(total=round(info.duration, 2))
-            self.upsampler.upsample_file(src, dst, format=fmt, subtype=subtype, on_progress=progress.update)
-            return "written", None
+            report = self.upsampler.upsample_file(src, dst, format=fmt, subtype=subtype, overload=self.args.overload,
+                                                  truncated=self.args.truncated, on_progress=progress.update)
+        except DiskFullError:
+            raise
         except Exception as error:
             return "failed", describe(error)
+        if report.over:
+            self.overloads.append((dst, overload_message(report)))
+            return "written", overload_message(report)
+        return "written", None
 
 
 def usage_error(message: str) -> int:
@@ -245,22 +284,36 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(f"--device {args.device}: {describe(error)}")
 
     run = Run(upsampler, args, say)
+    done, stopped = 0, None
     try:
         # disable=None: bars only on a terminal, so logs and pipes get plain lines.
         with tqdm(jobs, desc="files", unit="file", disable=None, file=sys.stderr) as files, \
                 tqdm(desc="audio", unit="s", leave=False, disable=None, file=sys.stderr) as audio:
             for src, relative in files:
+                done += 1
                 run(src, relative, audio)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Stopped as error:
+        stopped = str(error)
 
     c = run.counts
     copied = f" ({c['copied']} copied unchanged)" if c["copied"] else ""
-    print(f"{PROG}: {c['written'] + c['copied']} written{copied}, {c['skipped']} skipped (output exists; "
+    clipped = f" ({len(run.overloads)} beyond full scale, below)" if run.overloads else ""
+    print(f"{PROG}: {c['written'] + c['copied']} written{copied}{clipped}, {c['skipped']} skipped (output exists; "
           f"--overwrite replaces), {c['failed']} failed -> {args.output_dir}", file=sys.stderr)
+    for dst, what in run.overloads:
+        print(f"  beyond full scale: {dst}: {what}", file=sys.stderr)
     for src, problem in run.failures:
         print(f"  failed: {src}: {problem}", file=sys.stderr)
+    if stopped is not None:
+        left = jobs[done:]
+        shown = "".join(f"\n  not processed: {src}" for src, _ in left[:MAX_LISTED])
+        more = f"\n  ... and {len(left) - MAX_LISTED} more" if len(left) > MAX_LISTED else ""
+        print(f"{PROG}: stopped: {stopped}; {len(left)} file{'s' if len(left) != 1 else ''} not processed"
+              f"{shown}{more}\n  free space and run again: finished outputs are skipped", file=sys.stderr)
+        return EXIT_STOPPED
     return EXIT_FAILED if c["failed"] else EXIT_OK
 
 

@@ -77,10 +77,18 @@ def make_bad_folder(root: Path) -> dict[str, str]:
     (root / "picture.flac").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     sf.write(str(root / "nan.wav"), np.full(44100, np.nan, dtype=np.float32), 44100, subtype="FLOAT")
     (root / "notes.txt.bak").write_text("not audio, not an audio extension: ignored")
+    sf.write(str(root / "one_sample.wav"), np.full(1, 0.5, dtype=np.float32), 44100, subtype="FLOAT")
+    sf.write(str(root / "one_sample_48k.wav"), np.full(1, 0.5, dtype=np.float32), 48000, subtype="FLOAT")
+    write_audio(root / "cut.wav", 44100, 1.5, seed=9)
+    data = (root / "cut.wav").read_bytes()
+    (root / "cut.wav").write_bytes(data[:44 + (len(data) - 44) // 3])  # an interrupted copy: 0.5 s left
     return {
         "corrupt.wav": "not readable as audio",
         "empty.flac": "empty file",
         "short.wav": "too short",
+        "one_sample.wav": "too short: 1 samples",  # not "silent": its sample is 0.5
+        "one_sample_48k.wav": "too short",  # resampy refuses to resample it
+        "cut.wav": "shorter than its header says: 22050 of 66150 frames (0.50 of 1.50 s)",
         "picture.flac": "not readable as audio",
         "nan.wav": "NaN",
     }

@@ -253,6 +253,11 @@ def test_output_format_keeps_the_input_format_unless_it_cannot_hold_the_rate():
     assert output_format("WAV", "PCM_16", 2, TARGET) == ("WAV", "PCM_16")
     assert output_format("FLAC", "PCM_24", 1, TARGET) == ("FLAC", "PCM_24")
     assert output_format("OGG", "OPUS", 1, TARGET) == ("FLAC", "PCM_24")  # Opus: 8-48 kHz steps only
+    # Asked for float (--overload float): the container where it has float samples, else WAV.
+    assert output_format("WAV", "PCM_16", 2, TARGET, floating=True) == ("WAV", "FLOAT")
+    assert output_format("AIFF", "PCM_24", 1, TARGET, floating=True) == ("AIFF", "FLOAT")
+    assert output_format("FLAC", "PCM_24", 1, TARGET, floating=True) == ("WAV", "FLOAT")
+    assert output_format("WAV", "DOUBLE", 1, TARGET, floating=True) == ("WAV", "DOUBLE")
 
 
 @pytest.mark.parametrize("input_filter", ["kaiser_fast", "soxr_vhq"])

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from audiosr.checkpoint import save_generator
-from audiosr.upsample import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from audiosr.upsample import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, main
 from conftest import tiny_generator
 
 SOURCE, TARGET = 22050, 44100
@@ -54,7 +54,7 @@ def test_folders_and_files_keep_format_layout_and_channels(ckpt, tmp_path, capsy
         assert (info.format, info.subtype, info.channels, info.samplerate) == (fmt, subtype, channels, TARGET)
         assert info.frames == round(seconds * TARGET)
     err = capsys.readouterr().err
-    assert "resampling 16000 Hz to the model's 22050 Hz" in err and "writing FLAC instead" in err
+    assert "resampling 16000 Hz to the model's 22050 Hz" in err and "writing FLAC/PCM_24 instead" in err
     assert "4 written, 0 skipped" in err and "0 failed" in err
 
 
@@ -174,3 +174,159 @@ def test_the_shipped_model_is_the_default(tmp_path, capsys):
     assert rate == TARGET and written.shape == (2 * SOURCE,)
     direct = Upsampler.from_checkpoint(device="cpu").upsample(sf.read(src, dtype="float32")[0], SOURCE)
     np.testing.assert_allclose(written, direct, atol=1 / 2**15)  # the same, up to 16-bit rounding
+
+
+# --- Nothing clipped, cut short or half-written in silence --------------------------------
+
+
+def square_wave(path: Path, seconds: float = 1.0) -> Path:
+    """A full-scale 16-bit square wave: band-limited anew, it overshoots full scale (Gibbs)."""
+    t = np.arange(round(seconds * SOURCE)) / SOURCE
+    sf.write(path, np.where(np.sin(2 * np.pi * 441 * t) >= 0, 1.0, -1.0), SOURCE, subtype="PCM_16")
+    return path
+
+
+def clipped_master(path: Path, seconds: float = 1.5) -> Path:
+    """A loud master already clipped at full scale: flat tops everywhere."""
+    rng = np.random.default_rng(3)
+    n = round(seconds * SOURCE)
+    music = sum(np.sin(2 * np.pi * f * np.arange(n) / SOURCE + rng.uniform(0, 6)) for f in (110, 220, 330, 1250, 3100))
+    sf.write(path, np.clip(1.5 * music / 3 + 0.1 * rng.standard_normal(n), -1, 1), SOURCE, subtype="PCM_16")
+    return path
+
+
+def test_samples_beyond_full_scale_are_counted_named_and_handled_as_asked(ckpt, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    square_wave(folder / "square.wav")
+    clipped_master(folder / "master.wav")
+    tone(folder / "quiet.wav")
+
+    # float: nothing is clipped, so the float outputs show what the others must report.
+    assert upsample(ckpt, folder, "-o", tmp_path / "float", "--overload", "float") == EXIT_OK
+    truth = {name: sf.read(tmp_path / "float" / name, dtype="float32")[0] for name in ("square.wav", "master.wav")}
+    assert sf.info(tmp_path / "float" / "square.wav").subtype == "FLOAT"
+    over = {name: int((np.abs(x) > 1).sum()) for name, x in truth.items()}
+    peak = {name: float(np.abs(x).max()) for name, x in truth.items()}
+    assert all(count > 100 for count in over.values()) and all(p > 1.05 for p in peak.values())
+    capsys.readouterr()
+
+    # clip (the default): each such file named with its count and peak, in the summary too.
+    assert upsample(ckpt, folder, "-o", tmp_path / "clip") == EXIT_OK
+    err = capsys.readouterr().err
+    assert "3 written (2 beyond full scale, below)" in err
+    for name in truth:
+        line = f"  beyond full scale: {tmp_path / 'clip' / name}: {over[name]} output samples beyond full scale " \
+               f"(peak {20 * np.log10(peak[name]):+.1f} dBFS) clipped"
+        assert line in err, err
+        clipped, _ = sf.read(tmp_path / "clip" / name, dtype="float32")
+        assert sf.info(tmp_path / "clip" / name).subtype == "PCM_16"
+        np.testing.assert_allclose(clipped, np.clip(truth[name], -1, 1), atol=2 / 32768)
+    assert "quiet.wav" not in err.split(" written")[1]
+
+    # scale: the whole file lowered so its peak sits at full scale, nothing clipped.
+    assert upsample(ckpt, folder, "-o", tmp_path / "scale", "--overload", "scale") == EXIT_OK
+    err = capsys.readouterr().err
+    for name in truth:
+        scaled, _ = sf.read(tmp_path / "scale" / name, dtype="float32")
+        assert np.abs(scaled).max() <= 1.0 and (np.abs(scaled) >= 32766 / 32768).sum() <= 2
+        np.testing.assert_allclose(scaled, truth[name] / peak[name], atol=2 / 32768)
+        assert f"scaled by {-20 * np.log10(peak[name]):.1f} dB to fit" in err
+    assert not list((tmp_path / "scale").glob(".*"))  # the float staging file is gone
+    quiet, _ = sf.read(tmp_path / "scale" / "quiet.wav", dtype="float32")
+    np.testing.assert_allclose(quiet, sf.read(tmp_path / "clip" / "quiet.wav", dtype="float32")[0])  # untouched
+
+
+def test_the_python_api_returns_floats_and_clips_nothing(ckpt, tmp_path):
+    from audiosr.checkpoint import load_generator
+    from audiosr.inference import Upsampler
+
+    upsampler = Upsampler(load_generator(ckpt), device="cpu")
+    x, _ = sf.read(square_wave(tmp_path / "square.wav"), dtype="float32")
+    y = upsampler.upsample(x, SOURCE)
+    assert y.dtype == np.float32 and np.abs(y).max() > 1.05
+    report = upsampler.upsample_file(tmp_path / "square.wav", tmp_path / "out.wav")
+    assert report.clipped == report.over == int((np.abs(y) > 1).sum()) and report.peak == pytest.approx(np.abs(y).max())
+
+
+def cut_short(path: Path, keep: float = 1 / 3) -> Path:
+    """Cut a file's bytes after its header, as an interrupted copy or download does."""
+    data = path.read_bytes()
+    path.write_bytes(data[:44 + round((len(data) - 44) * keep)])
+    return path
+
+
+def test_a_file_shorter_than_its_header_fails_naming_both_lengths_unless_kept(ckpt, tmp_path, capsys):
+    cut = cut_short(tone(tmp_path / "in" / "cut.wav", seconds=3.0, subtype="PCM_16"))
+    assert sf.info(cut).frames == 22050  # libsndfile itself quietly reads the third that is there
+    out = tmp_path / "out"
+    assert upsample(ckpt, cut, "-o", out) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"failed: {cut}: shorter than its header says: 22050 of 66150 frames (1.00 of 3.00 s)" in err
+    assert not out.exists() or not list(out.iterdir())
+    assert upsample(ckpt, cut, "-o", out, "--truncated", "keep") == EXIT_OK
+    assert "22050 of 66150 frames" in capsys.readouterr().err and sf.info(out / "cut.wav").frames == 44100
+
+
+@pytest.mark.parametrize("fmt", ["AIFF", "RF64", "MP3"])
+def test_other_formats_cut_short_are_found_too(ckpt, tmp_path, fmt):
+    from audiosr.checkpoint import load_generator
+    from audiosr.inference import AudioError, Upsampler
+
+    suffix, subtype = {"AIFF": (".aiff", "PCM_16"), "RF64": (".wav", "PCM_16"), "MP3": (".mp3", "MPEG_LAYER_III")}[fmt]
+    path = tone(tmp_path / f"in{suffix}", seconds=3.0, format=fmt, subtype=subtype)
+    intact = sf.info(path).frames
+    cut_short(path)
+    upsampler = Upsampler(load_generator(ckpt), device="cpu")
+    with pytest.raises(AudioError, match=rf"shorter than its header says: \d+ of {intact} frames"):
+        upsampler.upsample_file(path, tmp_path / "out" / f"out{suffix}")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_full_disk_stops_the_run_and_leaves_no_partial_file(ckpt, tmp_path, capsys, monkeypatch):
+    import errno
+
+    folder = tmp_path / "in"
+    for name in ("a.wav", "b.wav", "c.wav"):
+        tone(folder / name)
+    real_write = sf.SoundFile.write
+
+    def write(self, data):  # the drive fills up while b.wav is written
+        if ".b.wav." in self.name:  # its hidden partial file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    out = tmp_path / "out"
+    assert upsample(ckpt, folder, "-o", out) == EXIT_STOPPED
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav"]  # no b.wav, no hidden partial file
+    assert f"failed: {folder / 'b.wav'}: no space left on device writing {out / 'b.wav'}" in err
+    assert f"stopped: no space left on device writing {out / 'b.wav'} (its drive is full); 1 file not processed" in err
+    assert f"  not processed: {folder / 'c.wav'}" in err
+    monkeypatch.setattr(sf.SoundFile, "write", real_write)
+    assert upsample(ckpt, folder, "-o", out) == EXIT_OK  # after freeing space: a.wav is skipped, the rest done
+    assert "2 written, 1 skipped" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_drive(tmp_path):
+    """A 300 kB tmpfs: a real full disk (libsndfile then reports only a generic error)."""
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(drive)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip() or 'mount failed'})")
+    yield drive
+    subprocess.run(["umount", str(drive)], check=True)
+
+
+def test_a_real_full_disk_is_named_as_such(ckpt, tmp_path, tiny_drive, capsys):
+    folder = tmp_path / "in"
+    tone(folder / "a.wav", seconds=1.0, subtype="PCM_16")  # 88 kB out
+    tone(folder / "b.wav", seconds=3.0, subtype="PCM_16")  # 265 kB out: does not fit
+    tone(folder / "c.wav", seconds=1.0, subtype="PCM_16")
+    assert upsample(ckpt, folder, "-o", tiny_drive) == EXIT_STOPPED
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in tiny_drive.iterdir()) == ["a.wav"]
+    assert f"stopped: no space left on device writing {tiny_drive / 'b.wav'}" in err and "not processed: " in err

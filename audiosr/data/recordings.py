@@ -1,8 +1,8 @@
 """Recordings at the target rate: in memory, or on disk after a one-time check and conversion.
 
 Every file is decoded once when a corpus is indexed. What cannot be used is skipped with
-one warning naming the file and the reason (unreadable, not audio, empty, silent, NaN,
-shorter than a crop), so a bad file never crashes a loader worker or slips zeros into a
+one warning naming the file and the reason (unreadable, not audio, empty, cut short of
+what its header says, shorter than a crop, silent, NaN; length is judged first), so a bad file never crashes a loader worker or slips zeros into a
 batch. Files at another rate are resampled once and cached; the verdict for each file is
 cached too, keyed by path, size and modification time, so later runs start at once.
 """
@@ -22,7 +22,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from audiosr.dsp import PEAK, resample
+from audiosr.audio_io import atomic_output, declared_frames
+from audiosr.dsp import PEAK, output_length, resample
 
 
 class SkippedAudioWarning(UserWarning):
@@ -91,19 +92,30 @@ def _check_and_convert(source: Path, sample_rate: int, cache_dir: Path) -> _Verd
     if source.stat().st_size == 0:
         return _Verdict(False, "empty file (0 bytes)")
     try:
-        data, rate = sf.read(str(source), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(source)) as reader:
+            declared = declared_frames(source, reader)
+            data = reader.read(dtype="float32", always_2d=True)
+            rate = reader.samplerate
     except Exception as error:  # soundfile raises several types for bad input
         return _Verdict(False, f"not readable as audio ({str(error).strip() or type(error).__name__})")
     if data.shape[0] == 0:
         return _Verdict(False, "no samples")
+    if data.shape[0] < declared:
+        return _Verdict(False, f"shorter than its header says: {data.shape[0]} of {declared} frames "
+                               f"({data.shape[0] / rate:.2f} of {declared / rate:.2f} s) can be read; cut short?")
+    # The length at the target rate is kept with every verdict: index_files judges it first.
+    frames = output_length(data.shape[0], rate, sample_rate)
     if not np.isfinite(data).all():
-        return _Verdict(False, "contains NaN or infinite samples")
+        return _Verdict(False, "contains NaN or infinite samples", frames=frames)
     peak = float(np.abs(data).max())
     if peak == 0.0:
-        return _Verdict(False, "silent (every sample is zero)")
+        return _Verdict(False, "silent (every sample is zero)", frames=frames)
     path = str(source)
     if rate != sample_rate:
-        converted = resample(data.T, rate, sample_rate, "kaiser_best")
+        try:
+            converted = resample(data.T, rate, sample_rate, "kaiser_best")
+        except ValueError as error:  # resampy refuses a handful of samples
+            return _Verdict(False, f"too short to resample ({data.shape[0]} samples: {error})", frames=frames)
         digest = hashlib.sha1(f"{source.resolve()}:{sample_rate}".encode()).hexdigest()[:16]
         cached = cache_dir / "converted" / f"{source.stem}-{digest}-{sample_rate}.flac"
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +123,8 @@ def _check_and_convert(source: Path, sample_rate: int, cache_dir: Path) -> _Verd
         # 24-bit FLAC: lossless to ~-144 dB and a third of float32's size; clip-safe
         # because the stored signal is scaled to the peak and the gain undoes it.
         scale = 1.0 / peak if peak > 1.0 else 1.0
-        sf.write(str(cached), (converted * scale).T, sample_rate, subtype="PCM_24")
+        with atomic_output(cached) as partial:
+            sf.write(partial, (converted * scale).T, sample_rate, subtype="PCM_24", format="FLAC")
         peak *= scale
         data = converted.T
         path = str(cached)
@@ -120,7 +133,8 @@ def _check_and_convert(source: Path, sample_rate: int, cache_dir: Path) -> _Verd
 
 class _VerdictCache:
     def __init__(self, cache_dir: Path, sample_rate: int) -> None:
-        self.file = cache_dir / f"index-{sample_rate}.json"
+        # v2: verdicts learned to look for files cut short and to keep every length.
+        self.file = cache_dir / f"index-v2-{sample_rate}.json"
         self.entries: dict[str, dict] = {}
         if self.file.is_file():
             try:
@@ -186,10 +200,12 @@ def index_files(
             verdict = _check_and_convert(path, sample_rate, Path(cache_dir))
             cache.put(path, verdict)
             changed = True
-        if verdict.ok and verdict.frames < min_frames:
+        # Length first: a one-sample file is too short, whether or not its sample is zero.
+        if verdict.frames and verdict.frames < min_frames:
             seconds = verdict.frames / sample_rate
             verdict = _Verdict(
-                False, f"too short: {seconds:.2f} s, a crop needs {min_frames / sample_rate:.2f} s"
+                False, f"too short: {verdict.frames} samples ({seconds:.2f} s) at {sample_rate} Hz, "
+                       f"a crop needs {min_frames} ({min_frames / sample_rate:.2f} s)"
             )
         if not verdict.ok:
             if warn and (reported is None or str(path) not in reported):
