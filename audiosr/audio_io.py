@@ -140,6 +140,12 @@ def declared_frames(path: str | Path, info: sf._SoundFileInfo | sf.SoundFile) ->
     return frames
 
 
+def short_read(declared: int, read: int, rate: int) -> str:
+    """How a file cut short is described everywhere: both lengths, in frames and seconds."""
+    return (f"shorter than its header says: {read} of {declared} frames "
+            f"({read / rate:.2f} of {declared / rate:.2f} s) can be read")
+
+
 _SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
                  "ULAW": 1, "ALAW": 1}
 

@@ -37,6 +37,7 @@ from audiosr.audio_io import (
     format_from_suffix,
     read_blocks,
     scratch_file,
+    short_read,
 )
 from audiosr.checkpoint import load_generator
 from audiosr.dsp import crossover_kernel, crossover_stream, fit_stream, nyquist, output_length, resample_stream
@@ -392,8 +393,7 @@ def overload_message(report: FileReport) -> str:
 
 
 def short_read_message(declared: int, read: int, rate: int, kept: bool = False) -> str:
-    what = (f"shorter than its header says: {read} of {declared} frames "
-            f"({read / rate:.2f} of {declared / rate:.2f} s) can be read")
+    what = short_read(declared, read, rate)
     if kept:
         return f"{what}; upsampled what is there (--truncated keep)"
     return f"{what}; nothing written (--truncated keep upsamples what is there)"

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from audiosr.audio_io import atomic_output, declared_frames
+from audiosr.audio_io import atomic_output, declared_frames, short_read
 from audiosr.dsp import PEAK, output_length, resample
 
 
@@ -101,8 +101,7 @@ def _check_and_convert(source: Path, sample_rate: int, cache_dir: Path) -> _Verd
     if data.shape[0] == 0:
         return _Verdict(False, "no samples")
     if data.shape[0] < declared:
-        return _Verdict(False, f"shorter than its header says: {data.shape[0]} of {declared} frames "
-                               f"({data.shape[0] / rate:.2f} of {declared / rate:.2f} s) can be read; cut short?")
+        return _Verdict(False, f"{short_read(declared, data.shape[0], rate)}; cut short?")
     # The length at the target rate is kept with every verdict: index_files judges it first.
     frames = output_length(data.shape[0], rate, sample_rate)
     if not np.isfinite(data).all():
