@@ -12,10 +12,10 @@ import sys
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
     if argv[:1] == ["upsample"]:
-        from audiosr.upsample import main as upsample_main
+        from audiosr.inference.command import main as upsample_main
 
         raise SystemExit(upsample_main(argv[1:]))
-    from audiosr.lightning_cli import main as lightning_main
+    from audiosr.training.cli import main as lightning_main
 
     lightning_main(args)
 

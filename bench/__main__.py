@@ -31,7 +31,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiosr.evaluation import markdown_table
+from audiosr.evaluation.comparison import markdown_table
 from bench import loader, memory, quality, speed, training
 from bench.common import DEFAULT_DEV_DIR, REPO, Context, dev_split, loadavg, log, machine, portable, script_command
 

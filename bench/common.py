@@ -1,7 +1,7 @@
 """What the benchmark sections share: the run's context, logging, the machine, subprocesses, data.
 
-Tables are written with ``audiosr.evaluation.markdown_table``, checkpoints with
-``audiosr.checkpoint.save_generator``, training runs through ``audiosr fit`` / ``audiosr
+Tables are written with ``audiosr.evaluation.comparison.markdown_table``, checkpoints with
+``audiosr.models.checkpoint.save_generator``, training runs through ``audiosr fit`` / ``audiosr
 test``: the benchmarks measure the project's own code paths, never copies of them.
 """
 
@@ -333,7 +333,7 @@ def build(configs: list[str], *extra: str):
 
     Returns ``(module, datamodule)``; nothing is trained and nothing is written.
     """
-    from audiosr.lightning_cli import AudioSRCLI
+    from audiosr.training.cli import AudioSRCLI
 
     args = [arg for name in configs for arg in ("--config", str(CONFIGS / name))]
     cli = AudioSRCLI(args=[*args, "--trainer.logger", "false", *extra], run=False)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-from audiosr.evaluation import markdown_table
+from audiosr.evaluation.comparison import markdown_table
 from bench.common import DEFAULT_DEV_DIR, REPO, Context, command_line, dev_split, log, machine, portable
 from bench.quality import DEGRADATIONS, NO_VISQOL, bar, split_table
 from bench.runs import by_method, test_checkpoint, train_and_test
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(args: argparse.Namespace, ctx: Context, trained, robustness: list[list]) -> None:
-    from audiosr.checkpoint import load_generator, save_generator
+    from audiosr.models.checkpoint import load_generator, save_generator
 
     generator = load_generator(trained.checkpoint)
     args.output.mkdir(parents=True, exist_ok=True)

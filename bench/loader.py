@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import time
 
-from audiosr.evaluation import markdown_table
+from audiosr.evaluation.comparison import markdown_table
 from bench.common import Context, build, fmt, log
 
 TITLE = "2. Data loader throughput"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiosr.evaluation import markdown_table
+from audiosr.evaluation.comparison import markdown_table
 from bench.common import (
     SOURCE_RATE, Context, Measured, audiosr_command, build, command_line, fmt, log, read_mono, run_measured,
     subprocess_env,
@@ -57,7 +57,7 @@ def write_long_file(path: Path, audio: np.ndarray, minutes: float) -> None:
 
 def model_checkpoint(ctx: Context, work: Path) -> tuple[Path, str]:
     """The shipped default model if this installation has one, else a random CPU-sized magnitude + phase one."""
-    from audiosr.checkpoint import save_generator
+    from audiosr.models.checkpoint import save_generator
 
     try:
         from audiosr.pretrained import default_model_path
@@ -86,7 +86,7 @@ def run(ctx: Context) -> str:
             ctx.problems.append(f"{label}: exit {m.returncode}")
         return m
 
-    floor = measure("imports only", [sys.executable, "-c", "import torch, soundfile, soxr, audiosr.inference"], "imports")
+    floor = measure("imports only", [sys.executable, "-c", "import torch, soundfile, soxr, audiosr.inference.upsampler"], "imports")
     rows = [["Python + torch + audiosr imports only", "–", f"{floor.max_rss_mib:.0f}", f"{floor.wall_s:.1f}", "–"]]
     commands = [floor.cmd]
     runs = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiosr.evaluation import markdown_table
+from audiosr.evaluation.comparison import markdown_table
 from bench.common import CPU_RECIPES, Context, DevSplit, command_line, fmt, log
 from bench.runs import Trained, by_method, commands, test_checkpoint, train_and_test
 
@@ -304,8 +304,8 @@ class Gan:
     def figure(ctx: Context, trios: list[tuple[str, dict[str, Trained | None]]]) -> Path | None:
         from audiosr.data.recordings import index_files
         from audiosr.dsp import resample
-        from audiosr.inference import Upsampler
-        from audiosr.plots import spectrogram_grid
+        from audiosr.inference.upsampler import Upsampler
+        from audiosr.evaluation.plots import spectrogram_grid
 
         ready = [(family, runs) for family, runs in trios if all(t is not None and t.checkpoint for t in runs.values())]
         if not ready or ctx.dev is None:

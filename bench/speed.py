@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audiosr.evaluation import markdown_table
+from audiosr.evaluation.comparison import markdown_table
 from bench.common import CPU_RECIPES, REFERENCE_RECIPES, SOURCE_RATE, TARGET_RATE, Context, build, fmt, log, read_mono
 
 TITLE = "1. Upsampling speed and cost (whole path)"
@@ -37,8 +37,8 @@ def run(ctx: Context) -> str:
     import torch
 
     from audiosr.dsp import output_length, resample
-    from audiosr.evaluation import BASELINES, time_method
-    from audiosr.inference import Upsampler
+    from audiosr.evaluation.comparison import BASELINES, time_method
+    from audiosr.inference.upsampler import Upsampler
 
     seconds, repeats = ctx.args.speed_seconds, ctx.args.repeats
     target, source = speed_audio(ctx, seconds)
@@ -90,10 +90,10 @@ def run(ctx: Context) -> str:
                                          "adds them, batch 16, whenever one is present).\n")
     return (
         f"Input: {source}, made low-rate (22.05 kHz, {audio_s:g} s) with resampy `kaiser_best`. Each method maps "
-        "that waveform to 44.1 kHz in this process: classical methods from `audiosr.evaluation.BASELINES`, the "
-        "networks through `audiosr.inference.Upsampler` (rough upsampling with the recipe's `input_filter`, "
+        "that waveform to 44.1 kHz in this process: classical methods from `audiosr.evaluation.comparison.BASELINES`, the "
+        "networks through `audiosr.inference.upsampler.Upsampler` (rough upsampling with the recipe's `input_filter`, "
         "windowing, level normalisation, the network, band keeping: the whole path of `audiosr upsample`). "
-        f"`audiosr.evaluation.time_method`: 1 warm-up call, then the median of {repeats} timed calls; RTR = "
+        f"`audiosr.evaluation.comparison.time_method`: 1 warm-up call, then the median of {repeats} timed calls; RTR = "
         "seconds of audio / wall seconds. Networks are built from their configs with random weights (speed does "
         "not depend on the weights). MACs: multiply-accumulates of the generator on 1 s of input, counted by "
         "`torch.utils.flop_counter` (FLOPs / 2).\n\n" + table + "\n" + gpu

@@ -7,7 +7,7 @@ import time
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 
-from audiosr.evaluation import markdown_table
+from audiosr.evaluation.comparison import markdown_table
 from bench.common import CPU_RECIPES, REFERENCE_RECIPES, Context, build, fmt, log
 
 TITLE = "3. Training steps per second"

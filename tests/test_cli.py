@@ -191,7 +191,7 @@ def test_upsample_help_loads_neither_torch_nor_lightning(tmp_path):
 
 def test_the_cli_can_be_built_without_running(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    from audiosr.lightning_cli import AudioSRCLI
+    from audiosr.training.cli import AudioSRCLI
 
     cli = AudioSRCLI(args=[*DEBUG], run=False)
     assert cli.model.spec.source_rate == 22050 and cli.trainer.max_steps == 4

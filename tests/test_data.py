@@ -144,7 +144,7 @@ def test_stereo_files_give_one_item_per_channel_for_evaluation(tmp_path):
 
 @pytest.mark.parametrize("source_rate,target_rate,frames", [(22050, 44100, 44101), (16000, 44100, 44100 + 440)])
 def test_whole_test_recordings_line_up_with_every_method(tmp_path, source_rate, target_rate, frames):
-    from audiosr.evaluation import BASELINES
+    from audiosr.evaluation.comparison import BASELINES
 
     sf.write(str(tmp_path / "odd.wav"), np.random.default_rng(0).uniform(-0.5, 0.5, frames), target_rate)
     data = AudioPairDataModule(AudioFolders([str(tmp_path)], [str(tmp_path)]), source_rate=source_rate,

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from audiosr import evaluation
+from audiosr.evaluation import comparison as evaluation
 from audiosr.data.pairs import make_pair
-from audiosr.evaluation import BASELINES, CAPTION, Comparison, Row, time_method, to_markdown, write_report
-from audiosr.metrics import lsd_bands, snr
+from audiosr.evaluation.comparison import BASELINES, CAPTION, Comparison, Row, time_method, to_markdown, write_report
+from audiosr.evaluation.metrics import lsd_bands, snr
 
 SOURCE_RATE, TARGET_RATE = 22050, 44100
 

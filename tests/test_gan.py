@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from audiosr.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from audiosr.training.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from audiosr.models.discriminators import Discriminators, MultiBandSTFTDiscriminator, MultiPeriodDiscriminator
 from conftest import CONFIGS, run_audiosr
 
@@ -64,7 +64,7 @@ def test_warm_up_trains_the_generator_alone(tmp_path):
     import lightning as L
 
     from audiosr.data import AudioPairDataModule, SyntheticCorpus
-    from audiosr.gan import GANModule
+    from audiosr.training.gan import GANModule
     from audiosr.models import UNet
 
     L.seed_everything(0)
@@ -92,9 +92,9 @@ def test_nan_gradients_in_the_discriminators_stop_the_fit_before_they_step(tmp_p
     import lightning as L
 
     from audiosr.data import AudioPairDataModule, SyntheticCorpus
-    from audiosr.gan import GANModule
+    from audiosr.training.gan import GANModule
     from audiosr.models import UNet
-    from audiosr.module import TrainingDiverged
+    from audiosr.training.module import TrainingDiverged
     from poison import Poison
 
     L.seed_everything(0)
@@ -131,11 +131,11 @@ def test_gan_fit_resume_and_generator_only_loading(tmp_path, cli_env):
     assert resumed["lr_schedulers"][1]["last_epoch"] == 4  # the discriminators' schedule went on
 
     # `audiosr upsample` and the Python API read the generator alone, without the GAN module.
-    code = ("import sys; from audiosr.checkpoint import load_generator, save_generator\n"
+    code = ("import sys; from audiosr.models.checkpoint import load_generator, save_generator\n"
             f"g = load_generator({str(last)!r}); path = save_generator({str(tmp_path / 'g.pt')!r}, g)\n"
             "import torch; keys = torch.load(path, weights_only=False)['state_dict']\n"
             "assert not any('discriminator' in k for k in keys), keys\n"
-            "print('audiosr.gan' in sys.modules, 'lightning' in sys.modules)")
+            "print('audiosr.training.gan' in sys.modules, 'lightning' in sys.modules)")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert loaded.stdout.strip() == "False False", loaded.stderr
     assert (tmp_path / "g.pt").stat().st_size < last.stat().st_size / 5
@@ -147,7 +147,7 @@ def test_gradients_are_clipped_after_the_fp16_grad_scaler_unscales_them(tmp_path
     from lightning.pytorch.plugins import MixedPrecision
 
     from audiosr.data import AudioPairDataModule, SyntheticCorpus
-    from audiosr.gan import GANModule
+    from audiosr.training.gan import GANModule
     from audiosr.models import UNet
 
     clip = 1e-3  # far below these gradients' norms, so every step clips

@@ -9,11 +9,11 @@ import soxr
 import torch
 
 from audiosr.audio_io import output_format
-from audiosr.checkpoint import save_generator
+from audiosr.models.checkpoint import save_generator
 from audiosr.dsp import output_length, resample
-from audiosr.inference import AudioError, RateError, Upsampler
-from audiosr.metrics import snr
-from audiosr.windowing import WindowPlan, upsample_blocks
+from audiosr.inference.upsampler import AudioError, RateError, Upsampler
+from audiosr.evaluation.metrics import snr
+from audiosr.inference.windowing import WindowPlan, upsample_blocks
 from conftest import tiny_generator
 
 SOURCE, TARGET = 22050, 44100

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiosr.losses import LossTerm, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, ReconstructionLoss, WaveformMSE
+from audiosr.training.losses import LossTerm, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, ReconstructionLoss, WaveformMSE
 
 SMALL = ((64, 48, 16), (128, 128, 32))
 
@@ -242,10 +242,10 @@ def test_configurable_from_jsonargparse() -> None:
 
     parser = ArgumentParser()
     parser.add_argument("--loss", type=ReconstructionLoss)
-    cfg = parser.parse_args(["--loss", """{"class_path": "audiosr.losses.ReconstructionLoss", "init_args": {
-        "terms": {"mrstft": {"class_path": "audiosr.losses.MultiResolutionSTFT",
+    cfg = parser.parse_args(["--loss", """{"class_path": "audiosr.training.losses.ReconstructionLoss", "init_args": {
+        "terms": {"mrstft": {"class_path": "audiosr.training.losses.MultiResolutionSTFT",
                              "init_args": {"resolutions": [[256, 128, 32], [512, 512, 64]]}},
-                  "mse": "audiosr.losses.WaveformMSE"},
+                  "mse": "audiosr.training.losses.WaveformMSE"},
         "weights": {"mrstft": 1.0, "mse": 100.0}}}""", "--loss.init_args.weights.mse", "50"])
     loss = parser.instantiate(cfg).loss
     assert loss.terms["mrstft"].resolutions == ((256, 128, 32), (512, 512, 64))
@@ -253,7 +253,7 @@ def test_configurable_from_jsonargparse() -> None:
 
 
 def test_negative_snr_is_minus_the_snr_over_ten_and_ignores_the_level() -> None:
-    from audiosr.metrics import snr
+    from audiosr.evaluation.metrics import snr
 
     prediction, target = _pair(batch=3, seed=13)
     flat_p, flat_t = prediction.reshape(3, -1), target.reshape(3, -1)

@@ -15,8 +15,8 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 import audiosr.cli as cli
-from audiosr.media import AudioExamples
-from audiosr.runs import git_commit
+from audiosr.training.examples import AudioExamples
+from audiosr.training.runs import git_commit
 from wandb_offline import offline_runs, read_offline_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

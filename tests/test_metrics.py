@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiosr.metrics import lsd, lsd_bands, snr
+from audiosr.evaluation.metrics import lsd, lsd_bands, snr
 
 SR = 44100
 N_FFT = 2048

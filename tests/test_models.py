@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from audiosr.dsp import resample
-from audiosr.inference import Upsampler
-from audiosr.losses import ReconstructionLoss
+from audiosr.inference.upsampler import Upsampler
+from audiosr.training.losses import ReconstructionLoss
 from audiosr.models import Generator, MagnitudeNetwork, MagnitudePhaseNetwork, ModelSpec, UNet, build_network
 
 SOURCE, TARGET = 22050, 44100

@@ -7,8 +7,8 @@ import builtins
 import numpy as np
 import pytest
 
-from audiosr.evaluation import Comparison, to_markdown
-from audiosr.perceptual import MISSING, visqol_scorer
+from audiosr.evaluation.comparison import Comparison, to_markdown
+from audiosr.evaluation.perceptual import MISSING, visqol_scorer
 
 RATE = 44100
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from audiosr.plots import comparison_figure, comparison_grid, spectrogram_figure
+from audiosr.evaluation.plots import comparison_figure, comparison_grid, spectrogram_figure
 
 RATE = 44100
 CUTOFF = 11025.0
@@ -91,7 +91,7 @@ def test_plots_leave_matplotlib_global_state_alone():
     # not go through pyplot (which would pick or switch the global backend).
     code = (
         "import sys, numpy as np\n"
-        "import audiosr.plots as p\n"
+        "import audiosr.evaluation.plots as p\n"
         "assert 'matplotlib' not in sys.modules\n"
         "p.spectrogram_figure({'x': np.zeros(4096, np.float32)}, 44100)\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

@@ -15,7 +15,7 @@ from audiosr.data.degradations import Degradation, Resample
 from audiosr.data.pairs import PairMaker
 from audiosr.data.recordings import default_cache_dir
 from audiosr.dsp import check_resampler
-from audiosr.metrics import LSD_N_FFT
+from audiosr.evaluation.metrics import LSD_N_FFT
 
 
 class AudioPairDataModule(L.LightningDataModule):

@@ -1,6 +1,6 @@
 """The default model that ships with audiosr: upsample a file before training anything.
 
-``default.pt`` is a generator file (see ``audiosr.checkpoint``); ``MODEL_CARD.md`` beside
+``default.pt`` is a generator file (see ``audiosr.models.checkpoint``); ``MODEL_CARD.md`` beside
 it says what it was trained on (with the data's attribution), for how long, with which
 config, and how it compares with classical resampling.
 """

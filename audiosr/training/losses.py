@@ -1,11 +1,11 @@
 """Reconstruction losses: small named terms, weighted in YAML.
 
     loss:
-      class_path: audiosr.losses.ReconstructionLoss
+      class_path: audiosr.training.losses.ReconstructionLoss
       init_args:
         terms:
-          mrstft: audiosr.losses.MultiResolutionSTFT
-          mse: audiosr.losses.WaveformMSE
+          mrstft: audiosr.training.losses.MultiResolutionSTFT
+          mse: audiosr.training.losses.WaveformMSE
         weights: {mrstft: 1.0, mse: 100.0}
 
 Each term maps ``(prediction, target)``, both ``(N, T)`` float32, to its raw parts (the

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.runs import run_directory
+from audiosr.training.runs import run_directory
 
 KEY_PREFIX = "val_examples"
 SIGNALS = ("input", "output", "target")
@@ -132,7 +132,7 @@ class AudioExamples(Callback):
 
     @staticmethod
     def _figure(index: int, item: dict[str, np.ndarray], rate: int, cutoff_hz: float, step: int):
-        from audiosr.plots import spectrogram_figure
+        from audiosr.evaluation.plots import spectrogram_figure
 
         signals = {name: item[name] for name in SIGNALS}
         signals["error"] = item["output"] - item["target"]

@@ -14,17 +14,17 @@ from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.callbacks import BaselineComparison, LearningRate, QualityMetrics
-from audiosr.checkpoint import CheckpointError, check_compatible, checkpoint_step, read_spec, resolve_checkpoint
+from audiosr.training.callbacks import BaselineComparison, LearningRate, QualityMetrics
+from audiosr.models.checkpoint import CheckpointError, check_compatible, checkpoint_step, read_spec, resolve_checkpoint
 from audiosr.data.datamodule import AudioPairDataModule
-from audiosr.media import AudioExamples
-from audiosr.module import SuperResolutionModule
-from audiosr.runs import AtomicCheckpointIO, CheckpointWriteError, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint
+from audiosr.training.examples import AudioExamples
+from audiosr.training.module import SuperResolutionModule
+from audiosr.training.runs import AtomicCheckpointIO, CheckpointWriteError, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint
 
 RUNS_DIR = "runs"
 DEFAULT_EXPERIMENT = "audiosr"
 GPU_PRECISIONS = ("16-mixed", "16", "16-true", "bf16-mixed", "bf16", "bf16-true", "transformer-engine")
-WANDB_LOGGER = "audiosr.runs.WandbLogger"
+WANDB_LOGGER = "audiosr.training.runs.WandbLogger"
 WANDB_LOGGERS = (WANDB_LOGGER, "lightning.pytorch.loggers.WandbLogger")
 
 
@@ -70,7 +70,7 @@ class AudioSRCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults({
-            "model": {"class_path": "audiosr.module.SuperResolutionModule"},
+            "model": {"class_path": "audiosr.training.module.SuperResolutionModule"},
             "checkpoint.monitor": "val/score",
             "checkpoint.mode": "min",
             "checkpoint.filename": "best-{step}",
@@ -225,7 +225,7 @@ def quiet() -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    from audiosr.module import TrainingDiverged
+    from audiosr.training.module import TrainingDiverged
 
     quiet()
     try:

@@ -53,12 +53,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audiosr.audio_io import AUDIO_EXTENSIONS, list_audio
-from audiosr.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW
+from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from audiosr.inference import Upsampler
+    from audiosr.inference.upsampler import Upsampler
 
 PROG = "audiosr upsample"
 MAX_LISTED = 20  # files named one per line when a stopped run leaves more unprocessed
@@ -188,7 +188,7 @@ class Run:
         import soundfile as sf
 
         from audiosr.audio_io import SUFFIXES, DiskFullError, atomic_output, can_write, output_format
-        from audiosr.inference import overload_message
+        from audiosr.inference.upsampler import overload_message
 
         target = self.upsampler.target_rate
         if src.is_symlink() and not src.exists():
@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     # Torch loads only now, so the usage errors above come back at once.
     from tqdm import tqdm
 
-    from audiosr.checkpoint import load_generator
-    from audiosr.inference import Upsampler, default_checkpoint
+    from audiosr.models.checkpoint import load_generator
+    from audiosr.inference.upsampler import Upsampler, default_checkpoint
 
     def say(message: str) -> None:
         tqdm.write(message, file=sys.stderr)

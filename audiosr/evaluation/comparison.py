@@ -1,7 +1,7 @@
 """Compare upsampling methods on the test split: classical baselines, metrics, timing, reports.
 
 One :class:`Comparison` collects, per method, the per-utterance SNR / LSD / LSD-HF /
-LSD-LF of :mod:`audiosr.metrics` and the wall time of the whole low-rate -> high-rate
+LSD-LF of :mod:`audiosr.evaluation.metrics` and the wall time of the whole low-rate -> high-rate
 path; :func:`write_report` writes the resulting table as Markdown, CSV and JSON.
 
 Every method, baseline or model, is a callable ``fn(low, source_rate, target_rate)``
@@ -27,7 +27,7 @@ from torch import Tensor
 
 from audiosr.audio_io import atomic_output
 from audiosr.dsp import nyquist, output_length, resample
-from audiosr.metrics import lsd_bands, snr
+from audiosr.evaluation.metrics import lsd_bands, snr
 
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
 
@@ -132,7 +132,7 @@ class Comparison:
         source_rate: rate of the low-rate input; its Nyquist splits LSD-HF from LSD-LF.
         target_rate: rate of outputs and targets.
         perceptual: optional ``score(estimate, target, rate)`` (ViSQOL, see
-            ``audiosr.perceptual``), reported as the ``visqol`` column.
+            ``audiosr.evaluation.perceptual``), reported as the ``visqol`` column.
     """
 
     def __init__(self, source_rate: int, target_rate: int, perceptual: Callable[..., float] | None = None) -> None:

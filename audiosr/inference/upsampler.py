@@ -10,7 +10,7 @@ rate below the target rate is brought to the source rate first (soxr VHQ); when 
 *above* the source rate, its own content up to its own Nyquist frequency is kept and the
 model only fills the band above it. Input at or above the target rate is refused
 (``RateError``). Files are read, upsampled and written block by block (see
-``audiosr.windowing``), so memory does not grow with duration. Samples that are NaN or
+``audiosr.inference.windowing``), so memory does not grow with duration. Samples that are NaN or
 infinite fail the input (``AudioError``) unless ``nonfinite="zero"`` asks for them to be
 replaced by zeros; an output is never written from them.
 """
@@ -39,10 +39,10 @@ from audiosr.audio_io import (
     scratch_file,
     short_read,
 )
-from audiosr.checkpoint import load_generator
+from audiosr.models.checkpoint import load_generator
 from audiosr.dsp import crossover_kernel, crossover_stream, fit_stream, nyquist, output_length, resample_stream
 from audiosr.models.generator import Generator, Precision, inference_precision
-from audiosr.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, upsample_blocks
+from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, upsample_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Upsampler:
 
     Args:
         device: torch device (default: cuda if available, else cpu).
-        window, overlap: window geometry in seconds (see ``audiosr.windowing``).
+        window, overlap: window geometry in seconds (see ``audiosr.inference.windowing``).
         context: seconds of extra, discarded input each side of a window; default: the
             generator's receptive field, so windowing changes nothing but memory.
         batch_size: windows per network call; raise it on a GPU.

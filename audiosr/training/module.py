@@ -1,7 +1,7 @@
 """The LightningModule: trains a generator and runs it, nothing else.
 
 Comparison with classical baselines, timing tables and reports are the job of
-``audiosr.callbacks.BaselineComparison``; the network itself is a pure ``nn.Module``
+``audiosr.training.callbacks.BaselineComparison``; the network itself is a pure ``nn.Module``
 wrapped in :class:`audiosr.models.generator.Generator`, the same object inference runs.
 """
 
@@ -14,8 +14,8 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from audiosr.checkpoint import CHECKPOINT_KEY
-from audiosr.losses import ReconstructionLoss
+from audiosr.models.checkpoint import CHECKPOINT_KEY
+from audiosr.training.losses import ReconstructionLoss
 from audiosr.models.base import SuperResolutionNetwork
 from audiosr.models.generator import Generator, ModelSpec, Precision, inference_precision
 from audiosr.models.unet import UNet
@@ -163,7 +163,7 @@ class SuperResolutionModule(L.LightningModule):
     # Test: whole recordings through the same windowed engine as `audiosr upsample`.
 
     def on_test_start(self) -> None:
-        from audiosr.inference import Upsampler
+        from audiosr.inference.upsampler import Upsampler
 
         self.upsampler = Upsampler(self.generator, device=self.device, batch_size=self.test_batch_size,
                                    precision=self.precision)

@@ -31,14 +31,14 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from audiosr.losses import (
+from audiosr.training.losses import (
     MultiScaleMel,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
 )
 from audiosr.models.discriminators import Discriminators
-from audiosr.module import SuperResolutionModule
+from audiosr.training.module import SuperResolutionModule
 
 
 class GANModule(SuperResolutionModule):

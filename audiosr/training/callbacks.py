@@ -12,10 +12,10 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.evaluation import BASELINES, METRICS, Comparison, write_report
-from audiosr.metrics import lsd_bands, snr
-from audiosr.plots import comparison_figure
-from audiosr.runs import git_commit, run_directory
+from audiosr.evaluation.comparison import BASELINES, METRICS, Comparison, write_report
+from audiosr.evaluation.metrics import lsd_bands, snr
+from audiosr.evaluation.plots import comparison_figure
+from audiosr.training.runs import git_commit, run_directory
 
 
 # Checkpoint selection: LSD alone rewards any energy in the missing band (noise included),
@@ -89,7 +89,7 @@ class BaselineComparison(Callback):
     """``audiosr test``: the model against classical resampling, one table for all processes.
 
     For every test recording it scores the model's output (made by the module's
-    ``test_step``, whole path timed) and every method of ``audiosr.evaluation.BASELINES``
+    ``test_step``, whole path timed) and every method of ``audiosr.evaluation.comparison.BASELINES``
     on the same low-rate input, timed the same way. After the last recording the
     processes' shares are merged (a recording seen by two processes counts once), and
     global rank zero prints the table and writes ``comparison.{md,csv,json}`` and
@@ -98,7 +98,7 @@ class BaselineComparison(Callback):
 
     Args:
         examples: recordings shown in the spectrogram figure.
-        visqol: add a ViSQOL column (``audiosr.perceptual``); ``null`` (default): when the
+        visqol: add a ViSQOL column (``audiosr.evaluation.perceptual``); ``null`` (default): when the
             optional package is installed, with one line saying so when it is not.
     """
 
@@ -109,7 +109,7 @@ class BaselineComparison(Callback):
         self.examples: list[dict[str, Any]] = []
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from audiosr.perceptual import MISSING, visqol_scorer
+        from audiosr.evaluation.perceptual import MISSING, visqol_scorer
 
         spec = pl_module.spec
         scorer = None
