@@ -108,7 +108,7 @@ def resample_margin(method: str, rate_in: int, rate_out: int) -> int:
 
     The windowing engine reads this much extra input around every window, so that a window's
     samples equal the whole-signal resampling's. For soxr it is measured, not derived
-    (``tests/test_dsp.py`` checks that it suffices).
+    (the project's tests check that it suffices for every resampler).
     """
     check_resampler(method)
     if method in SOXR_METHODS:
@@ -121,10 +121,6 @@ def resample_margin(method: str, rate_in: int, rate_out: int) -> int:
     half_window, num_table, _ = get_filter(method)
     scale = min(1.0, rate_out / rate_in)
     return math.ceil(len(half_window) / int(scale * num_table)) + 2
-
-
-def peak(x: np.ndarray) -> float:
-    return float(np.max(np.abs(x))) if x.size else 0.0
 
 
 # --- filters and streams ------------------------------------------------------------------

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from audiosr.evaluation import comparison as evaluation
 from audiosr.data.pairs import make_pair
+from audiosr.evaluation import comparison as evaluation
 from audiosr.evaluation.comparison import BASELINES, CAPTION, Comparison, Row, time_method, to_markdown, write_report
 from audiosr.evaluation.metrics import lsd_bands, snr
 

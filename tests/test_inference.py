@@ -9,11 +9,11 @@ import soxr
 import torch
 
 from audiosr.audio_io import output_format
-from audiosr.models.checkpoint import save_generator
 from audiosr.dsp import output_length, resample
-from audiosr.inference.upsampler import AudioError, RateError, Upsampler
 from audiosr.evaluation.metrics import snr
-from audiosr.inference.windowing import WindowPlan, upsample_blocks
+from audiosr.inference.upsampler import AudioError, RateError, Upsampler
+from audiosr.inference.windowing import WindowPlan, refine_in_windows
+from audiosr.models.checkpoint import save_generator
 from conftest import tiny_generator
 
 SOURCE, TARGET = 22050, 44100
@@ -63,7 +63,7 @@ def test_engine_takes_any_block_sizes(generator):
     upsampler = Upsampler(generator, device="cpu")
     plan = WindowPlan(SOURCE, TARGET, "soxr_vhq", 1764, 441, generator.receptive_field, align=4)
     blocks = np.split(x, [1, 2, 500, 4000, 4001], axis=1)  # includes blocks of 1 sample
-    y = np.concatenate(list(upsample_blocks(blocks, plan, upsampler.refine)), axis=1)
+    y = np.concatenate(list(refine_in_windows(blocks, plan, upsampler.refine)), axis=1)
     np.testing.assert_allclose(y, whole_signal(generator, x), rtol=0, atol=EXACT)
 
 

@@ -8,8 +8,8 @@ import torch
 
 from audiosr.dsp import resample
 from audiosr.inference.upsampler import Upsampler
-from audiosr.training.losses import ReconstructionLoss
 from audiosr.models import Generator, MagnitudeNetwork, MagnitudePhaseNetwork, ModelSpec, UNet, build_network
+from audiosr.training.losses import ReconstructionLoss
 
 SOURCE, TARGET = 22050, 44100
 FAMILIES = {

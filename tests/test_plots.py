@@ -86,6 +86,7 @@ def test_comparison_figure_needs_one_name_per_item(tmp_path):
         comparison_figure([item()], ["a", "b"], RATE, CUTOFF, tmp_path / "x.png")
 
 
+@pytest.mark.slow
 def test_plots_leave_matplotlib_global_state_alone():
     # A fresh interpreter: importing must not even load matplotlib, and drawing must
     # not go through pyplot (which would pick or switch the global backend).

@@ -38,6 +38,7 @@ def test_same_seed_gives_a_bit_identical_clip_and_other_seeds_differ():
     assert not np.allclose(clip, synthesize(6, 44100, 1.0))
 
 
+@pytest.mark.slow
 def test_a_fresh_interpreter_with_another_hash_seed_makes_the_same_clip():
     # Loads the module file alone: importing the package would pull in torch and Lightning.
     script = (

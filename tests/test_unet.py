@@ -7,7 +7,7 @@ from audiosr.models.unet import REFERENCE_CHANNELS
 
 def test_reference_plan_has_the_published_size():
     network = UNet(REFERENCE_CHANNELS)
-    assert network.num_parameters() == 17_850_593  # 17.85 M, as REFERENCE.md states
+    assert network.num_parameters() == 17_850_593  # 17.85 M, the reference study's size
     # The decoder's (in -> out) widths after concatenation follow the published plan.
     widths = [(block[0].in_channels, block[0].out_channels) for block in network.up]
     assert widths == [(2048, 512), (1024, 256), (512, 128), (256, 64), (128, 32), (64, 16), (32, 16)]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiosr.models.checkpoint import save_generator
 from audiosr.inference.command import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, main
+from audiosr.models.checkpoint import save_generator
 from conftest import tiny_generator
 
 SOURCE, TARGET = 22050, 44100
@@ -238,8 +238,8 @@ def test_samples_beyond_full_scale_are_counted_named_and_handled_as_asked(ckpt, 
 
 
 def test_the_python_api_returns_floats_and_clips_nothing(ckpt, tmp_path):
-    from audiosr.models.checkpoint import load_generator
     from audiosr.inference.upsampler import Upsampler
+    from audiosr.models.checkpoint import load_generator
 
     upsampler = Upsampler(load_generator(ckpt), device="cpu")
     x, _ = sf.read(square_wave(tmp_path / "square.wav"), dtype="float32")
@@ -270,8 +270,8 @@ def test_a_file_shorter_than_its_header_fails_naming_both_lengths_unless_kept(ck
 
 @pytest.mark.parametrize("fmt", ["AIFF", "RF64", "MP3"])
 def test_other_formats_cut_short_are_found_too(ckpt, tmp_path, fmt):
-    from audiosr.models.checkpoint import load_generator
     from audiosr.inference.upsampler import AudioError, Upsampler
+    from audiosr.models.checkpoint import load_generator
 
     suffix, subtype = {"AIFF": (".aiff", "PCM_16"), "RF64": (".wav", "PCM_16"), "MP3": (".mp3", "MPEG_LAYER_III")}[fmt]
     path = tone(tmp_path / f"in{suffix}", seconds=3.0, format=fmt, subtype=subtype)

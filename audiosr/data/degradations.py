@@ -1,9 +1,10 @@
 """How a low-rate signal is made from a full-band target: the training data's degradation.
 
-Real low-rate audio was not all made by one resampling filter: a model trained on one
-filter generalises poorly to others (REFERENCE.md). :class:`RandomLowpass` therefore
-draws, per training crop, a low-pass of a random family, order and cut-off near the
-source Nyquist frequency (or a plain resampler), and a random gain. Validation and test
+Real low-rate audio was not all made by one resampling filter, and a model trained on one
+filter generalises poorly to others (random filters in training are common practice for
+this reason). :class:`RandomLowpass` therefore draws, per training crop, a low-pass of a
+random family, order and cut-off near the source Nyquist frequency (or a plain
+resampler), and a random gain. Validation and test
 use one fixed :class:`Resample` (resampy ``kaiser_best`` by default, as published
 systems), so that their numbers compare across runs; ``make bench`` also tests with
 other fixed :class:`Lowpass` filters.

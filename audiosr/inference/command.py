@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     # Torch loads only now, so the usage errors above come back at once.
     from tqdm import tqdm
 
-    from audiosr.models.checkpoint import load_generator
     from audiosr.inference.upsampler import Upsampler, default_checkpoint
+    from audiosr.models.checkpoint import load_generator
 
     def say(message: str) -> None:
         tqdm.write(message, file=sys.stderr)

@@ -39,10 +39,10 @@ from audiosr.audio_io import (
     scratch_file,
     short_read,
 )
-from audiosr.models.checkpoint import load_generator
 from audiosr.dsp import crossover_kernel, crossover_stream, fit_stream, nyquist, output_length, resample_stream
+from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, refine_in_windows
+from audiosr.models.checkpoint import load_generator
 from audiosr.models.generator import Generator, Precision, inference_precision
-from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, upsample_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class Upsampler:
         source_rate, target_rate = self.spec.source_rate, self.target_rate
         blocks = self._checked(blocks, name)
         if sample_rate == source_rate:
-            return upsample_blocks(blocks, self.plan, self.refine, self.batch_size)
+            return refine_in_windows(blocks, self.plan, self.refine, self.batch_size)
         length = 0
 
         def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -204,7 +204,7 @@ class Upsampler:
 
         def model(low: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
             brought = resample_stream(low, sample_rate, source_rate, channels)
-            return fit_stream(upsample_blocks(brought, self.plan, self.refine, self.batch_size), out_length)
+            return fit_stream(refine_in_windows(brought, self.plan, self.refine, self.batch_size), out_length)
 
         if sample_rate < source_rate:
             self.notice(f"{name}: resampling {sample_rate} Hz to the model's {source_rate} Hz (soxr VHQ) first")

@@ -94,24 +94,16 @@ class WindowPlan:
     def margin(self) -> int:
         return resample_margin(self.input_filter, self.source_rate, self.target_rate)
 
-    @classmethod
-    def from_seconds(
-        cls, source_rate: int, target_rate: int, input_filter: str,
-        window: float, overlap: float, context: float, align: int = 1,
-    ) -> WindowPlan:
-        return cls(source_rate, target_rate, input_filter, round(window * target_rate),
-                   round(overlap * target_rate), round(context * target_rate), align)
-
 
 def raised_cosine(length: int) -> np.ndarray:
     """Fade-in ``(length,)``; ``1 - fade`` is the matching fade-out, so they sum to one."""
     return (np.sin(0.5 * np.pi * (np.arange(length) + 0.5) / max(length, 1)) ** 2).astype(np.float32)
 
 
-def upsample_blocks(
+def refine_in_windows(
     blocks: Iterable[np.ndarray], plan: WindowPlan, refine: Refine, batch_size: int = 1
 ) -> Iterator[np.ndarray]:
-    """Upsample a stream of low-rate blocks window by window.
+    """Bring a stream of low-rate blocks to the target rate and refine it window by window.
 
     Args:
         blocks: float arrays ``(C, n_i)`` at ``plan.source_rate``, any ``n_i``, in order.

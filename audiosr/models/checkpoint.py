@@ -25,7 +25,6 @@ from audiosr.models.generator import Generator, ModelSpec
 
 CHECKPOINT_KEY = "audiosr"
 GENERATOR_PREFIX = "generator.network."
-LEGACY_PREFIX = "network."  # checkpoints of audiosr 0.1: no generator around the network
 FORMAT = 2
 
 
@@ -68,11 +67,7 @@ def _network_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     state = checkpoint.get("state_dict", {})
     if checkpoint.get("format") == FORMAT:
         return dict(state)
-    for prefix in (GENERATOR_PREFIX, LEGACY_PREFIX):
-        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if weights:
-            return weights
-    return {}
+    return {k[len(GENERATOR_PREFIX):]: v for k, v in state.items() if k.startswith(GENERATOR_PREFIX)}
 
 
 def load_generator(path: str | Path) -> Generator:
