@@ -16,13 +16,14 @@ from lightning.pytorch.loggers import WandbLogger
 
 import audiosr.cli as cli
 from audiosr.training.examples import AudioExamples
+from audiosr.training.module import ValidationOutput
 from audiosr.training.runs import git_commit
 from wandb_offline import offline_runs, read_offline_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # The debug overlay, cut to two training steps with a validation after each (~20 s).
 DEBUG_FIT = [
-    "fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "debug.yaml"),
+    "fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "overlays/debug.yaml"),
     "--trainer.max_steps", "2", "--trainer.val_check_interval", "1",
 ]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -69,7 +70,7 @@ def validate(callback, trainer, module, data, step: int, sanity: bool = False) -
     trainer.global_step, trainer.sanity_checking = step, sanity
     callback.on_validation_epoch_start(trainer, module)
     for index, batch in enumerate(data):
-        outputs = {"prediction": batch["prediction"], "network_seconds": 0.01}
+        outputs = ValidationOutput(batch["prediction"])
         callback.on_validation_batch_end(trainer, module, outputs, batch, index)
     callback.on_validation_epoch_end(trainer, module)
 

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from audiosr.dsp import last_bin_at_or_below
 
-__all__ = ["LSD_HOP", "LSD_N_FFT", "lsd", "lsd_bands", "snr"]
+__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_PENALTY_PER_DB", "lsd", "lsd_bands", "quality", "selection_score", "snr"]
 
 LSD_N_FFT = 2048  # the published convention (NU-Wave, AERO, AP-BWE)
 LSD_HOP = 512
@@ -203,3 +203,21 @@ def lsd_bands(
             "lsd_hf": _lsd_from_diff(diff, batch_shape, split[1]),
             "lsd_lf": _lsd_from_diff(diff, batch_shape, split[0]),
         }
+
+
+# Checkpoint selection: LSD alone rewards any energy in the missing band (noise included),
+# SNR alone rewards leaving it empty. The score is LSD plus this many LSD units per dB of
+# SNR the model loses against its own rough input, so a checkpoint cannot buy LSD with noise.
+SNR_PENALTY_PER_DB = 0.5
+
+
+def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float) -> dict[str, Tensor]:
+    """``snr``, ``lsd``, ``lsd_hf`` and ``lsd_lf`` per item: what validation and ``audiosr test`` report."""
+    values = lsd_bands(estimate, target, sample_rate, cutoff_hz)
+    values["snr"] = snr(estimate, target)
+    return values
+
+
+def selection_score(lsd_value: Tensor, snr_value: Tensor, input_snr: Tensor) -> Tensor:
+    """``lsd + 0.5 * max(0, input_snr - snr)`` per item, lower is better: what ``best`` checkpoints are chosen by."""
+    return lsd_value + SNR_PENALTY_PER_DB * (input_snr - snr_value).clamp_min(0)

@@ -30,6 +30,8 @@ from audiosr.dsp import PEAK, crossover_kernel, nyquist
 from audiosr.models.base import SuperResolutionNetwork
 
 Precision = Literal["32", "bf16", "16"]
+# How tables name each precision.
+PRECISION_NAMES: dict[str, str] = {"32": "fp32", "bf16": "bf16", "16": "fp16"}
 PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 # Peaks at or below this (-180 dBFS) count as digital silence: passed through unchanged.
 SILENCE = 1e-9

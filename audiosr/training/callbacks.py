@@ -1,4 +1,8 @@
-"""Callbacks: validation quality and speed, the learning rate, the test comparison and report."""
+"""Callbacks: side effects only (the learning rate in the logger, the test comparison and its report).
+
+They read the trainer, the batches, what the steps return (``audiosr.training.module.UpsampledRecording``)
+and the module's public ``spec``; every metric a checkpoint is chosen by is the module's own.
+"""
 
 from __future__ import annotations
 
@@ -7,66 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
 from audiosr.evaluation.comparison import BASELINES, METRICS, Comparison, write_report
-from audiosr.evaluation.metrics import lsd_bands, snr
 from audiosr.evaluation.plots import comparison_figure
+from audiosr.models.generator import PRECISION_NAMES
+from audiosr.training.module import UpsampledRecording
 from audiosr.training.runs import git_commit, run_directory
-
-
-# Checkpoint selection: LSD alone rewards any energy in the missing band (noise included),
-# SNR alone rewards leaving it empty. `val/score` is LSD plus this many LSD units per dB of
-# SNR the model loses against its own input, so a checkpoint cannot buy LSD with noise.
-SNR_PENALTY_PER_DB = 0.5
-
-
-class QualityMetrics(Callback):
-    """Logs ``val/snr``, ``val/lsd``, ``val/lsd_hf``, ``val/lsd_lf``, ``val/score`` and ``val/rtr``.
-
-    LSD follows published work: STFT 2048 / hop 512, Hann, power clamped at 1e-8, log10,
-    per item then averaged. The same metrics of the network's own input (the
-    ``input_filter`` upsampling) are logged as ``val/input_*``, so the gain is visible
-    at a glance. ``val/score = lsd + 0.5 * max(0, input_snr - snr)`` per item (lower is
-    better) is what checkpoints are selected by: see ``SNR_PENALTY_PER_DB``.
-    ``val/rtr`` is seconds of audio per second of the generator's forward pass on the
-    validation batches (input upsampling excluded; ``audiosr test`` times the whole path).
-    """
-
-    def __init__(self) -> None:
-        self._audio_seconds = 0.0
-        self._network_seconds = 0.0
-
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._audio_seconds = 0.0
-        self._network_seconds = 0.0
-
-    @torch.no_grad()
-    def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int = 0,
-    ) -> None:
-        target = batch["target"]
-        rates = pl_module.spec
-        batch_size = target.shape[0]
-        values = {}
-        for prefix, estimate in (("val/", outputs["prediction"]), ("val/input_", batch["input"])):
-            metrics = lsd_bands(estimate, target, rates.target_rate, rates.cutoff_hz)
-            metrics["snr"] = snr(estimate, target)
-            values.update({f"{prefix}{key}": value.flatten() for key, value in metrics.items()})
-        values["val/score"] = values["val/lsd"] + SNR_PENALTY_PER_DB * (values["val/input_snr"] - values["val/snr"]).clamp_min(0)
-        for key, value in values.items():
-            pl_module.log(key, value.mean(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True,
-                          prog_bar=key in ("val/lsd", "val/snr", "val/score"))
-        self._audio_seconds += batch_size * target.shape[-1] / rates.target_rate
-        self._network_seconds += outputs["network_seconds"]
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._network_seconds > 0:
-            pl_module.log("val/rtr", self._audio_seconds / self._network_seconds, sync_dist=True, prog_bar=True)
 
 
 class LearningRate(LearningRateMonitor):
@@ -107,6 +60,7 @@ class BaselineComparison(Callback):
         self.visqol = visqol
         self.comparison: Comparison | None = None
         self.examples: list[dict[str, Any]] = []
+        self._precision: str | None = None
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from audiosr.evaluation.perceptual import MISSING, visqol_scorer
@@ -120,24 +74,23 @@ class BaselineComparison(Callback):
         self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
         self.examples = []
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: UpsampledRecording, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
         assert self.comparison is not None
         spec = pl_module.spec
         name = batch["name"][0]
         low = batch["low"][0].cpu().numpy()  # (1, T_low): one whole recording per batch
         target = batch["target"][0].cpu().numpy()
-        output = outputs["output"]
-        method = pl_module.model_row
-        self.comparison.add(method, output, target, name)
-        self.comparison.add_timing(method, output.shape[-1] / spec.target_rate, outputs["seconds"],
-                                   pl_module.test_batch_size, str(pl_module.device), PRECISION_NAMES[pl_module.precision])
+        self.comparison.add(outputs.method, outputs.output, target, name)
+        self.comparison.add_timing(outputs.method, outputs.output.shape[-1] / spec.target_rate, outputs.seconds,
+                                   outputs.batch_size, outputs.device, outputs.precision)
         for baseline, fn in BASELINES.items():
             label = f"{baseline} (model input)" if baseline == spec.input_filter else baseline
             self.comparison.evaluate(label, fn, low, target, name=name, precision=PRECISION_NAMES["32"])
         if len(self.examples) < self.examples_wanted:
             self.examples.append({"name": name, "input": batch["input"][0, 0].cpu().numpy(),
-                                  "output": output[0], "target": target[0]})
+                                  "output": outputs.output[0], "target": target[0]})
+        self._precision = outputs.precision
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         assert self.comparison is not None
@@ -162,7 +115,7 @@ class BaselineComparison(Callback):
             "checkpoint": trainer.ckpt_path,
             "git_commit": git_commit(),
             "model": spec.describe(),
-            "precision": PRECISION_NAMES[pl_module.precision],
+            "precision": self._precision,
             "data": trainer.datamodule.describe() if trainer.datamodule is not None else None,
             "config": yaml.safe_load(config_file.read_text()) if config_file.is_file() else None,
         }
@@ -188,10 +141,6 @@ class BaselineComparison(Callback):
                     logger.log_image("test/spectrograms", images=[str(figure)])
             else:
                 logger.log_metrics({f"test/{r.method}/{m}": getattr(r, m) for r in rows for m in METRICS})
-
-
-# How the table names the precision a method ran at.
-PRECISION_NAMES = {"32": "fp32", "bf16": "bf16", "16": "fp16"}
 
 
 def _gather(trainer: L.Trainer, obj: Any) -> list[Any]:

@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
+from audiosr.training.module import ValidationOutput
 from audiosr.training.runs import run_directory
 
 KEY_PREFIX = "val_examples"
@@ -43,7 +44,7 @@ class AudioExamples(Callback):
     [-1, 1], never normalised, so loudness stays comparable across steps.
 
     The items are the first ones of the validation loader in its order (dataloader 0),
-    taken from ``validation_step``'s ``prediction``: no extra forward pass. The
+    taken from what ``validation_step`` returns (``ValidationOutput.prediction``): no extra forward pass. The
     sanity-check validation is skipped; only global rank zero logs.
 
     Args:
@@ -83,15 +84,13 @@ class AudioExamples(Callback):
 
     @torch.no_grad()
     def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: ValidationOutput, batch: Any,
         batch_idx: int, dataloader_idx: int = 0,
     ) -> None:
         if not self._collecting or dataloader_idx != 0 or len(self._items) >= self.num_items:
             return
-        if not isinstance(outputs, dict) or "prediction" not in outputs:
-            return
         frames = None if self.max_seconds is None else round(self.max_seconds * pl_module.spec.target_rate)
-        tensors = {"input": batch["input"], "output": outputs["prediction"], "target": batch["target"]}
+        tensors = {"input": batch["input"], "output": outputs.prediction, "target": batch["target"]}
         for index in range(min(batch["target"].shape[0], self.num_items - len(self._items))):
             # (1, T) float32 on the CPU: copies, so the batch can be freed.
             self._items.append({

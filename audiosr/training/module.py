@@ -1,34 +1,57 @@
-"""The LightningModule: trains a generator and runs it, nothing else.
+"""The LightningModule: trains a generator, scores it on validation, and runs it on test recordings.
 
-Comparison with classical baselines, timing tables and reports are the job of
-``audiosr.training.callbacks.BaselineComparison``; the network itself is a pure ``nn.Module``
-wrapped in :class:`audiosr.models.generator.Generator`, the same object inference runs.
+The module computes and logs every validation metric itself, ``val/score`` included
+(what ``best`` checkpoints are chosen by), so any ``Trainer`` selects the same ``best``.
+``test_step`` returns a :class:`UpsampledRecording`; the comparison with classical resampling and
+the reports are the job of a callback (``audiosr.training.callbacks.BaselineComparison``)
+that reads nothing else. The network itself is a pure ``nn.Module`` wrapped in
+:class:`audiosr.models.generator.Generator`, the same object inference runs.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from audiosr.models.checkpoint import CHECKPOINT_KEY
-from audiosr.training.losses import ReconstructionLoss
+from audiosr.evaluation.metrics import quality, selection_score
 from audiosr.models.base import SuperResolutionNetwork
-from audiosr.models.generator import Generator, ModelSpec, Precision, inference_precision
+from audiosr.models.checkpoint import CHECKPOINT_KEY
+from audiosr.models.generator import PRECISION_NAMES, Generator, ModelSpec, Precision, inference_precision
 from audiosr.models.unet import UNet
+from audiosr.training.divergence import ensure_finite, refuse_non_finite_gradients
+from audiosr.training.losses import ReconstructionLoss
 
 
-class TrainingDiverged(FloatingPointError):
-    """A loss or gradient became NaN or infinite; the step that saw it was not applied.
+@dataclass(frozen=True)
+class ValidationOutput:
+    """What ``validation_step`` returns: the output ``(B, 1, T)`` float32 for callbacks that show it."""
 
-    ``last_checkpoint`` is ``(path, step)`` of the run's ``last.ckpt`` once the checkpoint
-    callback has seen the exception (``None`` before the first one was written).
+    prediction: torch.Tensor
+
+
+@dataclass(frozen=True)
+class UpsampledRecording:
+    """What ``test_step`` returns: one whole test recording upsampled by the model, and how.
+
+    Attributes:
+        output: ``(C, T)`` float32 at the target rate.
+        seconds: wall time of the whole low-rate -> high-rate path (rough upsampling included).
+        method: the row name of the comparison table, e.g. ``audiosr UNet``.
+        batch_size, device, precision: how it ran (precision as the table writes it: ``fp32``, ...).
     """
 
-    last_checkpoint: tuple[str, int] | None = None
+    output: np.ndarray
+    seconds: float
+    method: str
+    batch_size: int
+    device: str
+    precision: str
 
 
 class SuperResolutionModule(L.LightningModule):
@@ -100,47 +123,16 @@ class SuperResolutionModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.loss(self(batch["input"]), batch["target"])
-        self.ensure_finite(parts)
+        ensure_finite(self.trainer, parts)
         self.log_parts("train", parts, batch["target"].shape[0])
         return parts["total"]
-
-    # Divergence: a NaN run must stop, not train on (and checkpoint) NaN weights until its budget ends.
-
-    def ensure_finite(self, parts: dict[str, torch.Tensor]) -> None:
-        """Raises :class:`TrainingDiverged` naming every non-finite loss part (one device sync).
-
-        Under DDP every process raises if any does: one process leaving alone would leave
-        the others waiting in the next gradient all-reduce.
-        """
-        names = list(parts)
-        finite = torch.stack([torch.isfinite(parts[n].detach()).all() for n in names]).tolist()
-        everywhere = all(finite)
-        if self.trainer.world_size > 1:
-            everywhere = self.trainer.strategy.reduce_boolean_decision(everywhere, all=True)
-        if everywhere:
-            return
-        bad = [f"{n}={float(parts[n].detach().float().mean()):g}" for n, ok in zip(names, finite) if not ok]
-        what = f"non-finite loss ({', '.join(bad)})" if bad else "non-finite loss on another process"
-        raise TrainingDiverged(f"training diverged at step {self.global_step}: {what}; no update was made from it")
 
     def parameter_owners(self) -> dict[str, torch.nn.Module]:
         """The networks an optimizer can train, by the name an error message gives them."""
         return {"generator": self.generator}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # A finite loss can still give NaN gradients (a sqrt or log at 0); stepping on them
-        # would make every later loss NaN. Under fp16 the grad scaler skips such steps itself.
-        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
-            return
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not params or bool(torch.stack([torch.isfinite(p.grad).all() for p in params]).all()):
-            return
-        first = params[0]
-        owner = next((name for name, module in self.parameter_owners().items()
-                      if any(first is p for p in module.parameters())), "model")
-        # No count of bad tensors: once clipped, one NaN gradient makes them all NaN.
-        raise TrainingDiverged(f"training diverged at step {self.global_step}: non-finite gradients in the "
-                               f"{owner}; no update was made from them")
+        refuse_non_finite_gradients(self.trainer, optimizer, self.parameter_owners())
 
     def _timed(self, fn: Any, *args: Any) -> tuple[Any, float]:
         sync = self.device.type == "cuda"
@@ -152,13 +144,44 @@ class SuperResolutionModule(L.LightningModule):
             torch.cuda.synchronize(self.device)
         return out, time.perf_counter() - start
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+    # Validation: the losses, the quality metrics of the output and of its own rough input, speed.
+
+    def on_validation_epoch_start(self) -> None:
+        self._validation_audio_seconds = 0.0
+        self._validation_network_seconds = 0.0
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> ValidationOutput:
+        """Logs ``val/loss`` and its parts, ``val/{snr,lsd,lsd_hf,lsd_lf}``, the same of the input as
+        ``val/input_*``, and ``val/score`` (lower is better; ``audiosr.evaluation.metrics.selection_score``).
+
+        LSD follows published work (``audiosr.evaluation.metrics``); every metric is per item,
+        then averaged over the validation set.
+        """
+        rough, target = batch["input"], batch["target"]
         with inference_precision(self.device, self.precision):
-            prediction, seconds = self._timed(self, batch["input"])
+            prediction, seconds = self._timed(self, rough)
         prediction = prediction.float()
-        self.log_parts("val", self.loss(prediction, batch["target"]), batch["target"].shape[0])
-        # The metrics and example callbacks read these; the timing covers the generator alone.
-        return {"prediction": prediction.detach(), "network_seconds": seconds}
+        batch_size = target.shape[0]
+        self.log_parts("val", self.loss(prediction, target), batch_size)
+        with torch.no_grad():
+            spec = self.spec
+            values = {f"val/{k}": v.flatten() for k, v in quality(prediction, target, spec.target_rate, spec.cutoff_hz).items()}
+            values.update({f"val/input_{k}": v.flatten()
+                           for k, v in quality(rough, target, spec.target_rate, spec.cutoff_hz).items()})
+            values["val/score"] = selection_score(values["val/lsd"], values["val/snr"], values["val/input_snr"])
+        for key, value in values.items():
+            self.log(key, value.mean(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True,
+                     prog_bar=key in ("val/lsd", "val/snr", "val/score"))
+        self._validation_audio_seconds += batch_size * target.shape[-1] / spec.target_rate
+        self._validation_network_seconds += seconds
+        return ValidationOutput(prediction.detach())
+
+    def on_validation_epoch_end(self) -> None:
+        # Seconds of audio per second of the generator's forward pass (input upsampling
+        # excluded; `audiosr test` times the whole path).
+        if self._validation_network_seconds > 0:
+            self.log("val/rtr", self._validation_audio_seconds / self._validation_network_seconds,
+                     sync_dist=True, prog_bar=True)
 
     # Test: whole recordings through the same windowed engine as `audiosr upsample`.
 
@@ -169,18 +192,15 @@ class SuperResolutionModule(L.LightningModule):
                                    precision=self.precision)
         self._warm = False
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Upsample one whole low-rate recording ``(1, 1, T_low)``; returns output ``(1, T)`` and wall time."""
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> UpsampledRecording:
+        """Upsample one whole low-rate recording ``(1, 1, T_low)``, timed."""
         low = batch["low"][0].cpu().numpy()
         if not self._warm:  # one untimed call: allocations, kernels and caches come first
             self.upsampler.upsample(low, self.spec.source_rate)
             self._warm = True
         output, seconds = self._timed(self.upsampler.upsample, low, self.spec.source_rate)
-        return {"output": output, "seconds": seconds}
-
-    @property
-    def model_row(self) -> str:
-        return f"audiosr {type(self.network).__name__}"
+        return UpsampledRecording(output, seconds, f"audiosr {type(self.network).__name__}", self.test_batch_size,
+                          str(self.device), PRECISION_NAMES[self.precision])
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(self.generator.parameters())

@@ -121,7 +121,7 @@ class RunCheckpoint(ModelCheckpoint):
     validation stops improving would keep an old ``last`` and resume from it. Here ``last``
     is also written after every validation, at the end of fit, and when the run is
     interrupted by Ctrl-C or SIGTERM (Lightning stops such a run after the current step).
-    A run that diverges (:class:`audiosr.training.module.TrainingDiverged`) leaves ``last`` as it was:
+    A run that diverges (:class:`audiosr.training.divergence.TrainingDiverged`) leaves ``last`` as it was:
     the last state with finite weights.
     """
 
@@ -134,7 +134,7 @@ class RunCheckpoint(ModelCheckpoint):
         self.save_last_now(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        from audiosr.training.module import TrainingDiverged
+        from audiosr.training.divergence import TrainingDiverged
 
         if isinstance(exception, TrainingDiverged):  # last.ckpt keeps the last good state; say where
             if self.last_model_path and Path(self.last_model_path).is_file():
