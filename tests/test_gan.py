@@ -8,18 +8,20 @@ import sys
 import pytest
 import torch
 
-from audiosr.training.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from audiosr.models.discriminators import Discriminators, MultiBandSTFTDiscriminator, MultiPeriodDiscriminator
+from audiosr.training.gan import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from conftest import CONFIGS, run_audiosr
 
-SMALL = dict(period=MultiPeriodDiscriminator(channels=(4, 8, 8, 8, 8)),
-             stft=MultiBandSTFTDiscriminator(window_lengths=(512, 256), channels=4))
+
+def small() -> list:
+    return [MultiPeriodDiscriminator(channels=(4, 8, 8, 8, 8)),
+            MultiBandSTFTDiscriminator(window_lengths=(512, 256), channels=4)]
 
 
 @pytest.mark.parametrize("length", [1, 37, 1001, 4097, 22_051])
 def test_discriminators_take_any_length(length):
     torch.manual_seed(0)
-    discriminators = Discriminators(**SMALL)
+    discriminators = Discriminators(small())
     outputs = discriminators(torch.randn(3, 1, length))
     assert len(outputs) == 5 + 2  # one per period, one per STFT window
     for logits, features in outputs[:5]:
@@ -31,7 +33,7 @@ def test_discriminators_take_any_length(length):
 
 
 def test_discriminators_judge_content_not_level():
-    discriminators = Discriminators(**SMALL)
+    discriminators = Discriminators(small())
     x = torch.randn(2, 1, 4000)
     for (a, _), (b, _) in zip(discriminators(x), discriminators(0.01 * x + 0.3)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
@@ -60,17 +62,18 @@ def test_feature_matching_does_not_train_towards_the_generator():
     assert real[0][0].grad is None and fake[0][0].grad is not None
 
 
+@pytest.mark.slow
 def test_warm_up_trains_the_generator_alone(tmp_path):
     import lightning as L
 
     from audiosr.data import AudioPairDataModule, SyntheticCorpus
-    from audiosr.training.gan import GANModule
     from audiosr.models import UNet
+    from audiosr.training.gan import GANModule
 
     L.seed_everything(0)
     data = AudioPairDataModule(SyntheticCorpus(train_clips=2, val_clips=1, test_clips=1, clip_seconds=1.0),
                                segment_seconds=0.25, batch_size=2, num_workers=0, input_filter="soxr_vhq")
-    module = GANModule(network=UNet([4, 8, 8]), discriminators=Discriminators(**SMALL), warmup_steps=2,
+    module = GANModule(network=UNet([4, 8, 8]), discriminators=small(), warmup_steps=2,
                        input_filter="soxr_vhq")
     before = {k: v.clone() for k, v in module.discriminators.state_dict().items()}
     trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -79,6 +82,7 @@ def test_warm_up_trains_the_generator_alone(tmp_path):
     assert int(module.batches_trained) == 2 and trainer.global_step == 2  # one optimizer step per batch
     assert all(torch.equal(v, module.discriminators.state_dict()[k]) for k, v in before.items())
     assert "train/d_loss" not in trainer.callback_metrics and "train/mel" in trainer.callback_metrics
+    assert module.loss.weights == {"mrstft": 1.0, "mse": 100.0, "mel": 15.0}  # one loss: the recipe's terms and mel
 
     trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
@@ -88,19 +92,20 @@ def test_warm_up_trains_the_generator_alone(tmp_path):
     assert {"train/d_loss", "train/g_adv", "train/fm", "train/mel"} <= set(trainer.callback_metrics)
 
 
+@pytest.mark.slow
 def test_nan_gradients_in_the_discriminators_stop_the_fit_before_they_step(tmp_path):
     import lightning as L
 
     from audiosr.data import AudioPairDataModule, SyntheticCorpus
-    from audiosr.training.gan import GANModule
     from audiosr.models import UNet
-    from audiosr.training.module import TrainingDiverged
+    from audiosr.training.divergence import TrainingDiverged
+    from audiosr.training.gan import GANModule
     from poison import Poison
 
     L.seed_everything(0)
     data = AudioPairDataModule(SyntheticCorpus(train_clips=2, val_clips=1, test_clips=1, clip_seconds=1.0),
                                segment_seconds=0.25, batch_size=2, num_workers=0, input_filter="soxr_vhq")
-    module = GANModule(network=UNet([4, 8, 8]), discriminators=Discriminators(**SMALL), input_filter="soxr_vhq")
+    module = GANModule(network=UNet([4, 8, 8]), discriminators=small(), input_filter="soxr_vhq")
     trainer = L.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
                         callbacks=[Poison(step=2, target="gradients", network="discriminators")])
@@ -111,8 +116,8 @@ def test_nan_gradients_in_the_discriminators_stop_the_fit_before_they_step(tmp_p
 
 @pytest.mark.slow
 def test_gan_fit_resume_and_generator_only_loading(tmp_path, cli_env):
-    args = ["fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "gan.yaml"),
-            "--config", str(CONFIGS / "gan-cpu.yaml"), "--config", str(CONFIGS / "debug.yaml"),
+    args = ["fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "overlays/gan.yaml"),
+            "--config", str(CONFIGS / "overlays/gan-cpu.yaml"), "--config", str(CONFIGS / "overlays/debug.yaml"),
             "--trainer.logger", "false"]
     first = run_audiosr(args, tmp_path, cli_env)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -141,20 +146,21 @@ def test_gan_fit_resume_and_generator_only_loading(tmp_path, cli_env):
     assert (tmp_path / "g.pt").stat().st_size < last.stat().st_size / 5
 
 
+@pytest.mark.slow
 def test_gradients_are_clipped_after_the_fp16_grad_scaler_unscales_them(tmp_path):
     """Under 16-mixed the clip norm applies to the true (float32-scale) gradient norm."""
     import lightning as L
     from lightning.pytorch.plugins import MixedPrecision
 
     from audiosr.data import AudioPairDataModule, SyntheticCorpus
-    from audiosr.training.gan import GANModule
     from audiosr.models import UNet
+    from audiosr.training.gan import GANModule
 
     clip = 1e-3  # far below these gradients' norms, so every step clips
     L.seed_everything(0)
     data = AudioPairDataModule(SyntheticCorpus(train_clips=2, val_clips=1, test_clips=1, clip_seconds=1.0),
                                segment_seconds=0.25, batch_size=2, num_workers=0, input_filter="soxr_vhq")
-    module = GANModule(network=UNet([4, 8, 8]), discriminators=Discriminators(**SMALL), input_filter="soxr_vhq",
+    module = GANModule(network=UNet([4, 8, 8]), discriminators=small(), input_filter="soxr_vhq",
                        generator_clip_norm=clip, discriminator_clip_norm=clip)
     # 128: the fp16 mel gradients of this tiny generator overflow from about 512 (the scaler then
     # skips the step and halves its scale), so both optimizers step from the start.
@@ -183,3 +189,27 @@ def test_gradients_are_clipped_after_the_fp16_grad_scaler_unscales_them(tmp_path
     for _, scale, unscaled, stepped in pairs:
         assert scale >= 64 and unscaled > 10 * clip  # backward really scaled the gradients
         assert stepped == pytest.approx(clip, rel=1e-3)  # clipping the scaled norm would leave clip / scale
+
+
+@pytest.mark.slow
+def test_a_third_discriminator_is_one_class_and_one_yaml_line(tmp_path, cli_env):
+    """tests/extra_discriminator.py is the class; the YAML below adds it to the DAC pair."""
+    overlay = tmp_path / "three.yaml"
+    overlay.write_text(
+        "model:\n  init_args:\n    discriminators:\n"
+        "      - {class_path: audiosr.models.discriminators.MultiPeriodDiscriminator, init_args: {channels: [4, 8, 8, 8, 8]}}\n"
+        "      - {class_path: audiosr.models.discriminators.MultiBandSTFTDiscriminator, init_args: {window_lengths: [512], channels: 4}}\n"
+        "      - extra_discriminator.WaveformDiscriminator\n"
+    )
+    env = {**cli_env, "PYTHONPATH": str(CONFIGS.parent / "tests")}
+    result = run_audiosr(["fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "overlays/gan.yaml"),
+                          "--config", str(overlay), "--config", str(CONFIGS / "overlays/debug.yaml"),
+                          "--trainer.logger", "false"], tmp_path, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (last,) = (tmp_path / "runs").rglob("last.ckpt")
+    checkpoint = torch.load(last, weights_only=False)
+    keys = [k for k in checkpoint["state_dict"] if k.startswith("discriminators.members.")]
+    assert {k.split(".")[2] for k in keys} == {"0", "1", "2"}
+    # Every discriminator parameter, the third one's included, got gradients and Adam steps.
+    adam = checkpoint["optimizer_states"][1]["state"]
+    assert len(adam) == len(keys) and all(float(s["exp_avg"].abs().sum()) > 0 for s in adam.values())

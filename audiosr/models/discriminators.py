@@ -9,7 +9,8 @@
   parts as two channels; five frequency bands with their own convolutions, joined along
   frequency before a shared output convolution).
 
-Each sub-discriminator returns ``(logits, features)``: the logits map and the list of its
+A :class:`Discriminator` is a set of sub-discriminators, each of which returns
+``(logits, features)``: the logits map and the list of its
 hidden activations, which feature matching compares. Inputs are ``(B, 1, T)`` waveforms;
 each is made zero-mean and peak-normalised to 0.8 first, as DAC does, so that the
 discriminators judge content, not level. All convolutions are weight-normalised and
@@ -18,7 +19,9 @@ followed by LeakyReLU(0.1), except the output ones.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -75,8 +78,25 @@ class PeriodDiscriminator(nn.Module):
         return self.output(h), features
 
 
-class MultiPeriodDiscriminator(nn.Module):
+class Discriminator(nn.Module, ABC):
+    """A set of sub-discriminators: a prepared ``(B, 1, T)`` waveform -> one ``(logits, features)`` each.
+
+    The GAN's discriminators are a list of these in YAML (``model.init_args.discriminators``);
+    a new kind is one subclass and one line there.
+    """
+
+    # The smallest working size, for smoke runs (`tiny: true`, configs/overlays/debug.yaml).
+    tiny_args: ClassVar[dict[str, Any]] = {}
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> list[Output]:
+        """``(B, 1, T)``, zero-mean at peak 0.8 (:func:`prepare`) -> ``[(logits, features), ...]``."""
+
+
+class MultiPeriodDiscriminator(Discriminator):
     """Period discriminators for ``periods`` (HiFi-GAN and DAC: 2, 3, 5, 7, 11)."""
+
+    tiny_args = {"channels": [4, 8, 8, 8, 8]}
 
     def __init__(self, periods: Sequence[int] = (2, 3, 5, 7, 11),
                  channels: Sequence[int] = (32, 128, 512, 1024, 1024)) -> None:
@@ -133,8 +153,10 @@ class BandSTFTDiscriminator(nn.Module):
         return self.output(torch.cat(outputs, dim=-1)), features
 
 
-class MultiBandSTFTDiscriminator(nn.Module):
+class MultiBandSTFTDiscriminator(Discriminator):
     """Band STFT discriminators at ``window_lengths`` (DAC: 2048, 1024, 512)."""
+
+    tiny_args = {"window_lengths": [512, 256], "channels": 4}
 
     def __init__(self, window_lengths: Sequence[int] = (2048, 1024, 512), channels: int = 32,
                  bands: Sequence[tuple[float, float]] = BANDS) -> None:
@@ -146,16 +168,22 @@ class MultiBandSTFTDiscriminator(nn.Module):
 
 
 class Discriminators(nn.Module):
-    """The multi-period and the multi-band STFT discriminators together (DAC's set).
+    """Every discriminator of a GAN run, applied to one prepared input.
 
-    Returns one ``(logits, features)`` per sub-discriminator, in a fixed order.
+    Args:
+        discriminators: the list (default: DAC's multi-period and multi-band STFT ones).
+
+    Returns one ``(logits, features)`` per sub-discriminator, in the list's order.
     """
 
-    def __init__(self, period: MultiPeriodDiscriminator | None = None, stft: MultiBandSTFTDiscriminator | None = None) -> None:
+    def __init__(self, discriminators: Sequence[Discriminator] | None = None) -> None:
         super().__init__()
-        self.period = period if period is not None else MultiPeriodDiscriminator()
-        self.stft = stft if stft is not None else MultiBandSTFTDiscriminator()
+        if discriminators is None:
+            discriminators = [MultiPeriodDiscriminator(), MultiBandSTFTDiscriminator()]
+        if not discriminators:
+            raise ValueError("a GAN needs at least one discriminator")
+        self.members = nn.ModuleList(discriminators)
 
     def forward(self, x: torch.Tensor) -> list[Output]:
         x = prepare(x)
-        return [*self.period(x), *self.stft(x)]
+        return [output for discriminator in self.members for output in discriminator(x)]

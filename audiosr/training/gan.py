@@ -1,6 +1,6 @@
 """Adversarial training for any generator: the Descript Audio Codec's recipe.
 
-    audiosr fit --config configs/<generator>.yaml --config configs/gan.yaml
+    audiosr fit --config configs/<generator>.yaml --config configs/overlays/gan.yaml
 
 :class:`GANModule` is the :class:`SuperResolutionModule` (same generator, validation,
 test and checkpoints) with discriminators, two optimizers and manual optimisation. Each
@@ -8,9 +8,14 @@ training step (after ``warmup_steps`` reconstruction-only steps):
 
 1. discriminators: ``d_loss`` on real targets and detached outputs; clipped at
    ``discriminator_clip_norm`` (unscaled gradients); their optimizer steps;
-2. generator: its own reconstruction loss (``loss``, weight ``reconstruction_weight``) +
-   ``mel_weight x`` multi-scale mel + ``adversarial_weight x g_adv`` +
-   ``feature_matching_weight x fm``; clipped at ``generator_clip_norm``; its optimizer steps.
+2. generator: the reconstruction loss (the recipe's own terms, times
+   ``reconstruction_weight``, plus the multi-scale ``mel`` term, weight ``mel_weight``: one
+   loss, logged part by part) + ``adversarial_weight x g_adv`` + ``feature_matching_weight
+   x fm``; clipped at ``generator_clip_norm``; its optimizer steps.
+
+The discriminators are a list in YAML (``discriminators``), any subclasses of
+:class:`audiosr.models.discriminators.Discriminator`; their sub-discriminators' outputs are
+summed over by the adversarial and feature-matching losses at the end of this file.
 
 DAC's weights are mel 15, feature matching 2, adversarial 1; its discriminators are the
 multi-period and multi-band STFT ones of ``audiosr.models.discriminators``. Lightning does
@@ -26,18 +31,16 @@ generator's weights from the checkpoint; discriminators and their optimizer stay
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
 
-from audiosr.training.losses import (
-    MultiScaleMel,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-)
-from audiosr.models.discriminators import Discriminators
+from audiosr.models.discriminators import Discriminator, Discriminators
+from audiosr.training.divergence import ensure_finite
+from audiosr.training.losses import MultiScaleMel
 from audiosr.training.module import SuperResolutionModule
 
 
@@ -45,13 +48,14 @@ class GANModule(SuperResolutionModule):
     """A generator trained with reconstruction, mel, adversarial and feature-matching losses.
 
     Args:
-        discriminators: the discriminator set (default: DAC's multi-period + multi-band STFT).
+        discriminators: a list of discriminators (default: DAC's multi-period + multi-band STFT).
         discriminator_optimizer: builds the discriminators' optimizer.
         discriminator_lr_scheduler: optional; stepped every step, like the generator's.
         adversarial: ``lsgan`` (DAC) or ``hinge`` (Vocos, AP-BWE).
-        mel: the multi-scale mel term (DAC's scales by default); ``null`` turns it off.
-        mel_weight, adversarial_weight, feature_matching_weight: DAC's 15, 1 and 2.
-        reconstruction_weight: weight of the generator's own ``loss``.
+        mel: the multi-scale mel term added to the reconstruction loss (DAC's scales by default).
+        mel_weight, adversarial_weight, feature_matching_weight: DAC's 15, 1 and 2 (``mel_weight: 0``
+            leaves the mel term out).
+        reconstruction_weight: scales the recipe's own reconstruction terms.
         warmup_steps: reconstruction-only steps before the discriminators start.
         generator_clip_norm, discriminator_clip_norm: gradient-norm clipping (DAC: 1000, 10).
         **kwargs: the arguments of :class:`SuperResolutionModule` (network, loss, optimizer, ...).
@@ -60,7 +64,7 @@ class GANModule(SuperResolutionModule):
     def __init__(
         self,
         *args: Any,
-        discriminators: Discriminators | None = None,
+        discriminators: Sequence[Discriminator] | None = None,
         discriminator_optimizer: OptimizerCallable = torch.optim.AdamW,
         discriminator_lr_scheduler: LRSchedulerCallable | None = None,
         adversarial: Literal["lsgan", "hinge"] = "lsgan",
@@ -76,16 +80,16 @@ class GANModule(SuperResolutionModule):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.automatic_optimization = False
-        self.discriminators = discriminators if discriminators is not None else Discriminators()
+        self.discriminators = Discriminators(discriminators)
         self.discriminator_optimizer = discriminator_optimizer
         self.discriminator_lr_scheduler = discriminator_lr_scheduler
         if adversarial not in ("lsgan", "hinge"):
             raise ValueError(f"adversarial must be lsgan or hinge, got {adversarial!r}")
         self.adversarial = adversarial
-        self.mel = mel if mel is not None else MultiScaleMel()
-        self.mel.setup(self.spec.target_rate)
-        self.weights = {"reconstruction": reconstruction_weight, "mel": mel_weight,
-                        "g_adv": adversarial_weight, "fm": feature_matching_weight}
+        extra = {"mel": mel if mel is not None else MultiScaleMel()} if mel_weight else {}
+        self.loss = self.loss.extended(extra, {"mel": mel_weight} if extra else {},
+                                       scale=reconstruction_weight).setup(self.spec.target_rate)
+        self.weights = {"g_adv": adversarial_weight, "fm": feature_matching_weight}
         self.warmup_steps = warmup_steps
         self.generator_clip_norm = generator_clip_norm
         self.discriminator_clip_norm = discriminator_clip_norm
@@ -126,24 +130,23 @@ class GANModule(SuperResolutionModule):
         if adversarial:
             real, fake = self.discriminators(target), self.discriminators(output.detach())
             d_loss = discriminator_loss([r[0] for r in real], [f[0] for f in fake], self.adversarial)
-            self.ensure_finite({"d_loss": d_loss})
+            ensure_finite(self.trainer, {"d_loss": d_loss})
             d_optimizer.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             d_optimizer.step()  # clipped in on_before_optimizer_step
             logged["d_loss"] = d_loss
 
         parts = self.loss(output, target)
-        mel = self.mel(output.reshape(-1, output.shape[-1]).float(), target.reshape(-1, target.shape[-1]).float())["mel"]
-        total = self.weights["reconstruction"] * parts["total"] + self.weights["mel"] * mel
+        total = parts["total"]
         logged.update({k: v for k, v in parts.items() if k != "total"})
-        logged.update({"reconstruction": parts["total"], "mel": mel})
+        logged["reconstruction"] = total
         if adversarial:
             real, fake = self.discriminators(target), self.discriminators(output)
             g_adv = generator_adversarial_loss([f[0] for f in fake], self.adversarial)
             fm = feature_matching_loss([r[1] for r in real], [f[1] for f in fake])
             total = total + self.weights["g_adv"] * g_adv + self.weights["fm"] * fm
             logged.update({"g_adv": g_adv, "fm": fm})
-        self.ensure_finite({"total": total, **logged})
+        ensure_finite(self.trainer, {"total": total, **logged})
         g_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
         g_optimizer.step()  # clipped in on_before_optimizer_step
@@ -155,3 +158,46 @@ class GANModule(SuperResolutionModule):
 
         self.log_parts("train", {"total": total, **logged}, target.shape[0])
         return total
+
+
+# --- adversarial losses ---------------------------------------------------------------------
+# Each takes the sub-discriminators' logits (or feature lists) in a fixed order and sums over
+# them, as the Descript Audio Codec does (``dac/nn/loss.py``); "lsgan" is its least-squares
+# GAN, "hinge" the hinge loss of Vocos and AP-BWE.
+
+
+def discriminator_loss(real: Sequence[Tensor], fake: Sequence[Tensor], kind: str = "lsgan") -> Tensor:
+    """``sum_k [(1 - D_k(y))^2 + D_k(y_hat)^2]`` (lsgan) or ``relu(1 - D(y)) + relu(1 + D(y_hat))`` (hinge)."""
+    total = real[0].new_zeros(())
+    for r, f in zip(real, fake, strict=True):
+        r, f = r.float(), f.float()
+        if kind == "lsgan":
+            total = total + (1 - r).square().mean() + f.square().mean()
+        elif kind == "hinge":
+            total = total + torch.relu(1 - r).mean() + torch.relu(1 + f).mean()
+        else:
+            raise ValueError(f"unknown adversarial loss {kind!r}; choose lsgan or hinge")
+    return total
+
+
+def generator_adversarial_loss(fake: Sequence[Tensor], kind: str = "lsgan") -> Tensor:
+    """``sum_k (1 - D_k(y_hat))^2`` (lsgan) or ``sum_k relu(1 - D_k(y_hat))`` (hinge)."""
+    total = fake[0].new_zeros(())
+    for f in fake:
+        f = f.float()
+        if kind == "lsgan":
+            total = total + (1 - f).square().mean()
+        elif kind == "hinge":
+            total = total + torch.relu(1 - f).mean()
+        else:
+            raise ValueError(f"unknown adversarial loss {kind!r}; choose lsgan or hinge")
+    return total
+
+
+def feature_matching_loss(real: Sequence[Sequence[Tensor]], fake: Sequence[Sequence[Tensor]]) -> Tensor:
+    """``sum_k sum_j mean|F_kj(y) - F_kj(y_hat)|``: L1 between hidden activations, targets detached."""
+    total = fake[0][0].new_zeros(())
+    for real_features, fake_features in zip(real, fake, strict=True):
+        for r, f in zip(real_features, fake_features, strict=True):
+            total = total + (r.detach().float() - f.float()).abs().mean()
+    return total

@@ -31,7 +31,6 @@ from audiosr.torchaudio_check import load_torchaudio
 
 __all__ = [
     "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "ReconstructionLoss", "WaveformL1", "WaveformMSE",
-    "discriminator_loss", "feature_matching_loss", "generator_adversarial_loss",
 ]
 
 # Guards the spectral-convergence division; the magnitude floor already keeps the
@@ -237,6 +236,14 @@ class ReconstructionLoss(nn.Module):
         if len(parts) != len(set(parts)) or "total" in parts:
             raise ValueError(f"loss parts must have distinct names other than 'total', got {parts}")
 
+    def extended(self, terms: dict[str, LossTerm], weights: dict[str, float], scale: float = 1.0) -> ReconstructionLoss:
+        """This loss with more terms (how the GAN adds its mel term); the present weights times ``scale``."""
+        clash = set(terms) & set(self.terms)
+        if clash:
+            raise ValueError(f"the loss already has terms {sorted(clash)}")
+        return ReconstructionLoss({**self.terms, **terms},
+                                  {**{n: w * scale for n, w in self.weights.items()}, **weights})
+
     def setup(self, sample_rate: int) -> ReconstructionLoss:
         """Tell every term the signals' rate; returns self."""
         for term in self.terms.values():
@@ -266,46 +273,3 @@ class ReconstructionLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"weights={self.weights}"
-
-
-# --- adversarial training -------------------------------------------------------------------
-# Each takes the sub-discriminators' logits (or feature lists) in a fixed order and sums over
-# them, as the Descript Audio Codec does (``dac/nn/loss.py``); "lsgan" is its least-squares
-# GAN, "hinge" the hinge loss of Vocos and AP-BWE.
-
-
-def discriminator_loss(real: Sequence[Tensor], fake: Sequence[Tensor], kind: str = "lsgan") -> Tensor:
-    """``sum_k [(1 - D_k(y))^2 + D_k(y_hat)^2]`` (lsgan) or ``relu(1 - D(y)) + relu(1 + D(y_hat))`` (hinge)."""
-    total = real[0].new_zeros(())
-    for r, f in zip(real, fake, strict=True):
-        r, f = r.float(), f.float()
-        if kind == "lsgan":
-            total = total + (1 - r).square().mean() + f.square().mean()
-        elif kind == "hinge":
-            total = total + torch.relu(1 - r).mean() + torch.relu(1 + f).mean()
-        else:
-            raise ValueError(f"unknown adversarial loss {kind!r}; choose lsgan or hinge")
-    return total
-
-
-def generator_adversarial_loss(fake: Sequence[Tensor], kind: str = "lsgan") -> Tensor:
-    """``sum_k (1 - D_k(y_hat))^2`` (lsgan) or ``sum_k relu(1 - D_k(y_hat))`` (hinge)."""
-    total = fake[0].new_zeros(())
-    for f in fake:
-        f = f.float()
-        if kind == "lsgan":
-            total = total + (1 - f).square().mean()
-        elif kind == "hinge":
-            total = total + torch.relu(1 - f).mean()
-        else:
-            raise ValueError(f"unknown adversarial loss {kind!r}; choose lsgan or hinge")
-    return total
-
-
-def feature_matching_loss(real: Sequence[Sequence[Tensor]], fake: Sequence[Sequence[Tensor]]) -> Tensor:
-    """``sum_k sum_j mean|F_kj(y) - F_kj(y_hat)|``: L1 between hidden activations, targets detached."""
-    total = fake[0][0].new_zeros(())
-    for real_features, fake_features in zip(real, fake, strict=True):
-        for r, f in zip(real_features, fake_features, strict=True):
-            total = total + (r.detach().float() - f.float()).abs().mean()
-    return total
