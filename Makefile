@@ -37,7 +37,7 @@ lock: | $(STAMP)  ## re-resolve pyproject.toml into requirements.lock (UPGRADE="
 		$(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p))) \
 		--output-file $(LOCK) pyproject.toml
 
-QUICKSTART := --config configs/magphase.yaml --config configs/spectral-cpu.yaml --config configs/quickstart.yaml
+QUICKSTART := --config configs/magphase.yaml --config configs/overlays/spectral-cpu.yaml --config configs/overlays/quickstart.yaml
 
 quickstart: $(STAMP)  ## train a CPU-sized model on built-in data, then compare it with classical resampling
 	$(BIN)/audiosr fit $(QUICKSTART)

@@ -20,7 +20,7 @@ from test_data import make_bad_folder
 
 pytestmark = pytest.mark.slow
 
-DEBUG = ["--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "debug.yaml")]
+DEBUG = ["--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "overlays/debug.yaml")]
 TESTS = Path(__file__).resolve().parent
 
 

@@ -58,8 +58,8 @@ def test_fit_with_a_mismatched_pair_stops_with_that_line(tmp_path, cli_env):
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text(f"raise OSError({LINKER_ERROR!r})\n")
     cli_env["PYTHONPATH"] = f"{shadow.parent}:{cli_env.get('PYTHONPATH', '')}"
-    result = run_audiosr(["fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "gan.yaml"),
-                          "--config", str(CONFIGS / "gan-cpu.yaml"), "--config", str(CONFIGS / "debug.yaml"),
+    result = run_audiosr(["fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "overlays/gan.yaml"),
+                          "--config", str(CONFIGS / "overlays/gan-cpu.yaml"), "--config", str(CONFIGS / "overlays/debug.yaml"),
                           "--trainer.logger", "false"], tmp_path, cli_env)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]

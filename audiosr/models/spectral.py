@@ -55,6 +55,8 @@ class SpectralNetwork(SuperResolutionNetwork):
         activation: ``gelu`` (ConvNeXt's) or ``snake``.
     """
 
+    tiny_args = {"dim": 16, "blocks": 1}
+
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
                  expansion: int = 3, activation: Activation = "gelu") -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The 1-D U-Net of the reference study (see REFERENCE.md), width and depth configurable."""
+"""The 1-D U-Net of the reference recipe (configs/unet.yaml): a residual waveform U-Net, width and depth configurable."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ class UNet(SuperResolutionNetwork):
         activation: ``relu`` (the reference), ``snake`` (periodic, learned per channel:
             the GAN recipe's choice) or ``gelu``.
     """
+
+    tiny_args = {"channels": [4, 8, 8]}
 
     def __init__(self, channels: Sequence[int] = REFERENCE_CHANNELS, activation: Activation = "relu") -> None:
         super().__init__()

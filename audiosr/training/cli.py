@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import os
 import sys
@@ -10,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.training.callbacks import BaselineComparison, LearningRate, QualityMetrics
-from audiosr.models.checkpoint import CheckpointError, check_compatible, checkpoint_step, read_spec, resolve_checkpoint
 from audiosr.data.datamodule import AudioPairDataModule
+from audiosr.models.checkpoint import CheckpointError, check_compatible, checkpoint_step, read_spec, resolve_checkpoint
+from audiosr.training.callbacks import BaselineComparison, LearningRate
 from audiosr.training.examples import AudioExamples
 from audiosr.training.module import SuperResolutionModule
 from audiosr.training.runs import AtomicCheckpointIO, CheckpointWriteError, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint
@@ -65,6 +67,11 @@ class AudioSRCLI(LightningCLI):
             help="run family: runs go to runs/<experiment>/<run id>/ and --ckpt_path last|best look only there "
                  "(default: the name of the first --config file)",
         )
+        parser.add_argument(
+            "--tiny", type=bool, default=False,
+            help="shrink the recipe's networks (generator and discriminators) to the smallest size of their "
+                 "own design, for smoke runs (configs/overlays/debug.yaml sets it)",
+        )
         # The data module owns the rates; the model is told, never configured twice.
         for name in ("source_rate", "target_rate", "input_filter"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}")
@@ -78,7 +85,6 @@ class AudioSRCLI(LightningCLI):
             "checkpoint.save_top_k": 1,
             "checkpoint.auto_insert_metric_name": True,
         })
-        parser.add_lightning_class_args(QualityMetrics, "metrics")
         parser.add_lightning_class_args(BaselineComparison, "report")
         parser.add_lightning_class_args(AudioExamples, "examples")
         parser.add_lightning_class_args(LearningRate, "lr_monitor")
@@ -97,6 +103,10 @@ class AudioSRCLI(LightningCLI):
         # With run=False there is no subcommand and the config is not nested under one.
         config = self.config[self.subcommand] if self.subcommand else self.config
         self._fall_back_to_cpu(config.trainer)
+        if config.get("tiny"):
+            model = config.model.init_args
+            for component in [model.get("network"), *(model.get("discriminators") or [])]:
+                _shrink(component)
         experiment = config.get("experiment") or self._experiment_from_configs(config)
         family = Path(config.trainer.default_root_dir or RUNS_DIR) / experiment
         checkpoint = self._resolve_checkpoint(config, family)
@@ -116,8 +126,18 @@ class AudioSRCLI(LightningCLI):
 
     @staticmethod
     def _experiment_from_configs(config: Any) -> str:
-        files = [Path(str(c)) for c in (config.get("config") or [])]
-        return files[0].stem if files else DEFAULT_EXPERIMENT
+        """The name of the first config file of the command line (not one that a config includes)."""
+        files = [str(c) for c in (config.get("config") or [])]
+        included: set[str] = set()
+        for name in files:
+            try:
+                data = yaml.safe_load(Path(name).read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # an included file, named relative to the file that includes it
+            nested = data.get("config") if isinstance(data, dict) else None
+            included.update(str(n) for n in (nested if isinstance(nested, list) else [nested] if nested else []))
+        given = [name for name in files if name not in included]
+        return Path(given[0]).stem if given else DEFAULT_EXPERIMENT
 
     @staticmethod
     def _fall_back_to_cpu(trainer: Any) -> None:
@@ -194,6 +214,17 @@ class AudioSRCLI(LightningCLI):
         print("\n".join(lines))
 
 
+def _shrink(component: Any) -> None:
+    """Sets a configured class's ``tiny_args`` (its smallest working size) into its ``init_args``."""
+    class_path = getattr(component, "class_path", None)
+    if not class_path:
+        return
+    module_name, _, class_name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    for name, value in getattr(cls, "tiny_args", {}).items():
+        setattr(component.init_args, name, value)
+
+
 class _DropNoise(logging.Filter):
     """Lightning's advertising tips and TPU/HPU lines tell a user of audiosr nothing."""
 
@@ -225,7 +256,7 @@ def quiet() -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    from audiosr.training.module import TrainingDiverged
+    from audiosr.training.divergence import TrainingDiverged
 
     quiet()
     try:
