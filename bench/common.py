@@ -8,6 +8,7 @@ test``: the benchmarks measure the project's own code paths, never copies of the
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 DEFAULT_DEV_DIR = (REPO / ".." / "shared" / "data" / "dev").resolve()
-SOURCE_RATE, TARGET_RATE = 22050, 44100
 
 _T0 = time.perf_counter()
 
@@ -205,16 +205,28 @@ def run_measured(cmd: list[str], log_path: Path, *, cwd: Path | None = None, env
 
 
 def subprocess_env(cache_dir: Path) -> dict[str, str]:
+    """The environment of the commands: this one, with the run's cache and W&B off."""
     env = dict(os.environ)
     env.update({"AUDIOSR_CACHE": str(cache_dir), "WANDB_MODE": "disabled", "WANDB_SILENT": "true",
-                "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])})
+                "PYTHONUNBUFFERED": "1"})
+    env.pop("PYTHONSAFEPATH", None)  # it would keep `python -m` from putting the repository on sys.path
     return env
 
 
 def audiosr_command() -> list[str]:
     """The ``audiosr`` console script beside this interpreter, else ``python -m audiosr.cli``."""
     script = Path(sys.executable).parent / "audiosr"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "audiosr.cli"]
+    return [str(script)] if script.is_file() else audiosr_module_command()
+
+
+def audiosr_module_command() -> list[str]:
+    """``python -m audiosr.cli``: the installed package, for commands run from the repository root.
+
+    ``python -m`` puts the working directory on ``sys.path`` (the console script puts its own
+    folder there), so a command run with ``cwd=REPO`` finds the benchmarks' own callbacks
+    (``--trainer.callbacks+=bench.runs.Elapsed``), and the printed command works as typed there.
+    """
+    return [sys.executable, "-m", "audiosr.cli"]
 
 
 # --- dev recordings --------------------------------------------------------------------------
@@ -315,17 +327,117 @@ def read_mono(path: Path, seconds: float | None = None) -> tuple[np.ndarray, int
 
 # --- the recipes -------------------------------------------------------------------------------
 
-# Every family at CPU size (the candidates for a CPU-trained model) and at reference size.
-CPU_RECIPES = {
-    "U-Net": ["unet.yaml", "unet-cpu.yaml"],
-    "magnitude": ["magnitude.yaml", "spectral-cpu.yaml"],
-    "magnitude + phase": ["magphase.yaml", "spectral-cpu.yaml"],
-}
-REFERENCE_RECIPES = {
-    "U-Net": ["unet.yaml"],
-    "magnitude": ["magnitude.yaml"],
-    "magnitude + phase": ["magphase.yaml"],
-}
+# The study's reference recipe: a section that measures no recipe of its own (the classical
+# methods' speed) takes its rates from this one.
+REFERENCE_RECIPE = "unet.yaml"
+# Table labels by network class (the family is the network); another class is labelled by its name.
+LABELS = {"UNet": "U-Net", "MagnitudeNetwork": "magnitude", "MagnitudePhaseNetwork": "magnitude + phase"}
+# Adversarial training of any recipe at CPU size: the GAN overlay and its CPU-sized discriminators.
+GAN_CPU = ["overlays/gan.yaml", "overlays/gan-cpu.yaml"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One model family: a top-level ``configs/*.yaml`` and the overlay that makes it CPU-sized."""
+
+    label: str
+    config: str  # relative to configs/
+    network: str  # class name of the network the parser resolves
+    cpu_overlay: str | None  # relative to configs/; None: the recipe has no CPU size
+    includes_recipe: bool  # built on another recipe (magnitude.yaml is magphase.yaml with another head)
+
+    @property
+    def reference(self) -> list[str]:
+        return [self.config]
+
+    @property
+    def cpu(self) -> list[str]:
+        assert self.cpu_overlay is not None, f"{self.config} has no CPU-size overlay"
+        return [self.config, self.cpu_overlay]
+
+
+def config_args(configs: list[str]) -> list[str]:
+    return [arg for name in configs for arg in ("--config", str(CONFIGS / name))]
+
+
+def _parsed(configs: list[str], *extra: str):
+    """The config a composition makes, parsed and linked by the CLI's own parser; nothing is built.
+
+    Raises ``argparse.ArgumentError`` (quietly: nothing printed) where the parser refuses it.
+    """
+    from audiosr.training.cli import AudioSRCLI
+
+    class ParseOnly(AudioSRCLI):
+        """Parses and links, then stops: no run folder, no classes built."""
+
+        def before_instantiate_classes(self) -> None:
+            pass
+
+        def instantiate_classes(self) -> None:
+            pass
+
+    parsed = ParseOnly(args=[*config_args(configs), *extra], run=False, parser_kwargs={"exit_on_error": False})
+    return parsed.config
+
+
+def _accepts(configs: list[str]) -> bool:
+    import argparse
+
+    try:
+        _parsed(configs)
+    except argparse.ArgumentError:
+        return False
+    return True
+
+
+@functools.cache
+def recipes() -> tuple[Recipe, ...]:
+    """The model families, discovered in ``configs/`` (the reference recipe first, then by name).
+
+    The recipes are the top-level ``configs/*.yaml``. A recipe's CPU size is the one
+    ``configs/overlays/*-cpu.yaml`` that the CLI's parser accepts on top of it, among those that
+    size a recipe: ``overlays/X-cpu.yaml`` beside an ``overlays/X.yaml`` is the CPU size of that
+    overlay (``gan-cpu.yaml``: the GAN's discriminators), not of a recipe. A size overlay sets the
+    ``init_args`` of one network class (``channels`` of the U-Net; ``hop_length``, ``dim``, ``blocks``
+    of the spectral networks) and the parser refuses arguments that the recipe's network has not,
+    so the rule needs no list of which overlay goes with which recipe.
+    """
+    import yaml
+
+    overlays = sorted(p for p in (CONFIGS / "overlays").glob("*-cpu.yaml")
+                      if not p.with_name(p.name.removesuffix("-cpu.yaml") + ".yaml").is_file())
+    files = sorted(CONFIGS.glob("*.yaml"), key=lambda p: (p.name != REFERENCE_RECIPE, p.name))
+    found = []
+    for path in files:
+        network = _parsed([path.name]).model.init_args.network.class_path.rpartition(".")[2]
+        fits = [f"overlays/{o.name}" for o in overlays if _accepts([path.name, f"overlays/{o.name}"])]
+        if len(fits) > 1:
+            raise ValueError(f"configs/{path.name}: more than one CPU-size overlay fits it: {', '.join(fits)}")
+        if not fits:
+            log(f"configs/{path.name} has no CPU-size overlay among configs/overlays/*-cpu.yaml: reference size only")
+        includes = "config" in (yaml.safe_load(path.read_text()) or {})
+        found.append(Recipe(LABELS.get(network, network), path.name, network, fits[0] if fits else None, includes))
+    # Two recipes of one network class (another loss, say) are told apart by their file.
+    labels = [r.label for r in found]
+    return tuple(replace(r, label=f"{r.label} ({Path(r.config).stem})") if labels.count(r.label) > 1 else r
+                 for r in found)
+
+
+def cpu_recipes() -> dict[str, list[str]]:
+    """Every family at CPU size (the candidates for a CPU-trained model): label -> config files."""
+    return {r.label: r.cpu for r in recipes() if r.cpu_overlay is not None}
+
+
+def reference_recipes() -> dict[str, list[str]]:
+    """Every family at reference size: label -> config files."""
+    return {r.label: r.reference for r in recipes()}
+
+
+def cli(configs: list[str], *extra: str):
+    """The ``AudioSRCLI`` of a config composition, built (model, data module, trainer), not run."""
+    from audiosr.training.cli import AudioSRCLI
+
+    return AudioSRCLI(args=[*config_args(configs), "--trainer.logger", "false", *extra], run=False)
 
 
 def build(configs: list[str], *extra: str):
@@ -333,8 +445,24 @@ def build(configs: list[str], *extra: str):
 
     Returns ``(module, datamodule)``; nothing is trained and nothing is written.
     """
-    from audiosr.training.cli import AudioSRCLI
+    built = cli(configs, *extra)
+    return built.model, built.datamodule
 
-    args = [arg for name in configs for arg in ("--config", str(CONFIGS / name))]
-    cli = AudioSRCLI(args=[*args, "--trainer.logger", "false", *extra], run=False)
-    return cli.model, cli.datamodule
+
+def rates(configs: list[str] | tuple[str, ...] = (REFERENCE_RECIPE,), *extra: str) -> tuple[int, int]:
+    """``(source, target)`` rates in Hz of a composition's data module, as the CLI builds it.
+
+    The data module owns the rates (the model is linked to them): the benchmarks never copy them.
+    """
+    return _rates(tuple(configs), extra)
+
+
+@functools.cache
+def _rates(configs: tuple[str, ...], extra: tuple[str, ...]) -> tuple[int, int]:
+    _, data = build(list(configs), *extra)
+    return int(data.source_rate), int(data.target_rate)
+
+
+def khz(rate: float) -> str:
+    """``22050`` -> ``22.05``: a rate in kHz for the report's text."""
+    return f"{rate / 1000:g}"

@@ -4,7 +4,7 @@
     python -m bench.default_model --minutes 5 --output /tmp/card   # a trial, nothing overwritten
 
 It trains the CPU-sized magnitude + phase recipe (``configs/magphase.yaml`` +
-``configs/spectral-cpu.yaml``) with ``audiosr fit`` on the training split of the dev
+``configs/overlays/spectral-cpu.yaml``) with ``audiosr fit`` on the training split of the dev
 recordings (``../shared/data/dev``) for a wall-time budget, tests its ``best`` checkpoint with
 ``audiosr test`` on the held-out split against every classical method (and on the split
 degraded other ways), then writes ``audiosr/pretrained/default.pt`` (the generator alone)
@@ -21,11 +21,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from audiosr.evaluation.comparison import markdown_table
-from bench.common import DEFAULT_DEV_DIR, REPO, Context, command_line, dev_split, log, machine, portable
+from bench.common import DEFAULT_DEV_DIR, REPO, Context, command_line, dev_split, khz, log, machine, portable
 from bench.quality import DEGRADATIONS, NO_VISQOL, bar, split_table
 from bench.runs import by_method, test_checkpoint, train_and_test
 
-CONFIGS = ["magphase.yaml", "spectral-cpu.yaml"]
+CONFIGS = ["magphase.yaml", "overlays/spectral-cpu.yaml"]
 PRETRAINED = REPO / "audiosr" / "pretrained"
 
 
@@ -83,6 +83,9 @@ def write(args: argparse.Namespace, ctx: Context, trained, robustness: list[list
     spec = generator.spec
     steps = trained.curve[-1]["step"] if trained.curve else "?"
     best_step = trained.checkpoint.stem.split("=")[-1]
+    above = f"{spec.source_rate / 2000:.0f}"  # the input's Nyquist frequency
+    kept = (f"It keeps the input's own band below {spec.keep_band[0] * spec.source_rate / 2000:.1f} kHz unchanged."
+            if spec.keep_band else "It does not keep the input's own band: the network makes the whole output.")
     card = f"""# The default model of audiosr
 
 `audiosr upsample IN... --output_dir OUT` and `Upsampler.from_checkpoint()` use this model when
@@ -130,7 +133,7 @@ Christophe Veaux, Junichi Yamagishi and Kirsten MacDonald (CSTR, University of E
 
 ## Results on the held-out recordings
 
-`audiosr test` on the 45 test files, whole, 22.05 kHz input made with resampy `kaiser_best`; every
+`audiosr test` on the 45 test files, whole, {khz(spec.source_rate)} kHz input made with resampy `kaiser_best`; every
 method measured in the same run (LSD: log10 power, STFT 2048/512; ViSQOL audio mode at 48 kHz):
 
 {table(trained.rows)}
@@ -145,9 +148,9 @@ The same test split made low-rate in other ways (`--data.test_degradation`):
 
 - Trained on 10 minutes of audio: mostly read English speech, some music and environmental sound. It
   has not heard most instruments, genres, languages or recording conditions; train your own for them
-  (`audiosr fit --config configs/magphase.yaml --config configs/spectral-cpu.yaml` with your data).
-- It invents the missing band from what the input has: the band above 11 kHz is plausible, not the
-  original. It keeps the input's own band below 8.8 kHz unchanged.
+  (`audiosr fit --config configs/magphase.yaml --config configs/overlays/spectral-cpu.yaml` with your data).
+- It invents the missing band from what the input has: the band above {above} kHz is plausible, not the
+  original. {kept}
 """
     (args.output / "MODEL_CARD.md").write_text(portable(card, args.dev_dir, ctx.tmp))
     log(f"wrote {path} and {args.output / 'MODEL_CARD.md'}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from audiosr.evaluation.comparison import markdown_table
-from bench.common import CPU_RECIPES, Context, DevSplit, command_line, fmt, log
+from bench.common import GAN_CPU, Context, DevSplit, command_line, cpu_recipes, fmt, khz, log, rates, recipes
 from bench.runs import Trained, by_method, commands, test_checkpoint, train_and_test
 
 BASELINE_ROWS = ("kaiser_fast", "kaiser_best", "soxr_vhq", "linear")
@@ -80,7 +80,7 @@ def trained_families(ctx: Context) -> dict[str, Trained]:
     """Each CPU-sized family trained once per run; later sections reuse them."""
     if "families" not in ctx.results:
         ctx.results["families"] = {family: train_and_test(ctx, slug(family), configs)
-                                   for family, configs in CPU_RECIPES.items()}
+                                   for family, configs in cpu_recipes().items()}
     return ctx.results["families"]
 
 
@@ -181,8 +181,9 @@ class Ablation:
             return no_dev(ctx)
         families = trained_families(ctx)
         rows, runs = [], []
-        for family in ("U-Net", "magnitude + phase"):
-            configs = CPU_RECIPES[family]
+        # A recipe built on another (magnitude.yaml: magphase.yaml with another head) would repeat its ablation.
+        for recipe in [r for r in recipes() if r.cpu_overlay is not None and not r.includes_recipe]:
+            family, configs = recipe.label, recipe.cpu
             without = train_and_test(ctx, f"{slug(family)}-nokeep", configs,
                                      ["--model.init_args.keep_band", "null"], test_extra=NO_VISQOL)
             runs.append(without)
@@ -193,8 +194,8 @@ class Ablation:
             "The same recipes at the same budget with the generator's known-band keeping switched off "
             "(`--model.init_args.keep_band null`): the network's output is then used across the whole band, as "
             "the U-Net of the reference study did. With it on (the default), the output is the input below "
-            "0.8 x 11.025 kHz and the network's above 0.9 x, with a complementary linear-phase crossover "
-            "between (`audiosr/models/generator.py`).\n\n"
+            f"0.8 x {khz(rates()[0] / 2)} kHz and the network's above 0.9 x, with a complementary linear-phase "
+            "crossover between (`audiosr/models/generator.py`).\n\n"
             + markdown_table(["family", "known band", *METRIC_HEADERS, "LSD-LF ↓", "meets the bar"], rows, left={0, 1, 8})
             + "\nCommands:\n\n" + commands(runs)
         )
@@ -265,9 +266,9 @@ class Gan:
             return no_dev(ctx)
         families = trained_families(ctx)
         rows, runs, trios = [], [], []
-        for family, configs in CPU_RECIPES.items():
+        for family, configs in cpu_recipes().items():
             plain = families[family]
-            overlay = [*configs, "gan.yaml", "gan-cpu.yaml"]
+            overlay = [*configs, *GAN_CPU]
             gan = train_and_test(ctx, f"{slug(family)}-gan", overlay, tested="last")
             warm = None
             if plain.batches:  # the warm-up's length is measured on the reconstruction-only run
@@ -285,8 +286,8 @@ class Gan:
             trios.append((family, {"reconstruction only": plain, "+ GAN": gan, "+ GAN after warm-up": warm}))
         figure = Gan.figure(ctx, trios)
         return (
-            f"Each CPU-sized generator trained for the same {ctx.args.budget:g} minutes with `configs/gan.yaml` + "
-            "`configs/gan-cpu.yaml` on top (DAC's discriminators at CPU width, lsgan, mel 15 / feature matching 2 / "
+            f"Each CPU-sized generator trained for the same {ctx.args.budget:g} minutes with `configs/overlays/gan.yaml` + "
+            "`configs/overlays/gan-cpu.yaml` on top (DAC's discriminators at CPU width, lsgan, mel 15 / feature matching 2 / "
             "adversarial 1 plus the generator's own loss), against the reconstruction-only runs of section 4: once "
             f"adversarial from the first batch, once after a reconstruction-only warm-up (`warmup_steps`) of "
             f"{Gan.WARMUP_SHARE:.0%} of the batches the reconstruction-only run trained in the same budget. "
@@ -311,17 +312,19 @@ class Gan:
         if not ready or ctx.dev is None:
             return None
         path = next(p for p in ctx.dev.test if p.stem.startswith("p360"))
-        (recording,) = index_files([path], 44100, ctx.cache_dir)
-        target = recording.read()[0][: 4 * 44100]
-        low = resample(target, 44100, 22050, "kaiser_best")
+        # One grid, one pair of rates: the first shown family's data module's (the families share them).
+        source_rate, target_rate = rates(cpu_recipes()[ready[0][0]])
+        (recording,) = index_files([path], target_rate, ctx.cache_dir)
+        target = recording.read()[0][: 4 * target_rate]
+        low = resample(target, target_rate, source_rate, "kaiser_best")
         rows, names = [], []
         for family, runs in ready:
             row = {"target": target}
             for label, trained in runs.items():
-                row[label] = Upsampler.from_checkpoint(trained.checkpoint, device="cpu").upsample(low, 22050)
+                row[label] = Upsampler.from_checkpoint(trained.checkpoint, device="cpu").upsample(low, source_rate)
             rows.append(row)
             names.append(family)
         out = ctx.args.figures / "gan.png"
-        spectrogram_grid(rows, names, 44100, cutoff_hz=11025, title=f"{path.name}: with and without the GAN",
-                         path=out)
+        spectrogram_grid(rows, names, target_rate, cutoff_hz=source_rate / 2,
+                         title=f"{path.name}: with and without the GAN", path=out)
         return out

@@ -1,7 +1,8 @@
 """Train a recipe on the dev split for a wall-time budget, then test it: with `audiosr fit` and `audiosr test`.
 
 Every quality figure of the benchmarks comes from these two commands, run as a user runs
-them; the commands are printed in the report.
+them from the repository root (the installed package, ``python -m audiosr.cli``); the commands
+are printed in the report.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from bench.common import CONFIGS, Context, Measured, audiosr_command, command_line, log, run_measured, subprocess_env
+from bench.common import (
+    REPO, Context, Measured, audiosr_module_command, command_line, config_args, log, run_measured, subprocess_env,
+)
 
 
 class Elapsed(Callback):
@@ -80,10 +83,6 @@ class Trained:
         return path if path is not None and path.is_file() else None
 
 
-def config_args(configs: list[str]) -> list[str]:
-    return [arg for name in configs for arg in ("--config", str(CONFIGS / name))]
-
-
 def train_and_test(ctx: Context, name: str, configs: list[str], extra: list[str] | None = None,
                    minutes: float | None = None, test_extra: list[str] | None = None,
                    tested: str = "best") -> Trained:
@@ -92,17 +91,19 @@ def train_and_test(ctx: Context, name: str, configs: list[str], extra: list[str]
     minutes = ctx.args.budget if minutes is None else minutes
     work = ctx.tmp / "runs" / name
     data = ctx.dev.data_args(ctx.tmp / "lists")
-    common = [*config_args(configs), *data, "--experiment", name, *(extra or [])]
+    # Run folders go to <work>/runs/<name>/<run id>/ (the CLI's layout under default_root_dir).
+    common = [*config_args(configs), *data, "--experiment", name, "--trainer.default_root_dir", str(work / "runs"),
+              *(extra or [])]
     seconds = int(round(minutes * 60))
-    fit_cmd = [*audiosr_command(), "fit", *common, "--trainer.max_steps", "1000000",
+    fit_cmd = [*audiosr_module_command(), "fit", *common, "--trainer.max_steps", "1000000",
                "--trainer.max_time", f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
                "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(work / "csv"),
                "--trainer.callbacks+=bench.runs.Elapsed", "--trainer.enable_progress_bar", "false"]
-    test_cmd = [*audiosr_command(), "test", *common, "--ckpt_path", tested, "--trainer.logger", "false",
+    test_cmd = [*audiosr_module_command(), "test", *common, "--ckpt_path", tested, "--trainer.logger", "false",
                 *(test_extra or [])]
     env = subprocess_env(ctx.cache_dir)
     log(f"  {name}: audiosr fit ({minutes:g} min budget)")
-    fit = run_measured(fit_cmd, work / "fit.log", cwd=work, env=env, label=f"{name} fit")
+    fit = run_measured(fit_cmd, work / "fit.log", cwd=REPO, env=env, label=f"{name} fit")
     log(f"  {name}: fit exit {fit.returncode} after {fit.wall_s:.0f} s")
     trained = Trained(name, fit_cmd, test_cmd, fit, tested=tested)
     runs = sorted((work / "runs" / name).glob("*/checkpoints")) if fit.returncode == 0 else []
@@ -111,7 +112,7 @@ def train_and_test(ctx: Context, name: str, configs: list[str], extra: list[str]
         return trained
     trained.run_dir = runs[-1].parent
     trained.curve = read_curve(work / "csv")
-    trained.test = run_measured(test_cmd, work / "test.log", cwd=work, env=env, label=f"{name} test")
+    trained.test = run_measured(test_cmd, work / "test.log", cwd=REPO, env=env, label=f"{name} test")
     log(f"  {name}: test exit {trained.test.returncode} after {trained.test.wall_s:.0f} s")
     report = trained.run_dir / "test" / "comparison.json"
     if trained.test.returncode != 0 or not report.is_file():
@@ -156,9 +157,9 @@ def commands(trained: list[Trained]) -> str:
 def test_checkpoint(ctx: Context, trained: Trained, name: str, extra: list[str]) -> tuple[Measured, list[dict]]:
     """``audiosr test`` of ``trained``'s best checkpoint with ``extra`` arguments, as experiment ``name``."""
     cmd = [c if c != trained.tested else str(trained.checkpoint) for c in trained.test_cmd]
-    cmd += [*extra, "--experiment", name]
     work = ctx.tmp / "runs" / name
-    m = run_measured(cmd, work / "test.log", cwd=work, env=subprocess_env(ctx.cache_dir), label=f"{name} test")
+    cmd += [*extra, "--experiment", name, "--trainer.default_root_dir", str(work / "runs")]
+    m = run_measured(cmd, work / "test.log", cwd=REPO, env=subprocess_env(ctx.cache_dir), label=f"{name} test")
     reports = sorted((work / "runs" / name).rglob("comparison.json"))
     if m.returncode != 0 or not reports:
         ctx.problems.append(f"{name}: audiosr test exit {m.returncode}")

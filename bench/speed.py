@@ -1,25 +1,25 @@
-"""Speed: the whole 22.05 -> 44.1 kHz path of every family and classical method, in one run."""
+"""Speed: the whole low-rate -> high-rate path of every family and classical method, in one run."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from audiosr.evaluation.comparison import markdown_table
-from bench.common import CPU_RECIPES, REFERENCE_RECIPES, SOURCE_RATE, TARGET_RATE, Context, build, fmt, log, read_mono
+from bench.common import Context, build, cpu_recipes, fmt, khz, log, rates, read_mono, reference_recipes
 
 TITLE = "1. Upsampling speed and cost (whole path)"
 SPEED_FILE = "librosa-data/kevin_macleod_vibe_ace.flac"  # 61 s of full-band music
 
 
-def speed_audio(ctx: Context, seconds: float) -> tuple[np.ndarray, str]:
-    """``seconds`` of 44.1 kHz mono audio: a dev recording if present, else synthetic."""
+def speed_audio(ctx: Context, seconds: float, rate: int) -> tuple[np.ndarray, str]:
+    """``seconds`` of mono audio at ``rate``: a dev recording if present at that rate, else synthetic."""
     if ctx.dev is not None and (ctx.dev.root / SPEED_FILE).is_file():
-        audio, rate = read_mono(ctx.dev.root / SPEED_FILE, seconds)
-        if rate == TARGET_RATE and audio.size >= seconds * rate:
+        audio, found = read_mono(ctx.dev.root / SPEED_FILE, seconds)
+        if found == rate and audio.size >= seconds * rate:
             return audio, f"the first {seconds:g} s of `{SPEED_FILE}` (dev recording)"
     from audiosr.data.synthetic import synthesize
 
-    return synthesize(12345, TARGET_RATE, seconds), f"{seconds:g} s of the built-in synthetic corpus (seed 12345)"
+    return synthesize(12345, rate, seconds), f"{seconds:g} s of the built-in synthetic corpus (seed 12345)"
 
 
 def macs_per_second(generator) -> float:
@@ -41,14 +41,17 @@ def run(ctx: Context) -> str:
     from audiosr.inference.upsampler import Upsampler
 
     seconds, repeats = ctx.args.speed_seconds, ctx.args.repeats
-    target, source = speed_audio(ctx, seconds)
-    low = resample(target[None], TARGET_RATE, SOURCE_RATE, "kaiser_best", output_length(target.size, TARGET_RATE, SOURCE_RATE))
-    audio_s = low.shape[-1] / SOURCE_RATE
+    # One input for every method, at the rates of the reference recipe's data module.
+    source_rate, target_rate = rates()
+    target, source = speed_audio(ctx, seconds, target_rate)
+    low = resample(target[None], target_rate, source_rate, "kaiser_best",
+                   output_length(target.size, target_rate, source_rate))
+    audio_s = low.shape[-1] / source_rate
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     # (label, what, device, fn, key into ctx.results["speed"] for the networks)
     methods = [(f"`{name}`", "classical", "cpu", fn, None) for name, fn in BASELINES.items()]
     speeds = ctx.results.setdefault("speed", {})
-    for size, recipes in (("CPU-sized", CPU_RECIPES), ("reference", REFERENCE_RECIPES)):
+    for size, recipes in (("CPU-sized", cpu_recipes()), ("reference", reference_recipes())):
         for family, configs in recipes.items():
             torch.manual_seed(0)
             module, _ = build(configs)
@@ -66,7 +69,7 @@ def run(ctx: Context) -> str:
     results = {}
     for label, what, device, fn, key in methods:
         try:
-            _, median = time_method(fn, low, SOURCE_RATE, TARGET_RATE, warmup=1, repeats=repeats,
+            _, median = time_method(fn, low, source_rate, target_rate, warmup=1, repeats=repeats,
                                     sync_cuda=device == "cuda")
         except Exception as error:  # one failure must not hide the other rows
             log(f"  {label} on {device} failed: {error!r}")
@@ -89,10 +92,11 @@ def run(ctx: Context) -> str:
     gpu = "" if len(devices) > 1 else ("No GPU in this run: GPU real-time ratios need a CUDA machine (`make bench` "
                                          "adds them, batch 16, whenever one is present).\n")
     return (
-        f"Input: {source}, made low-rate (22.05 kHz, {audio_s:g} s) with resampy `kaiser_best`. Each method maps "
-        "that waveform to 44.1 kHz in this process: classical methods from `audiosr.evaluation.comparison.BASELINES`, the "
-        "networks through `audiosr.inference.upsampler.Upsampler` (rough upsampling with the recipe's `input_filter`, "
-        "windowing, level normalisation, the network, band keeping: the whole path of `audiosr upsample`). "
+        f"Input: {source}, made low-rate ({khz(source_rate)} kHz, {audio_s:g} s) with resampy `kaiser_best`. Each "
+        f"method maps that waveform to {khz(target_rate)} kHz in this process: classical methods from "
+        "`audiosr.evaluation.comparison.BASELINES`, the networks through `audiosr.inference.upsampler.Upsampler` "
+        "(rough upsampling with the recipe's `input_filter`, windowing, level normalisation, the network, band "
+        "keeping: the whole path of `audiosr upsample`). "
         f"`audiosr.evaluation.comparison.time_method`: 1 warm-up call, then the median of {repeats} timed calls; RTR = "
         "seconds of audio / wall seconds. Networks are built from their configs with random weights (speed does "
         "not depend on the weights). MACs: multiply-accumulates of the generator on 1 s of input, counted by "

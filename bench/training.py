@@ -8,7 +8,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 from audiosr.evaluation.comparison import markdown_table
-from bench.common import CPU_RECIPES, REFERENCE_RECIPES, Context, build, fmt, log
+from bench.common import GAN_CPU, Context, cli, cpu_recipes, fmt, log, reference_recipes
 
 TITLE = "3. Training steps per second"
 WARMUP = 2
@@ -28,38 +28,39 @@ class StepTimer(Callback):
 
 
 def measure(ctx: Context, configs: list[str], steps: int) -> dict:
-    import lightning as L
-    import torch
-
-    module, data = build(configs, "--data.num_workers", "0", "--data.cache_dir", str(ctx.cache_dir))
-    data.setup("fit")
-    batch = next(iter(data.train_dataloader()))
-    timer = StepTimer()
-    accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    precision = "bf16-mixed" if accelerator == "gpu" else "32-true"
-    clip = None if not module.automatic_optimization else 10.0
-    # Under manual optimisation (the GAN) Lightning counts both optimizers' steps: two per batch.
-    per_batch = 1 if module.automatic_optimization else 2
-    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_steps=per_batch * (WARMUP + steps),
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, callbacks=[timer], gradient_clip_val=clip)
     from torch.utils.data import DataLoader
 
+    from audiosr.models.spectral import SpectralNetwork
+
+    batches = WARMUP + steps
+    # The recipe's own Trainer (accelerator, precision, gradient clipping) as `audiosr fit` builds it,
+    # for one epoch of `batches` batches: counted in batches, so the GAN's two optimizer steps per
+    # batch need no correction. Nothing validates and nothing is kept (the run folder is in ctx.tmp).
+    built = cli(configs, "--data.num_workers", "0", "--data.cache_dir", str(ctx.cache_dir),
+                "--trainer.devices", "1", "--trainer.max_epochs", "1", "--trainer.max_steps", "-1",
+                "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
+                "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(ctx.tmp / "train"),
+                "--checkpoint.save_last", "false", f"--trainer.callbacks+={StepTimer.__module__}.StepTimer")
+    module, data, trainer = built.model, built.datamodule, built.trainer
+    timer = next(c for c in trainer.callbacks if isinstance(c, StepTimer))
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
     # The same real batch every step: compute does not depend on content, and the loader is measured apart.
-    trainer.fit(module, train_dataloaders=DataLoader([batch] * (WARMUP + steps + 1), batch_size=None))
+    trainer.fit(module, train_dataloaders=DataLoader([batch] * batches, batch_size=None))
     times = timer.times[WARMUP:]
     step = float(np.median(times))
+    device = trainer.strategy.root_device.type
     return {"params": module.network.num_parameters(), "batch": batch["target"].shape[0],
             "crop": batch["target"].shape[-1] / data.target_rate, "step_s": step, "min_s": min(times),
-            "accelerator": accelerator, "precision": precision}
+            "accelerator": "gpu" if device == "cuda" else device, "precision": trainer.precision,
+            "spectral": isinstance(module.network, SpectralNetwork)}
 
 
 def run(ctx: Context) -> str:
     steps = ctx.args.train_steps
-    plan = [(f"{family} (CPU-sized)", configs, steps) for family, configs in CPU_RECIPES.items()]
-    plan += [(f"{family} (CPU-sized) + GAN", [*configs, "gan.yaml", "gan-cpu.yaml"], steps)
-             for family, configs in CPU_RECIPES.items()]
-    plan += [(f"{family} (reference)", configs, max(2, steps // 5)) for family, configs in REFERENCE_RECIPES.items()]
+    plan = [(f"{family} (CPU-sized)", configs, steps) for family, configs in cpu_recipes().items()]
+    plan += [(f"{family} (CPU-sized) + GAN", [*configs, *GAN_CPU], steps) for family, configs in cpu_recipes().items()]
+    plan += [(f"{family} (reference)", configs, max(2, steps // 5)) for family, configs in reference_recipes().items()]
     rows = []
     loaders = ctx.results.get("loader", {})
     for label, configs, n in plan:
@@ -69,8 +70,8 @@ def run(ctx: Context) -> str:
             ctx.problems.append(f"{label}: {error!r}"[:120])
             log(f"  {label} failed: {error!r}")
             continue
-        spectral = not configs[0].startswith("unet")
-        loader = loaders.get(("spectral recipes" if spectral else "reference U-Net recipe", "synthetic", 2))
+        # Section 2 measured the data of the U-Net recipe and of the spectral ones (which share it).
+        loader = loaders.get(("spectral recipes" if r["spectral"] else "reference U-Net recipe", "synthetic", 2))
         pairs = r["batch"] / r["step_s"]
         log(f"  {label}: {r['step_s']:.3f} s/step")
         rows.append([label, f"{r['params'] / 1e6:.3f} M", f"{r['batch']} x {r['crop']:g} s", f"{r['step_s']:.3f}",

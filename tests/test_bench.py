@@ -1,0 +1,137 @@
+"""The benchmarks (bench/) take their families, trainers and rates from configs/ through the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import CONFIGS, REPO
+
+if str(REPO) not in sys.path:  # bench/ is the repository's, not the installed package's
+    sys.path.insert(0, str(REPO))
+
+from bench import common  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.fixture
+def configs_copy(tmp_path, monkeypatch):
+    """A copy of configs/ that bench discovers instead of the real one."""
+    copy = tmp_path / "configs"
+    shutil.copytree(CONFIGS, copy)
+    monkeypatch.setattr(common, "CONFIGS", copy)
+    common.recipes.cache_clear()
+    yield copy
+    common.recipes.cache_clear()
+
+
+def test_discovery_finds_every_top_level_recipe_with_its_cpu_overlay():
+    found = common.recipes()
+    assert sorted(r.config for r in found) == sorted(p.name for p in CONFIGS.glob("*.yaml"))
+    assert found[0].config == common.REFERENCE_RECIPE
+    for recipe in found:
+        assert recipe.cpu_overlay is not None, recipe
+        assert (CONFIGS / recipe.cpu_overlay).is_file()
+        assert recipe.cpu_overlay.startswith("overlays/") and recipe.cpu_overlay.endswith("-cpu.yaml")
+        assert recipe.cpu_overlay not in common.GAN_CPU
+    # The labels of the report's tables, one per family.
+    assert [r.label for r in found] == ["U-Net", "magnitude", "magnitude + phase"]
+    assert common.cpu_recipes() == {r.label: [r.config, r.cpu_overlay] for r in found}
+    assert common.reference_recipes() == {r.label: [r.config] for r in found}
+
+
+def test_each_cpu_composition_builds_the_recipes_own_network():
+    from audiosr.models.spectral import SpectralNetwork
+    from audiosr.models.unet import UNet
+
+    for recipe in common.recipes():
+        full, _ = common.build(recipe.reference)
+        small, _ = common.build(recipe.cpu)
+        assert type(small.network).__name__ == type(full.network).__name__ == recipe.network
+        assert small.network.num_parameters() < full.network.num_parameters() / 10
+        assert isinstance(small.network, UNet) != isinstance(small.network, SpectralNetwork)
+
+
+def test_the_gan_size_overlay_sizes_no_recipe_alone():
+    # overlays/gan-cpu.yaml sizes the discriminators of overlays/gan.yaml: the parser takes it only on top of it.
+    recipe = common.recipes()[0]
+    assert not common._accepts([recipe.config, "overlays/gan-cpu.yaml"])
+    assert common._accepts([*recipe.cpu, *common.GAN_CPU])
+
+
+def test_a_new_recipe_is_discovered_with_a_label_and_its_overlay(configs_copy):
+    shutil.copy(configs_copy / "magphase.yaml", configs_copy / "magphase2.yaml")
+    (configs_copy / "overlays" / "wide-cpu.yaml").write_text(
+        "model:\n  init_args:\n    network:\n      init_args: {nonexistent_width: 3}\n")
+    found = {r.config: r for r in common.recipes()}
+    assert set(found) == {"unet.yaml", "magnitude.yaml", "magphase.yaml", "magphase2.yaml"}
+    # Two recipes of one network are told apart by their file; the overlay no network takes fits none.
+    assert found["magphase2.yaml"].label == "magnitude + phase (magphase2)"
+    assert found["magphase.yaml"].label == "magnitude + phase (magphase)"
+    assert found["magphase2.yaml"].cpu_overlay == "overlays/spectral-cpu.yaml"
+    assert found["unet.yaml"].label == "U-Net" and found["unet.yaml"].cpu_overlay == "overlays/unet-cpu.yaml"
+    assert "overlays/wide-cpu.yaml" not in {r.cpu_overlay for r in found.values()}
+
+
+def test_a_recipe_without_a_cpu_overlay_is_reference_size_only(configs_copy):
+    (configs_copy / "overlays" / "unet-cpu.yaml").unlink()
+    found = {r.config: r for r in common.recipes()}
+    assert found["unet.yaml"].cpu_overlay is None
+    assert "U-Net" in common.reference_recipes() and "U-Net" not in common.cpu_recipes()
+
+
+def test_rates_are_the_data_modules(tmp_path):
+    _, data = common.build([common.REFERENCE_RECIPE])
+    assert common.rates() == (data.source_rate, data.target_rate)
+    # Another data preset changes what bench reads.
+    other = common.rates([common.REFERENCE_RECIPE, "data/vctk_24_48.yaml"], "--data.corpus.root", str(tmp_path))
+    assert other == (24000, 48000) != common.rates()
+    assert common.rates([common.REFERENCE_RECIPE], "--data.source_rate", "16000") == (16000, data.target_rate)
+
+
+def test_bench_sets_no_pythonpath(tmp_path, monkeypatch):
+    for path in (REPO / "bench").rglob("*.py"):
+        assert "PYTHONPATH" not in path.read_text(), path
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert "PYTHONPATH" not in common.subprocess_env(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_training_commands_find_the_bench_callback_without_pythonpath(tmp_path, monkeypatch):
+    """``python -m audiosr.cli`` from the repository root resolves ``bench.runs.Elapsed``, as bench runs it."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    cmd = [*common.audiosr_module_command(), "fit", *common.config_args(["magphase.yaml", "overlays/debug.yaml"]),
+           "--trainer.callbacks+=bench.runs.Elapsed", "--print_config"]
+    done = subprocess.run(cmd, cwd=REPO, env=common.subprocess_env(tmp_path), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "bench.runs.Elapsed" in done.stdout
+
+
+@pytest.mark.slow
+def test_training_speed_uses_the_trainer_the_cli_builds(tmp_path):
+    from bench import training
+
+    import torch
+
+    ctx = common.Context(SimpleNamespace(), tmp_path, None)
+    # The debug overlay keeps the family and makes it tiny; the recipe's own trainer settings stay:
+    # magphase.yaml trains in bf16-mixed, which the CLI turns into 32-true where there is no GPU.
+    r = training.measure(ctx, ["magphase.yaml", "overlays/debug.yaml"], steps=1)
+    assert r["spectral"] and r["batch"] == 2 and r["step_s"] > 0
+    assert r["precision"] == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
+    assert sorted(p.name for p in (tmp_path / "train").rglob("*.ckpt")) == []  # nothing kept
+    assert os.listdir(tmp_path / "train")  # the CLI's run folder, under the bench's temporary folder
