@@ -60,6 +60,8 @@ def test_a_recipe_that_builds_on_another_names_its_own_runs_and_network():
 def test_data_presets_compose_with_any_recipe(tmp_path):
     for recipe in RECIPES:
         vctk = build(f"{recipe}.yaml", "data/vctk_24_48.yaml", extra=("--data.corpus.root", str(tmp_path)))
+        # The preset includes data/vctk.yaml: the run family is still the recipe's.
+        assert vctk.config.experiment == recipe
         assert (vctk.datamodule.source_rate, vctk.datamodule.target_rate) == (24000, 48000)
         assert type(vctk.datamodule.corpus).__name__ == "VCTK"
         assert vctk.model.spec.source_rate == 24000  # linked from the data, never written twice

@@ -213,3 +213,29 @@ def test_a_third_discriminator_is_one_class_and_one_yaml_line(tmp_path, cli_env)
     # Every discriminator parameter, the third one's included, got gradients and Adam steps.
     adam = checkpoint["optimizer_states"][1]["state"]
     assert len(adam) == len(keys) and all(float(s["exp_avg"].abs().sum()) > 0 for s in adam.values())
+
+
+def test_a_checkpoint_of_the_two_slot_discriminators_still_loads():
+    torch.manual_seed(0)
+    trained = Discriminators(small())
+    old_keys = {k.replace("members.0.", "period.").replace("members.1.", "stft."): v
+                for k, v in trained.state_dict().items()}  # how GAN checkpoints before the list named them
+    assert any(k.startswith("period.") for k in old_keys)
+    torch.manual_seed(1)
+    fresh = Discriminators(small())
+    fresh.load_state_dict(old_keys)
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in trained.state_dict().items())
+
+
+def test_the_gan_logs_the_recipes_own_reconstruction_and_refuses_a_second_mel_term():
+    from audiosr.models import UNet
+    from audiosr.training.gan import GANModule
+    from audiosr.training.losses import MultiScaleMel, ReconstructionLoss, WaveformMSE
+
+    module = GANModule(network=UNet([4, 8, 8]), discriminators=small(), reconstruction_weight=0.5,
+                       loss=ReconstructionLoss({"mse": WaveformMSE()}, {"mse": 100.0}))
+    assert module.loss.weights == {"mse": 50.0, "mel": 15.0}  # the recipe's terms scaled, then mel
+    assert module.recipe_terms == {"mse": (100.0, ("mse",))}  # train/reconstruction: the recipe's loss, unscaled
+    with pytest.raises(ValueError, match="already has a multi-scale mel term"):
+        GANModule(network=UNet([4, 8, 8]), discriminators=small(),
+                  loss=ReconstructionLoss({"mel": MultiScaleMel()}))

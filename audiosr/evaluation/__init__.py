@@ -10,12 +10,16 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_EXPORTS = {name: "audiosr.evaluation.comparison" for name in (
-    "BASELINES", "CAPTION", "METRICS", "Comparison", "Row", "markdown_table", "time_method", "to_markdown", "write_report")}
-__all__ = sorted(_EXPORTS)
+_HOME = "audiosr.evaluation.comparison"
+__all__ = ["BASELINES", "CAPTION", "METRICS", "Comparison", "Row", "markdown_table", "time_method", "to_markdown",
+           "write_report"]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+    # Every public name of audiosr/evaluation/comparison.py (what the flat module audiosr.evaluation offered).
+    if not name.startswith("_"):
+        try:
+            return getattr(import_module(_HOME), name)
+        except AttributeError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,11 +11,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_EXPORTS = {name: "audiosr.inference.upsampler" for name in ("Upsampler", "FileReport", "upsample_file", "default_checkpoint")}
-__all__ = sorted(_EXPORTS)
+_HOME = "audiosr.inference.upsampler"
+__all__ = ["AudioError", "FileReport", "RateError", "Upsampler", "default_checkpoint", "default_device"]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+    # Every public name of audiosr/inference/upsampler.py (what the flat module audiosr.inference offered).
+    if not name.startswith("_"):
+        try:
+            return getattr(import_module(_HOME), name)
+        except AttributeError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

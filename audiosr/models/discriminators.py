@@ -167,6 +167,14 @@ class MultiBandSTFTDiscriminator(Discriminator):
         return [d(x) for d in self.discriminators]
 
 
+def _two_slot_keys(state_dict: dict, prefix: str, *args: object) -> None:
+    """GAN checkpoints written before the list (``period.*``, ``stft.*``) resume: their two slots
+    are the default list's two members, in the same order."""
+    for old, new in (("period.", "members.0."), ("stft.", "members.1.")):
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
+
+
 class Discriminators(nn.Module):
     """Every discriminator of a GAN run, applied to one prepared input.
 
@@ -183,6 +191,7 @@ class Discriminators(nn.Module):
         if not discriminators:
             raise ValueError("a GAN needs at least one discriminator")
         self.members = nn.ModuleList(discriminators)
+        self._register_load_state_dict_pre_hook(_two_slot_keys)
 
     def forward(self, x: torch.Tensor) -> list[Output]:
         x = prepare(x)

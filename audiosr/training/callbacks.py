@@ -60,7 +60,6 @@ class BaselineComparison(Callback):
         self.visqol = visqol
         self.comparison: Comparison | None = None
         self.examples: list[dict[str, Any]] = []
-        self._precision: str | None = None
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from audiosr.evaluation.perceptual import MISSING, visqol_scorer
@@ -90,7 +89,6 @@ class BaselineComparison(Callback):
         if len(self.examples) < self.examples_wanted:
             self.examples.append({"name": name, "input": batch["input"][0, 0].cpu().numpy(),
                                   "output": outputs.output[0], "target": target[0]})
-        self._precision = outputs.precision
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         assert self.comparison is not None
@@ -115,7 +113,7 @@ class BaselineComparison(Callback):
             "checkpoint": trainer.ckpt_path,
             "git_commit": git_commit(),
             "model": spec.describe(),
-            "precision": self._precision,
+            "precision": rows[0].precision if rows else None,  # the model's row comes first
             "data": trainer.datamodule.describe() if trainer.datamodule is not None else None,
             "config": yaml.safe_load(config_file.read_text()) if config_file.is_file() else None,
         }

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
@@ -124,20 +123,21 @@ class AudioSRCLI(LightningCLI):
             if init.get("name") is None:
                 init.name = f"{experiment}/{run_id}"
 
-    @staticmethod
-    def _experiment_from_configs(config: Any) -> str:
-        """The name of the first config file of the command line (not one that a config includes)."""
-        files = [str(c) for c in (config.get("config") or [])]
-        included: set[str] = set()
-        for name in files:
-            try:
-                data = yaml.safe_load(Path(name).read_text())
-            except (OSError, yaml.YAMLError):
-                continue  # an included file, named relative to the file that includes it
-            nested = data.get("config") if isinstance(data, dict) else None
-            included.update(str(n) for n in (nested if isinstance(nested, list) else [nested] if nested else []))
-        given = [name for name in files if name not in included]
-        return Path(given[0]).stem if given else DEFAULT_EXPERIMENT
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        # The run family is named after the first --config of the command line. jsonargparse's
+        # own list is no guide: a file that includes another (`config: vctk.yaml`) replaces it.
+        argv = sys.argv[1:] if args is None else args if isinstance(args, list) else []
+        self.command_line_configs = [
+            value.split("=", 1)[1] if "=" in value else argv[i + 1]
+            for i, value in enumerate(argv)
+            if value.startswith("--config=") or (value in ("--config", "-c") and i + 1 < len(argv))
+        ]
+        super().parse_arguments(parser, args)
+
+    def _experiment_from_configs(self, config: Any) -> str:
+        """The name of the first config file of the command line."""
+        files = getattr(self, "command_line_configs", None) or [str(c) for c in (config.get("config") or [])]
+        return Path(files[0]).stem if files else DEFAULT_EXPERIMENT
 
     @staticmethod
     def _fall_back_to_cpu(trainer: Any) -> None:

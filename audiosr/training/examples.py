@@ -89,6 +89,8 @@ class AudioExamples(Callback):
     ) -> None:
         if not self._collecting or dataloader_idx != 0 or len(self._items) >= self.num_items:
             return
+        if not isinstance(outputs, ValidationOutput):  # another module's validation_step: nothing to show
+            return
         frames = None if self.max_seconds is None else round(self.max_seconds * pl_module.spec.target_rate)
         tensors = {"input": batch["input"], "output": outputs.prediction, "target": batch["target"]}
         for index in range(min(batch["target"].shape[0], self.num_items - len(self._items))):

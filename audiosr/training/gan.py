@@ -86,6 +86,11 @@ class GANModule(SuperResolutionModule):
         if adversarial not in ("lsgan", "hinge"):
             raise ValueError(f"adversarial must be lsgan or hinge, got {adversarial!r}")
         self.adversarial = adversarial
+        if mel_weight and any(isinstance(term, MultiScaleMel) for term in self.loss.terms.values()):
+            raise ValueError("the recipe's loss already has a multi-scale mel term; give the GAN mel_weight: 0 "
+                             "to train with the recipe's own")
+        # The recipe's terms as it weights them: what `train/reconstruction` logs, as it always has.
+        self.recipe_terms = {name: (weight, self.loss.terms[name].parts) for name, weight in self.loss.weights.items()}
         extra = {"mel": mel if mel is not None else MultiScaleMel()} if mel_weight else {}
         self.loss = self.loss.extended(extra, {"mel": mel_weight} if extra else {},
                                        scale=reconstruction_weight).setup(self.spec.target_rate)
@@ -139,7 +144,7 @@ class GANModule(SuperResolutionModule):
         parts = self.loss(output, target)
         total = parts["total"]
         logged.update({k: v for k, v in parts.items() if k != "total"})
-        logged["reconstruction"] = total
+        logged["reconstruction"] = sum(weight * sum(parts[p] for p in names) for weight, names in self.recipe_terms.values())
         if adversarial:
             real, fake = self.discriminators(target), self.discriminators(output)
             g_adv = generator_adversarial_loss([f[0] for f in fake], self.adversarial)
