@@ -42,6 +42,7 @@ QUICKSTART := --config configs/magphase.yaml --config configs/overlays/spectral-
 quickstart: $(STAMP)  ## train a CPU-sized model on built-in data, then compare it with classical resampling
 	$(BIN)/audiosr fit $(QUICKSTART)
 	$(BIN)/audiosr test $(QUICKSTART) --ckpt_path last
+	@echo "audiosr: listen: open $$(ls -dt runs/quickstart/*/test | head -1)/report.html in a browser (self-contained; works from disk)"
 
 fit: $(STAMP)  ## train the reference magnitude + phase recipe (configs/magphase.yaml; a GPU is advised)
 	$(BIN)/audiosr fit --config configs/magphase.yaml

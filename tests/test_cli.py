@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,6 +78,12 @@ def test_fit_then_resume_from_last_in_the_same_run(tmp_path, cli_env):
     assert "synthetic" in content["metadata"]["data"]
     assert (report.parent / "comparison.md").is_file() and (report.parent / "comparison.csv").is_file()
     assert (report.parent / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
+    # The listening page: both test clips (fewer than 8), each with its low-rate input, the
+    # model, every classical method and the target; every file it links is beside it.
+    page = (report.parent / "report.html").read_text()
+    assert f"listening report: {report.parent / 'report.html'}" in tested.stdout
+    assert page.count("<audio") == 2 * 7 and page.count("model vs kaiser_best") == 2
+    assert all((report.parent / src).is_file() for src in re.findall(r'src="([^"]+)"', page))
 
 
 def test_last_holds_the_last_step_when_validation_never_improves(tmp_path, cli_env):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,20 @@ def test_without_a_logger_training_writes_examples_into_the_run_directory(tmp_pa
     assert rate == RATE and first.shape == last.shape == (RATE // 2,)
     assert not np.array_equal(first, last)  # the network trained in between
     assert not (tmp_path / "runs" / "wandb").exists()
+
+
+@pytest.mark.slow
+def test_offline_wandb_test_run_gets_the_listening_page_as_one_html(tmp_path):
+    env = offline_env(tmp_path)
+    fit = subprocess.run([sys.executable, "-m", "audiosr.cli", *DEBUG_FIT, "--trainer.logger", "false"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    tested = subprocess.run([sys.executable, "-m", "audiosr.cli", "test", *DEBUG_FIT[1:5], "--ckpt_path", "last"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    (directory,) = offline_runs(tmp_path / "runs")
+    pages = read_offline_run(directory).logged("html-file")["test/report"]
+    html = (directory / "files" / pages[0]["path"]).read_text()
+    # The page W&B shows holds its players and figures itself: W&B serves no files beside it.
+    assert html.count('src="data:audio/flac;base64,') == 2 * 7 and html.count('src="data:image/png;base64,') == 2
+    assert not re.findall(r'src="(?!data:)', html)

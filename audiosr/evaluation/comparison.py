@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -188,15 +189,21 @@ class Comparison:
         self.add_timing(method, out.shape[-1] / self.target_rate, seconds, batch_size, device, precision)
         return out
 
-    def rows(self) -> list[Row]:
-        """One :class:`Row` per method: means over utterances and RTR = audio s / wall s."""
+    def rows(self, names: Collection[str] | None = None) -> list[Row]:
+        """One :class:`Row` per method: means over utterances and RTR = audio s / wall s.
+
+        With ``names``, the means cover only those utterances (a category's rows); timing,
+        measured over the whole run, is then left out.
+        """
         rows = []
         for method in dict.fromkeys([*self.items, *self._timing]):
             items = self.items.get(method, [])
+            if names is not None:
+                items = [i for i in items if i["name"] in names]
             means = {k: float(np.mean([i[k] for i in items])) if items else math.nan for k in METRICS}
             if items and all("visqol" in i for i in items):
                 means["visqol"] = float(np.mean([i["visqol"] for i in items]))
-            timing = self._timing.get(method)
+            timing = self._timing.get(method) if names is None else None
             rtr = None
             if timing is not None:
                 rtr = timing["audio"] / timing["wall"] if timing["wall"] > 0 else math.inf

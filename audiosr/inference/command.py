@@ -50,7 +50,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from audiosr.audio_io import AUDIO_EXTENSIONS, list_audio
 from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW
@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "each such file down to fit, or write 32-bit float, which holds them")
     parser.add_argument("--truncated", choices=("error", "keep"), default="error",
                         help="input shorter than its header says: fail the file (default) or upsample what can be read")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="also write a listening page, DIR/report.html: players and spectrograms of input and "
+                             "output for the first --report_files written files, and the run's summary")
+    parser.add_argument("--report_files", type=int, default=8, metavar="N",
+                        help="files with players on the --report page (default %(default)s)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
@@ -142,15 +147,15 @@ def collect(inputs: list[Path], output_dir: Path) -> list[tuple[Path, Path]]:
     return list(unique.values())
 
 
-def prepare_output_dir(output_dir: Path) -> None:
+def prepare_output_dir(output_dir: Path, what: str = "output folder") -> None:
     if output_dir.exists() and not output_dir.is_dir():
-        raise UsageError(f"{output_dir}: output folder is an existing file")
+        raise UsageError(f"{output_dir}: {what} is an existing file")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         # Permissions alone do not tell (root, read-only mounts): try it.
         tempfile.TemporaryFile(dir=output_dir).close()
     except OSError as error:
-        raise UsageError(f"{output_dir}: cannot write to the output folder ({error.strerror or error})") from None
+        raise UsageError(f"{output_dir}: cannot write to the {what} ({error.strerror or error})") from None
 
 
 def describe(error: BaseException) -> str:
@@ -166,6 +171,7 @@ class Run:
         self.claimed: dict[Path, Path] = {}  # output -> the input it came from, this run
         self.failures: list[tuple[Path, str]] = []
         self.overloads: list[tuple[Path, str]] = []  # outputs beyond full scale, what became of them
+        self.written: list[tuple[Path, Path]] = []  # (input, output) of the first files upsampled
 
     def __call__(self, src: Path, relative: Path, progress: tqdm) -> None:
         """Processes one file; raises :class:`Stopped` when no later file can succeed either."""
@@ -229,10 +235,53 @@ class Run:
             raise
         except Exception as error:
             return "failed", describe(error)
+        if len(self.written) < self.args.report_files:  # kept only for the --report page
+            self.written.append((src, dst))
         if report.over:
             self.overloads.append((dst, overload_message(report)))
             return "written", overload_message(report)
         return "written", None
+
+
+def write_listening_page(directory: Path, written: list[tuple[Path, Path]], summary: list[str], spec: Any,
+                         say: Callable[[str], None]) -> Path:
+    """``directory/report.html``: input and output players and spectrograms of ``written``, and the summary.
+
+    A file that cannot be shown (its input changed or went away meanwhile) is named on the page and skipped.
+    """
+    from audiosr.evaluation.listening import ListeningReport
+
+    report = ListeningReport(directory, f"{PROG}: {len(written)} file{'s' if len(written) != 1 else ''} shown")
+    report.intro = [f"Model: {spec.describe()}"]
+    report.summary = list(summary)
+    for src, dst in written:
+        try:
+            _show(report, src, dst)
+        except Exception as error:
+            report.summary.append(f"not shown on this page: {src}: {describe(error)}")
+            say(f"{src}: not shown on the listening page ({describe(error)})")
+    return report.write()
+
+
+def _show(report: Any, src: Path, dst: Path) -> None:
+    """One input/output pair on the page: the output's loudest excerpt (looked for in its first
+    minute, read alone) and the same stretch of the input, at its own rate."""
+    import soundfile as sf
+
+    from audiosr.evaluation.listening import loudest_span
+
+    with sf.SoundFile(str(dst)) as out:
+        head = out.read(min(out.frames, 60 * out.samplerate), dtype="float32", always_2d=True).T
+        rate = out.samplerate
+    start, end = loudest_span(head, rate, report.excerpt_seconds)
+    output = head[:, round(start * rate):round(end * rate)]
+    with sf.SoundFile(str(src)) as given:
+        given.seek(min(given.frames, round(start * given.samplerate)))
+        low = given.read(round((end - start) * given.samplerate), dtype="float32", always_2d=True).T
+        low_rate = given.samplerate
+    label = f"output ({dst.name})"
+    report.add_recording(str(src), {f"input ({src.name})": (low, low_rate), label: (output, rate)},
+                         label, rate, low_rate / 2, why=f"-> {dst}")
 
 
 def usage_error(message: str) -> int:
@@ -249,6 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--overlap {args.overlap} s must be at most half of --window {args.window} s")
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    if args.report_files < 0:
+        parser.error(f"--report_files must be >= 0, got {args.report_files}")
     return args
 
 
@@ -257,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = collect(args.inputs, args.output_dir)
         prepare_output_dir(args.output_dir)
+        if args.report is not None:
+            prepare_output_dir(args.report, "report folder")
     except UsageError as error:
         return usage_error(str(error))
 
@@ -301,20 +354,32 @@ def main(argv: list[str] | None = None) -> int:
     c = run.counts
     copied = f" ({c['copied']} copied unchanged)" if c["copied"] else ""
     clipped = f" ({len(run.overloads)} beyond full scale, below)" if run.overloads else ""
-    print(f"{PROG}: {c['written'] + c['copied']} written{copied}{clipped}, {c['skipped']} skipped (output exists; "
-          f"--overwrite replaces), {c['failed']} failed -> {args.output_dir}", file=sys.stderr)
-    for dst, what in run.overloads:
-        print(f"  beyond full scale: {dst}: {what}", file=sys.stderr)
-    for src, problem in run.failures:
-        print(f"  failed: {src}: {problem}", file=sys.stderr)
+    summary = [f"{c['written'] + c['copied']} written{copied}{clipped}, {c['skipped']} skipped (output exists; "
+               f"--overwrite replaces), {c['failed']} failed -> {args.output_dir}"]
+    summary += [f"beyond full scale: {dst}: {what}" for dst, what in run.overloads]
+    summary += [f"failed: {src}: {problem}" for src, problem in run.failures]
+    print(f"{PROG}: {summary[0]}", file=sys.stderr)
+    for line in summary[1:]:
+        print(f"  {line}", file=sys.stderr)
     if stopped is not None:
         left = jobs[done:]
         shown = "".join(f"\n  not processed: {src}" for src, _ in left[:MAX_LISTED])
         more = f"\n  ... and {len(left) - MAX_LISTED} more" if len(left) > MAX_LISTED else ""
         print(f"{PROG}: stopped: {stopped}; {len(left)} file{'s' if len(left) != 1 else ''} not processed"
               f"{shown}{more}\n  free space and run again: finished outputs are skipped", file=sys.stderr)
+        if args.report is not None:
+            print(f"{PROG}: no listening report: the run stopped", file=sys.stderr)
         return EXIT_STOPPED
-    return EXIT_FAILED if c["failed"] else EXIT_OK
+    status = EXIT_FAILED if c["failed"] else EXIT_OK
+    if args.report is not None:
+        try:
+            page = write_listening_page(args.report, run.written, summary, generator.spec, say)
+            print(f"{PROG}: listening report: {page} (open it in a browser)", file=sys.stderr)
+        except Exception as error:
+            print(f"{PROG}: the listening report could not be written to {args.report} ({describe(error)})",
+                  file=sys.stderr)
+            status = EXIT_FAILED
+    return status
 
 
 if __name__ == "__main__":

@@ -15,7 +15,18 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.evaluation.comparison import BASELINES, METRICS, Comparison, write_report
+from audiosr.evaluation.comparison import BASELINES, CAPTION, HEADERS, METRICS, Comparison, write_report
+from audiosr.evaluation.listening import (
+    EXCERPT_SECONDS,
+    PAGE,
+    ListeningReport,
+    Table,
+    category_of,
+    crop,
+    keep_extremes,
+    loudest_span,
+    table_cells,
+)
 from audiosr.evaluation.plots import comparison_figure
 from audiosr.models.generator import PRECISION_NAMES
 from audiosr.training.module import UpsampledRecording
@@ -45,19 +56,32 @@ class BaselineComparison(Callback):
     ``test_step``, whole path timed) and every method of ``audiosr.evaluation.comparison.BASELINES``
     on the same low-rate input, timed the same way. After the last recording the
     processes' shares are merged (a recording seen by two processes counts once), and
-    global rank zero prints the table and writes ``comparison.{md,csv,json}`` and
+    global rank zero prints the table and writes ``comparison.{md,csv,json}``,
     ``spectrograms.png`` (input / output / target / error of the first ``examples``
-    recordings, by name) into ``<run directory>/test``, and logs them.
+    recordings, by name) and ``report.html`` into ``<run directory>/test``, and logs them.
+
+    ``report.html`` (``audiosr.evaluation.listening``) is the table, per category when the
+    test files sit in several folders, and players for ``listen`` recordings: those where the
+    model gains least and most SNR against kaiser_best, each with its low-rate input, the
+    model, every classical method and the target at one gain, and their spectrograms.
 
     Args:
         examples: recordings shown in the spectrogram figure.
+        listen: recordings with players on the listening page (0: no players).
+        excerpt_seconds: how much of each of them the page plays (its loudest stretch).
         visqol: add a ViSQOL column (``audiosr.evaluation.perceptual``); ``null`` (default): when the
             optional package is installed, with one line saying so when it is not.
     """
 
-    def __init__(self, examples: int = 3, visqol: bool | None = None) -> None:
+    def __init__(self, examples: int = 3, visqol: bool | None = None, listen: int = 8,
+                 excerpt_seconds: float = EXCERPT_SECONDS) -> None:
+        if listen < 0 or excerpt_seconds <= 0:
+            raise ValueError(f"need listen >= 0 and excerpt_seconds > 0, got {listen} and {excerpt_seconds}")
         self.examples_wanted = examples
         self.visqol = visqol
+        self.listen = listen
+        self.excerpt_seconds = excerpt_seconds
+        self.candidates: list[dict[str, Any]] = []
         self.comparison: Comparison | None = None
         self.examples: list[dict[str, Any]] = []
 
@@ -72,6 +96,7 @@ class BaselineComparison(Callback):
                 raise RuntimeError(MISSING.replace("column skipped", "asked for (--report.visqol true)"))
         self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
         self.examples = []
+        self.candidates = []
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: UpsampledRecording, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -83,21 +108,44 @@ class BaselineComparison(Callback):
         self.comparison.add(outputs.method, outputs.output, target, name)
         self.comparison.add_timing(outputs.method, outputs.output.shape[-1] / spec.target_rate, outputs.seconds,
                                    outputs.batch_size, outputs.device, outputs.precision)
+        outputs_by_method = {outputs.method: outputs.output}
         for baseline, fn in BASELINES.items():
             label = f"{baseline} (model input)" if baseline == spec.input_filter else baseline
-            self.comparison.evaluate(label, fn, low, target, name=name, precision=PRECISION_NAMES["32"])
+            outputs_by_method[label] = self.comparison.evaluate(label, fn, low, target, name=name,
+                                                                precision=PRECISION_NAMES["32"])
+        if self.listen:
+            self._consider(name, low, outputs_by_method, target, batch["input"][0].cpu().numpy())
         if len(self.examples) < self.examples_wanted:
             self.examples.append({"name": name, "input": batch["input"][0, 0].cpu().numpy(),
                                   "output": outputs.output[0], "target": target[0]})
 
+    def _consider(self, name: str, low: Any, outputs: dict[str, Any], target: Any, rough: Any) -> None:
+        """Keep this recording's excerpts if it is among the model's worst or best against kaiser_best."""
+        assert self.comparison is not None
+        rates = self.comparison
+        metrics = {method: self.comparison.items[method][-1] for method in outputs}
+        model = next(iter(outputs))
+        reference = next(m for m in outputs if m.startswith("kaiser_best"))
+        span = loudest_span(target, rates.target_rate, self.excerpt_seconds)
+        self.candidates.append({
+            "name": name, "gain_db": metrics[model]["snr"] - metrics[reference]["snr"],
+            "low": crop(low, rates.source_rate, span), "rough": crop(rough, rates.target_rate, span),
+            "target": crop(target, rates.target_rate, span),
+            "outputs": {m: crop(o, rates.target_rate, span) for m, o in outputs.items()},
+            "notes": {m: f"SNR {v['snr']:.1f} dB · LSD {v['lsd']:.2f}" for m, v in metrics.items()},
+        })
+        self.candidates = keep_extremes(self.candidates, self.listen, "gain_db")  # memory stays bounded
+
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         assert self.comparison is not None
-        shares = _gather(trainer, (self.comparison, self.examples))
+        shares = _gather(trainer, (self.comparison, self.examples, self.candidates))
         merged = Comparison(self.comparison.source_rate, self.comparison.target_rate)
-        examples = []
-        for comparison, items in shares:
+        examples, candidates = [], {}
+        for comparison, items, kept in shares:
             merged.merge(comparison)
             examples.extend(items)
+            candidates.update({c["name"]: c for c in kept})
+        self.candidates = keep_extremes(list(candidates.values()), self.listen, "gain_db")
         self.comparison = merged
         unique = {e["name"]: e for e in examples}
         self.examples = [unique[n] for n in sorted(unique)][: self.examples_wanted]
@@ -125,18 +173,67 @@ class BaselineComparison(Callback):
                 directory / "spectrograms.png",
                 title=f"{spec.source_rate} Hz -> {spec.target_rate} Hz: input ({spec.input_filter}), model, target, error",
             )
-        self._log(trainer, rows, figure)
+        report = self._listening_page(directory, rows, spec)
+        self._log(trainer, rows, figure, report)
         print("\n" + paths["md"].read_text())
         print(f"audiosr: report in {directory} (comparison.md/.csv/.json" + (", spectrograms.png)" if figure else ")"))
+        print(f"audiosr: listening report: {directory / PAGE} (open it in a browser)")
+
+    def _listening_page(self, directory: Path, rows: list, spec: Any) -> ListeningReport:
+        """Write ``report.html``: the tables, then players for the kept recordings, worst first."""
+        assert self.comparison is not None
+        report = ListeningReport(directory, f"audiosr test: {spec.source_rate} Hz -> {spec.target_rate} Hz",
+                                 self.excerpt_seconds)
+        keys = [k for k in HEADERS if k != "visqol" or any(r.visqol is not None for r in rows)]
+        report.intro = [CAPTION]
+        report.tables.append(Table("All test recordings", [HEADERS[k] for k in keys], table_cells(rows, keys)))
+        names = {item["name"] for items in self.comparison.items.values() for item in items}
+        categories = sorted({category_of(n) for n in names})
+        if len(categories) > 1:
+            quality = [k for k in keys if k not in ("rtr", "batch_size", "device", "precision")]
+            for category in categories:
+                members = {n for n in names if category_of(n) == category}
+                report.tables.append(Table(f"{category or '(top folder)'}: {len(members)} recordings",
+                                           [HEADERS[k] for k in quality],
+                                           table_cells(self.comparison.rows(members), quality)))
+        for candidate in self.candidates:
+            players = {"low-rate input": (candidate["low"], spec.source_rate),
+                       **{m: (o, spec.target_rate) for m, o in candidate["outputs"].items()},
+                       "target": (candidate["target"], spec.target_rate)}
+            figure = {"input (rough)": candidate["rough"], **candidate["outputs"], "target": candidate["target"]}
+            report.add_recording(candidate["name"], players, "target", spec.target_rate, spec.cutoff_hz,
+                                 why=f"model vs kaiser_best: {candidate['gain_db']:+.1f} dB SNR",
+                                 notes=candidate["notes"], figure=figure)
+        report.write()
+        return report
 
     @staticmethod
-    def _log(trainer: L.Trainer, rows: list, figure: Path | None) -> None:
+    def _log_page(logger: WandbLogger, report: ListeningReport) -> None:
+        """The listening page as one self-contained file (W&B serves nothing beside it); a failure
+        here costs the W&B copy only, never the report on disk."""
+        import tempfile
+
+        import wandb
+
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                page = Path(scratch) / "report.html"
+                page.write_text(report.render(inline=True), encoding="utf-8")
+                logger.experiment.log({"test/report": wandb.Html(str(page), inject=False)})
+        except Exception as error:
+            print(f"audiosr: the listening page was not logged to W&B ({str(error).strip() or type(error).__name__}); "
+                  f"it is in {report.directory / PAGE}")
+
+    @staticmethod
+    def _log(trainer: L.Trainer, rows: list, figure: Path | None, report: ListeningReport | None = None) -> None:
         columns = [f.name for f in fields(rows[0])] if rows else []
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_table("test/comparison", columns=columns, data=[[getattr(r, c) for c in columns] for r in rows])
                 if figure is not None:
                     logger.log_image("test/spectrograms", images=[str(figure)])
+                if report is not None:
+                    BaselineComparison._log_page(logger, report)
             else:
                 logger.log_metrics({f"test/{r.method}/{m}": getattr(r, m) for r in rows for m in METRICS})
 
