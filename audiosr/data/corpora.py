@@ -77,12 +77,23 @@ class AudioFolders(Corpus):
         val: sources of validation audio.
         test: sources of test audio; defaults to ``val``.
 
+        train_shares: one share per ``train`` source: training crops come from each source in
+            proportion to its share (and, within it, to each file's length); default: every
+            file in proportion to its length, whatever its source. Balances a corpus whose
+            categories differ in size (e.g. four hours of music beside twenty minutes of speech).
+
     Inside folders, audio files are found by name, with the same rule as
     ``audiosr upsample`` (``audiosr.audio_io.is_audio_name``).
     """
 
-    def __init__(self, train: list[str], val: list[str], test: list[str] | None = None) -> None:
+    def __init__(self, train: list[str], val: list[str], test: list[str] | None = None,
+                 train_shares: list[float] | None = None) -> None:
         self.sources = {"train": list(train), "val": list(val), "test": list(test if test is not None else val)}
+        if train_shares is not None:
+            if len(train_shares) != len(self.sources["train"]) or any(not share > 0 for share in train_shares):
+                raise ValueError(f"train_shares needs one positive share per train source "
+                                 f"({len(self.sources['train'])}), got {train_shares}")
+        self.train_shares = None if train_shares is None else [float(v) for v in train_shares]
 
     def files(self, split: Split) -> list[Path]:
         return find_audio(self.sources[split])
@@ -93,7 +104,21 @@ class AudioFolders(Corpus):
             self._index(split, sample_rate, cache_dir, min_frames[split], True, reported)
 
     def recordings(self, split, sample_rate, cache_dir, min_frames, warn=False):
-        return self._index(split, sample_rate, cache_dir, min_frames, warn, None)
+        found = self._index(split, sample_rate, cache_dir, min_frames, warn, None)
+        if split != "train" or self.train_shares is None:
+            return found
+        # Each source's files share its share, in proportion to their length.
+        source_of = {}
+        for index, entry in enumerate(self.sources["train"]):
+            for path in find_audio([entry]):
+                source_of.setdefault(str(path), index)
+        frames = [0.0] * len(self.train_shares)
+        for recording in found:
+            frames[source_of[recording.name]] += recording.frames * recording.channels
+        for recording in found:
+            source = source_of[recording.name]
+            recording.weight = self.train_shares[source] / sum(self.train_shares) / frames[source]
+        return found
 
     def _index(self, split, sample_rate, cache_dir, min_frames, warn, reported):
         files = self.files(split)

@@ -109,7 +109,10 @@ class AudioPairDataModule(L.LightningDataModule):
         if stage in ("fit", "validate") and "val" not in self.datasets:
             self.datasets["val"] = FixedCrops(recordings("val"), self.segment_frames, self.pair_maker("val"), seed)
         if stage == "test" and "test" not in self.datasets:
-            self.datasets["test"] = WholeRecordings(recordings("test"), self.pair_maker("test"), seed)
+            # Scored at their own level, as published systems score: LSD depends on level
+            # through its floor, so a normalised copy would not give the published number.
+            own_level = [r.at_own_level() for r in recordings("test")]
+            self.datasets["test"] = WholeRecordings(own_level, self.pair_maker("test"), seed)
 
     def _loader(self, split: str, batch_size: int, **kwargs: Any) -> DataLoader:
         return DataLoader(

@@ -26,7 +26,7 @@ from audiosr.dsp import rate_ratio
 
 
 class RandomCrops(Dataset):
-    """Random crops, recordings drawn in proportion to their length; item ``i`` of any epoch.
+    """Random crops, recordings drawn in proportion to their length (times their ``weight``); item ``i`` of any epoch.
 
     ``dataset[i]`` is the same crop for the same ``seed`` and ``i``, on any process and in
     any worker; ``len`` is the number of items per epoch, and :class:`EpochSampler` gives
@@ -41,7 +41,7 @@ class RandomCrops(Dataset):
         self.length = length
         self.make = make
         self.seed = seed
-        weights = np.array([r.frames * r.channels for r in self.recordings], dtype=np.float64)
+        weights = np.array([r.frames * r.channels * r.weight for r in self.recordings], dtype=np.float64)
         self.cumulative = np.cumsum(weights / weights.sum())
 
     def __len__(self) -> int:

@@ -7,8 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from audiosr.band import content_edge
 from audiosr.data.degradations import Degradation, Resample
-from audiosr.dsp import resample
+from audiosr.dsp import nyquist, resample
+
+# A target's own edge (an encoder's low-pass) is searched for from this far above the
+# source Nyquist frequency up: below, the input carries whatever the target has.
+TARGET_EDGE_FROM_HZ = 1000.0
 
 
 def make_pair(
@@ -32,6 +37,9 @@ def make_pair(
 class PairMaker:
     """Turns a target crop ``(1, T)`` into the item dict of :mod:`audiosr.data.datasets`.
 
+    Besides the signals, ``edge_hz`` says where the target's own content ends (the cliff of
+    an encoder's low-pass, or the target Nyquist frequency): the losses ignore what is above.
+
     Args:
         degradation: makes the low-rate signal (default: resampy ``kaiser_best``).
         input_filter: brings it back to the target rate as the network's input.
@@ -47,7 +55,11 @@ class PairMaker:
         target = np.ascontiguousarray(target, dtype=np.float32)
         low, gain = self.degradation(target, self.source_rate, self.target_rate, rng)
         rough = resample(low, self.source_rate, self.target_rate, self.input_filter, target.shape[-1])
+        top = nyquist(self.target_rate)
+        edge = content_edge(torch.from_numpy(target), self.target_rate,
+                            min(nyquist(self.source_rate) + TARGET_EDGE_FROM_HZ, top - 1), top)
         return {
+            "edge_hz": edge.reshape(-1)[0].float(),
             "input": torch.from_numpy(rough),
             "target": torch.from_numpy(target * np.float32(gain)),
             "low": torch.from_numpy(np.ascontiguousarray(low, dtype=np.float32)),

@@ -9,13 +9,14 @@ cached too, keyed by path, size and modification time, so later runs start at on
 
 from __future__ import annotations
 
+
 import hashlib
 import json
 import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,21 +36,31 @@ def default_cache_dir() -> Path:
 
 
 class Recording(ABC):
-    """A mono-or-multichannel recording at the target rate, peak-normalised on read."""
+    """A mono-or-multichannel recording at the target rate, peak-normalised on read.
+
+    ``weight`` scales how often training crops come from it (crops are drawn in proportion
+    to ``frames * channels * weight``): a corpus can balance its sources with it.
+    """
 
     name: str
     frames: int
     channels: int
+    weight: float = 1.0
 
     @abstractmethod
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Samples ``[start, stop)`` as float32 ``(channels, stop - start)``."""
+
+    def at_own_level(self) -> Recording:
+        """The same recording read at the level of its file (no normalising gain)."""
+        return self
 
 
 @dataclass
 class ArrayRecording(Recording):
     name: str
     data: np.ndarray  # (C, T) float32
+    weight: float = 1.0
 
     @property
     def frames(self) -> int:
@@ -70,10 +81,14 @@ class FileRecording(Recording):
     frames: int
     channels: int
     gain: float
+    weight: float = 1.0
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         data, _ = sf.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)
         return data.T * np.float32(self.gain)
+
+    def at_own_level(self) -> FileRecording:
+        return replace(self, gain=1.0)
 
 
 @dataclass

@@ -32,7 +32,8 @@ from audiosr.evaluation.metrics import lsd_bands, snr
 
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
 
-CAPTION = ("LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path; "
+CAPTION = ("Every recording scored at its own level (no gain); "
+           "LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path; "
            "ViSQOL (if shown): audio mode MOS-LQO 1-5, both signals resampled to 48 kHz (soxr VHQ)")
 
 

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from audiosr.dsp import last_bin_at_or_below
 
-__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_PENALTY_PER_DB", "lsd", "lsd_bands", "quality", "selection_score", "snr"]
+__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_ALLOWANCE_DB", "SNR_PENALTY_PER_DB", "lsd", "lsd_bands", "quality", "selection_score", "snr"]
 
 LSD_N_FFT = 2048  # the published convention (NU-Wave, AERO, AP-BWE)
 LSD_HOP = 512
@@ -207,8 +207,12 @@ def lsd_bands(
 
 # Checkpoint selection: LSD alone rewards any energy in the missing band (noise included),
 # SNR alone rewards leaving it empty. The score is LSD plus this many LSD units per dB of
-# SNR the model loses against its own rough input, so a checkpoint cannot buy LSD with noise.
+# SNR the model loses against its own rough input beyond SNR_ALLOWANCE_DB, so a checkpoint
+# cannot buy LSD with noise. The allowance is what a band at the true level with a random
+# phase costs (its error adds to the missing band's: twice the error, 3 dB): without it, a
+# band at half the true magnitude (1 dB) would beat the true band on the score.
 SNR_PENALTY_PER_DB = 0.5
+SNR_ALLOWANCE_DB = 3.0
 
 
 def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float) -> dict[str, Tensor]:
@@ -219,5 +223,5 @@ def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float
 
 
 def selection_score(lsd_value: Tensor, snr_value: Tensor, input_snr: Tensor) -> Tensor:
-    """``lsd + 0.5 * max(0, input_snr - snr)`` per item, lower is better: what ``best`` checkpoints are chosen by."""
-    return lsd_value + SNR_PENALTY_PER_DB * (input_snr - snr_value).clamp_min(0)
+    """``lsd + 0.5 * max(0, input_snr - snr - 3)`` per item, lower is better: what ``best`` checkpoints are chosen by."""
+    return lsd_value + SNR_PENALTY_PER_DB * (input_snr - snr_value - SNR_ALLOWANCE_DB).clamp_min(0)

@@ -8,11 +8,19 @@ the same :class:`Generator`, so what is measured is what users get:
    a level it was not trained on, its output follows the input's level (a recording at
    -40 dBFS is upsampled like the same recording at 0 dBFS), and digital silence in gives
    digital silence out, instead of the network's bias-driven noise floor.
+   ``normalise: envelope`` scales by a smooth envelope of the input instead (its local
+   peak over about 60 ms, never below the signal): every passage is seen at full level, so
+   a quiet passage gets the band its own content asks for, whatever loud audio sits in the
+   same window; the gain varies at a few Hz, far below any band it could smear.
 2. **Known-band keeping.** Below ``keep_band[0] x`` the source Nyquist frequency the output
    *is* the input; above ``keep_band[1] x`` it is the network's; in between, a
    complementary linear-phase crossover (``y + h * (rough - y)``, ``h`` a Kaiser-windowed
    low-pass) blends the two. The network can then only add the missing band, never damage
    the band the input already has, and the loss sees exactly what users get.
+   ``keep_band: auto`` finds, per item (per window at inference), where the input's content
+   really ends (``audiosr.band.content_edge``: the cliff of whatever filter made it, 10.2 kHz
+   for resampy ``kaiser_best``, 10.5 kHz for soxr VHQ) and keeps the input up to
+   ``EDGE_GUARD_HZ`` below it; the network fills above the edge.
 3. **One precision.** :func:`inference_precision` runs the network in float32 unless a
    caller asks for bf16 / fp16; normalisation and band keeping always run in float32.
 """
@@ -26,6 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from audiosr.band import content_edge, filter_each, kernel_taps, lowpass_kernels
 from audiosr.dsp import PEAK, crossover_kernel, nyquist
 from audiosr.models.base import SuperResolutionNetwork
 
@@ -35,6 +44,19 @@ PRECISION_NAMES: dict[str, str] = {"32": "fp32", "bf16": "bf16", "16": "fp16"}
 PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 # Peaks at or below this (-180 dBFS) count as digital silence: passed through unchanged.
 SILENCE = 1e-9
+# `keep_band: auto`: the input is searched for its edge from this fraction of its Nyquist
+# frequency up (networks predict from 0.75 x, see audiosr.models.spectral), and kept up to
+# EDGE_GUARD_HZ below the edge, the crossover spanning that guard.
+AUTO_LOWEST = 0.8
+EDGE_GUARD_HZ = 300.0
+# `normalise: envelope`: the envelope is the peak of blocks of ENVELOPE_BLOCK samples, the
+# maximum over ENVELOPE_REACH blocks each side, averaged over ENVELOPE_SMOOTH blocks each
+# side, then interpolated: never below |x|, smooth at a few Hz (about 64 ms reach at 44.1 kHz).
+ENVELOPE_BLOCK, ENVELOPE_REACH, ENVELOPE_SMOOTH = 256, 6, 4
+# Below this (-100 dBFS) a passage is not raised further: it is noise floor at most.
+ENVELOPE_FLOOR = 1e-5
+KeepBand = tuple[float, float] | Literal["auto"] | None
+Normalise = bool | Literal["peak", "envelope"]
 
 
 @dataclass(frozen=True)
@@ -46,19 +68,29 @@ class ModelSpec:
         source_rate, target_rate: the rates it was trained for (Hz).
         input_filter: the resampler that makes its rough input (see ``audiosr.dsp``).
         keep_band: ``(lo, hi)`` fractions of the source Nyquist frequency: the input is kept
-            below ``lo``, the network fills above ``hi``; ``None`` turns band keeping off.
-        normalise: scale every item to the training peak level around the network.
+            below ``lo``, the network fills above ``hi``; ``"auto"``: up to the input's own
+            edge, found per item; ``None`` turns band keeping off.
+        normalise: ``"peak"`` (or ``True``): scale every item to the training peak level
+            around the network; ``"envelope"``: by a smooth envelope; ``False``: off.
     """
 
     network: dict[str, Any]
     source_rate: int
     target_rate: int
     input_filter: str
-    keep_band: tuple[float, float] | None = None
-    normalise: bool = False
+    keep_band: KeepBand = None
+    normalise: Normalise = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        normalise = {True: "peak", False: "off"}.get(self.normalise, self.normalise)  # type: ignore[call-overload]
+        if normalise not in ("off", "peak", "envelope"):
+            raise ValueError(f"normalise must be true, false, peak or envelope, got {self.normalise!r}")
+        object.__setattr__(self, "normalise", normalise)
+        if self.keep_band == "auto":
+            return
+        if isinstance(self.keep_band, str):
+            raise ValueError(f"keep_band must be (lo, hi), auto or null, got {self.keep_band!r}")
         if self.keep_band is not None:
             lo, hi = (float(v) for v in self.keep_band)
             if not 0 < lo < hi <= 1:
@@ -67,13 +99,14 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["keep_band"] = list(self.keep_band) if self.keep_band is not None else None
+        if isinstance(self.keep_band, tuple):
+            data["keep_band"] = list(self.keep_band)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if known.get("keep_band") is not None:
+        if isinstance(known.get("keep_band"), list):
             known["keep_band"] = tuple(known["keep_band"])
         return cls(**known)
 
@@ -83,10 +116,17 @@ class ModelSpec:
         return nyquist(self.source_rate)
 
     def describe(self) -> str:
-        keep = (f"input kept below {self.keep_band[0] * self.cutoff_hz / 1000:.2f} kHz, network above "
-                f"{self.keep_band[1] * self.cutoff_hz / 1000:.2f} kHz") if self.keep_band else "no band keeping"
+        if self.keep_band == "auto":
+            keep = (f"input kept up to {EDGE_GUARD_HZ:.0f} Hz below its own band edge (found per window), "
+                    "network above it")
+        elif self.keep_band:
+            keep = (f"input kept below {self.keep_band[0] * self.cutoff_hz / 1000:.2f} kHz, network above "
+                    f"{self.keep_band[1] * self.cutoff_hz / 1000:.2f} kHz")
+        else:
+            keep = "no band keeping"
+        level = {"off": "off", "peak": "on (peak)", "envelope": "on (envelope)"}[str(self.normalise)]
         return (f"{self.network['class_path'].rsplit('.', 1)[-1]}, {self.source_rate} -> {self.target_rate} Hz, "
-                f"input {self.input_filter}, {keep}, level normalisation {'on' if self.normalise else 'off'}")
+                f"input {self.input_filter}, {keep}, level normalisation {level}")
 
 
 def fir_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -94,11 +134,7 @@ def fir_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
     FFT convolution: a few hundred taps cost less than direct convolution on a CPU.
     """
-    length, taps = x.shape[-1], kernel.shape[-1]
-    size = 1 << (length + taps - 1 - 1).bit_length()
-    spectrum = torch.fft.rfft(x.float(), size) * torch.fft.rfft(kernel.float(), size)
-    full = torch.fft.irfft(spectrum, size)
-    return full[..., taps // 2: taps // 2 + length]
+    return filter_each(x, kernel)
 
 
 def inference_precision(device: torch.device | str, precision: Precision = "32") -> AbstractContextManager:
@@ -126,7 +162,7 @@ class Generator(nn.Module):
         self.spec = spec
         network.bind_rates(spec.source_rate, spec.target_rate)
         kernel = torch.zeros(0)
-        if spec.keep_band is not None:
+        if isinstance(spec.keep_band, tuple):
             lo, hi = spec.keep_band
             kernel = torch.from_numpy(crossover_kernel(lo * spec.cutoff_hz, hi * spec.cutoff_hz, spec.target_rate))
         # Not persistent: derived from the spec, so checkpoints hold only the network.
@@ -138,27 +174,75 @@ class Generator(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        return self.network.receptive_field + self.crossover.shape[-1] // 2
+        reach = self.network.receptive_field
+        if self.spec.keep_band == "auto":
+            reach += kernel_taps(self.spec.target_rate, EDGE_GUARD_HZ) // 2
+        else:
+            reach += self.crossover.shape[-1] // 2
+        if self.spec.normalise == "envelope":
+            reach += ENVELOPE_BLOCK * (ENVELOPE_REACH + ENVELOPE_SMOOTH + 1)
+        return reach
+
+    def level_scale(self, rough: torch.Tensor) -> torch.Tensor:
+        """The gain the network's input gets: ``(B, 1, 1)`` (peak), ``(B, 1, T)`` (envelope) or ones.
+
+        Training scales its loss's pair by the same gain, so the loss sees what the network sees.
+        """
+        with torch.no_grad(), torch.autocast(rough.device.type, enabled=False):
+            x = rough.detach().float().abs()
+            if self.spec.normalise == "off":
+                return torch.ones_like(x[..., :1])
+            if self.spec.normalise == "peak":
+                level = x.amax(dim=-1, keepdim=True)
+                return torch.where(level <= SILENCE, torch.ones_like(level), PEAK / level.clamp_min(SILENCE))
+            return PEAK / envelope(x).clamp_min(ENVELOPE_FLOOR)
 
     def forward(self, rough: torch.Tensor) -> torch.Tensor:
         """``(B, 1, T)`` rough upsampled input -> ``(B, 1, T)`` output at the target rate."""
-        if not self.spec.normalise:
+        if self.spec.normalise == "off":
             estimate = self.network(rough)
             with torch.autocast(rough.device.type, enabled=False):
                 return self._keep_band(rough.float(), estimate.float())
-        with torch.autocast(rough.device.type, enabled=False):
-            level = rough.detach().float().abs().amax(dim=-1, keepdim=True)
-            silent = level <= SILENCE
-            scale = torch.where(silent, torch.ones_like(level), PEAK / level.clamp_min(SILENCE))
+        scale = self.level_scale(rough)
         estimate = self.network(rough * scale)
         with torch.autocast(rough.device.type, enabled=False):
             output = self._keep_band(rough.float(), estimate.float() / scale)
+            silent = rough.detach().abs().amax(dim=-1, keepdim=True) <= SILENCE
             return torch.where(silent, rough.float(), output)
 
+    def band_edges(self, rough: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, T)`` -> ``(B,)``: where each item's content ends (Hz), for ``keep_band: auto``."""
+        nyq = self.spec.cutoff_hz
+        return content_edge(rough[:, 0], self.spec.target_rate, AUTO_LOWEST * nyq, nyq)
+
     def _keep_band(self, rough: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        if self.spec.keep_band == "auto":
+            kernels = lowpass_kernels(self.band_edges(rough) - EDGE_GUARD_HZ / 2, self.spec.target_rate, EDGE_GUARD_HZ)
+            return estimate + filter_each(rough - estimate, kernels)
         if self.crossover.numel() == 0:
             return estimate
         return estimate + fir_filter(rough - estimate, self.crossover)
 
     def extra_repr(self) -> str:
         return self.spec.describe()
+
+
+def envelope(magnitude: torch.Tensor) -> torch.Tensor:
+    """``|x|`` ``(B, C, T)`` -> a smooth envelope ``(B, C, T)`` that is never below it (see the constants)."""
+    length = magnitude.shape[-1]
+    blocks = -(-length // ENVELOPE_BLOCK)
+    padded = torch.nn.functional.pad(magnitude, (0, blocks * ENVELOPE_BLOCK - length))
+    peaks = padded.reshape(*magnitude.shape[:-1], blocks, ENVELOPE_BLOCK).amax(dim=-1)
+    flat = peaks.reshape(-1, 1, blocks)
+    reach = torch.nn.functional.max_pool1d(flat, 2 * ENVELOPE_REACH + 1, 1, ENVELOPE_REACH)
+    # Averaging over at most ENVELOPE_SMOOTH < ENVELOPE_REACH blocks each side, and interpolating
+    # between neighbouring blocks, mixes only maxima whose reach covers the sample: never below it.
+    padded_reach = torch.nn.functional.pad(reach, (ENVELOPE_SMOOTH, ENVELOPE_SMOOTH), mode="replicate")
+    smooth = torch.nn.functional.avg_pool1d(padded_reach, 2 * ENVELOPE_SMOOTH + 1, 1)
+    centres = (torch.arange(length, device=magnitude.device, dtype=torch.float32) + 0.5) / ENVELOPE_BLOCK - 0.5
+    smooth = torch.nn.functional.pad(smooth, (1, 1), mode="replicate")[:, 0]
+    position = centres.clamp(-1, blocks) + 1
+    left = position.floor().long().clamp(max=blocks)
+    weight = position - left
+    values = smooth[:, left] * (1 - weight) + smooth[:, (left + 1).clamp(max=blocks + 1)] * weight
+    return values.reshape(magnitude.shape)

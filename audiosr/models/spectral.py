@@ -42,6 +42,8 @@ PREDICTED_FROM = 0.75
 # A quiet bin to start from (e^-6, about -70 dB below a full-scale sine's peak bin at
 # n_fft 1024): the predicted band begins near silence and grows where the loss asks.
 INITIAL_LOG_MAGNITUDE = -6.0
+# `carry_input`: the gain on the input's own bins stays within e^-6 .. e^6 (about +-52 dB).
+CARRY_GAIN_LOG = 6.0
 
 class SpectralNetwork(SuperResolutionNetwork):
     """STFT -> ConvNeXt backbone over frames -> a family's head -> inverse STFT.
@@ -191,13 +193,33 @@ class MagnitudePhaseNetwork(SpectralNetwork):
 
     The phase is ``atan2`` of two linear outputs, which needs no wrapping and is defined
     everywhere.
+
+    Args:
+        carry_input: also pass the input's own bins on, times a predicted gain (one per bin
+            and frame, ``e^[-6, 6]``, starting at 1): ``Y = g X + |m| e^(i phi)``. Where the
+            input has the band, attenuated by the filter that made it, the network can
+            restore its level with the input's own phase instead of inventing one; above
+            the input's band ``X`` is empty and only the invented part remains.
     """
+
+    def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
+                 expansion: int = 3, activation: Activation = "gelu", carry_input: bool = False) -> None:
+        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation)
+        self.carry_input = bool(carry_input)
 
     def build_head(self, predicted_bins: int) -> None:
         self.magnitude = _quiet_linear(self.dim, predicted_bins)
         self.phase_real = nn.Linear(self.dim, predicted_bins)
         self.phase_imag = nn.Linear(self.dim, predicted_bins)
+        if self.carry_input:
+            self.input_gain = nn.Linear(self.dim, predicted_bins)
+            nn.init.zeros_(self.input_gain.weight)
+            nn.init.zeros_(self.input_gain.bias)
 
     def head(self, h, spectrum):
         phase = torch.atan2(self.phase_imag(h), self.phase_real(h)).transpose(1, 2)
-        return torch.polar(self.predicted_magnitude(h), phase.float())
+        invented = torch.polar(self.predicted_magnitude(h), phase.float())
+        if not self.carry_input:
+            return invented
+        gain = self.input_gain(h).transpose(1, 2).clamp(-CARRY_GAIN_LOG, CARRY_GAIN_LOG).float().exp()
+        return invented + gain * spectrum[:, self.first_predicted:]

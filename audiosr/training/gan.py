@@ -141,7 +141,7 @@ class GANModule(SuperResolutionModule):
             d_optimizer.step()  # clipped in on_before_optimizer_step
             logged["d_loss"] = d_loss
 
-        parts = self.loss(output, target)
+        parts = self.reconstruction(output, batch)
         total = parts["total"]
         logged.update({k: v for k, v in parts.items() if k != "total"})
         logged["reconstruction"] = sum(weight * sum(parts[p] for p in names) for weight, names in self.recipe_terms.values())

@@ -19,13 +19,20 @@ import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
+from audiosr.band import filter_each, lowpass_kernels
+from audiosr.dsp import nyquist
 from audiosr.evaluation.metrics import quality, selection_score
 from audiosr.models.base import SuperResolutionNetwork
 from audiosr.models.checkpoint import CHECKPOINT_KEY
-from audiosr.models.generator import PRECISION_NAMES, Generator, ModelSpec, Precision, inference_precision
+from audiosr.models.generator import (
+    PRECISION_NAMES, Generator, KeepBand, ModelSpec, Normalise, Precision, inference_precision,
+)
 from audiosr.models.unet import UNet
 from audiosr.training.divergence import ensure_finite, refuse_non_finite_gradients
 from audiosr.training.losses import ReconstructionLoss
+
+# The loss ignores a target's band from this far below its own edge (see `reconstruction`).
+TARGET_EDGE_GUARD_HZ = 500.0
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,12 @@ class SuperResolutionModule(L.LightningModule):
         source_rate, target_rate, input_filter: linked from the data module; stored in
             checkpoints so inference needs nothing else.
         keep_band: ``(lo, hi)`` fractions of the source Nyquist frequency: the output is
-            the input below ``lo`` and the network's above ``hi`` (``null``: off); see
-            ``audiosr.models.generator``.
-        normalise: scale every item (every window at inference) to the training peak
-            level around the network, and back.
+            the input below ``lo`` and the network's above ``hi``; ``auto``: the input up to
+            its own band edge, found per item (``null``: off); see ``audiosr.models.generator``.
+        normalise: scale every item (every window at inference) around the network, and
+            back: ``peak`` (or ``true``) to the training peak level, ``envelope`` by a smooth
+            envelope (every passage at full level); ``false``: off. The losses see the pair
+            scaled the same way.
         precision: the network's precision outside training (validation, ``audiosr
             test``): ``"32"``, ``"bf16"`` or ``"16"``; ``audiosr upsample --precision``
             is the same switch.
@@ -84,15 +93,15 @@ class SuperResolutionModule(L.LightningModule):
         source_rate: int = 22050,
         target_rate: int = 44100,
         input_filter: str = "kaiser_fast",
-        keep_band: tuple[float, float] | None = (0.8, 0.9),
-        normalise: bool = True,
+        keep_band: KeepBand = (0.8, 0.9),
+        normalise: Normalise = True,
         precision: Precision = "32",
         test_batch_size: int = 1,
     ) -> None:
         super().__init__()
         network = network if network is not None else UNet()
         spec = ModelSpec(network.rebuild_spec(), source_rate, target_rate, input_filter,
-                         tuple(keep_band) if keep_band is not None else None, normalise)
+                         tuple(keep_band) if isinstance(keep_band, (list, tuple)) else keep_band, normalise)
         self.generator = Generator(network, spec)
         self.loss = (loss if loss is not None else ReconstructionLoss()).setup(target_rate)
         self.optimizer = optimizer
@@ -121,8 +130,31 @@ class SuperResolutionModule(L.LightningModule):
             self.log(f"{stage}/{key}", value.detach(), on_step=on_step, on_epoch=not on_step,
                      batch_size=batch_size, sync_dist=not on_step, prog_bar=key == "loss")
 
+    def reconstruction(self, prediction: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The reconstruction loss's parts on the pair as the network sees it.
+
+        Both signals get the generator's level gain (``Generator.level_scale``), so a quiet
+        item weighs as much as a loud one and its band stays above the losses' floors. Where
+        an item's target has a cliff of its own (``edge_hz``: an encoder's low-pass, found by
+        ``audiosr.band.content_edge`` in ``audiosr.data.pairs``), both are low-passed
+        ``TARGET_EDGE_GUARD_HZ`` below it: above, the target is empty because of the encoder,
+        and the loss must not teach the network to copy that.
+        """
+        scale = self.generator.level_scale(batch["input"])
+        prediction, target = prediction.float() * scale, batch["target"].float() * scale
+        edges = batch.get("edge_hz")
+        if edges is not None:
+            cut = edges.float().reshape(-1) < nyquist(self.spec.target_rate) - 1
+            if bool(cut.any()):
+                kernels = lowpass_kernels(edges.float().reshape(-1)[cut] - TARGET_EDGE_GUARD_HZ, self.spec.target_rate,
+                                          TARGET_EDGE_GUARD_HZ)
+                prediction, target = prediction.clone(), target.clone()
+                prediction[cut] = filter_each(prediction[cut], kernels)
+                target[cut] = filter_each(target[cut], kernels)
+        return self.loss(prediction, target)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        parts = self.loss(self(batch["input"]), batch["target"])
+        parts = self.reconstruction(self(batch["input"]), batch)
         ensure_finite(self.trainer, parts)
         self.log_parts("train", parts, batch["target"].shape[0])
         return parts["total"]
@@ -162,7 +194,7 @@ class SuperResolutionModule(L.LightningModule):
             prediction, seconds = self._timed(self, rough)
         prediction = prediction.float()
         batch_size = target.shape[0]
-        self.log_parts("val", self.loss(prediction, target), batch_size)
+        self.log_parts("val", self.reconstruction(prediction, batch), batch_size)
         with torch.no_grad():
             spec = self.spec
             values = {f"val/{k}": v.flatten() for k, v in quality(prediction, target, spec.target_rate, spec.cutoff_hz).items()}

@@ -1,0 +1,142 @@
+"""Where a signal's content ends, and filters that split a band there (torch, batched).
+
+Real low-rate audio was made by some low-pass filter: a resampler's (flat to 90-98 % of
+the Nyquist frequency, then a cliff), an encoder's (Ogg Vorbis and MP3 cut at 13-21 kHz
+at 44.1 kHz) or a gentler one. Above that cliff the signal says nothing; below it, it
+*is* the recording. :func:`content_edge` finds the cliff from the signal itself, so that
+
+* the ``Generator`` keeps the input up to where the input has content, and lets the
+  network fill only above (``keep_band: auto``), per item and per inference window;
+* training ignores what a target cannot tell: above the edge of an encoder's low-pass
+  the target is empty because of the encoder, not because the recording is
+  (``audiosr.training.module``).
+
+The detector looks for a *cliff*, not for low energy: a bin counts as the edge when the
+smoothed long-term spectrum there is ``drop_db`` below the mean level of the band just
+under it, and ``confirm_hz`` higher it is ``confirm_db`` below; the edge is the last bin
+before it still within ``EDGE_DB`` of that level (the filter's -3 dB point). Natural spectra fall
+gradually (a few dB per kHz); every filter that makes low-rate audio falls tens of dB in
+a few hundred Hz. Where no cliff is found, the edge is the top of the searched range.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# The analysis of `content_edge`: long-term power spectrum with 2048-point frames (21.5 Hz
+# bins at 44.1 kHz), smoothed over about 100 Hz.
+EDGE_N_FFT = 2048
+SMOOTH_HZ = 100.0
+# The reference level is the mean power between these distances below a candidate bin.
+REFERENCE_HZ = (860.0, 215.0)
+DROP_DB = 10.0
+CONFIRM_DB = 20.0
+CONFIRM_HZ = 300.0
+# The edge is the last bin before the cliff still within this of the band below it.
+EDGE_DB = 3.0
+# Power at or below this (relative to full scale, per bin) is no content at all.
+FLOOR_DB = -150.0
+
+
+def mean_power(x: torch.Tensor, n_fft: int = EDGE_N_FFT) -> torch.Tensor:
+    """``(..., T)`` -> ``(..., n_fft // 2 + 1)``: mean power spectrum over Hann frames (float32)."""
+    shape, length = x.shape[:-1], x.shape[-1]
+    flat = x.reshape(-1, length).float()
+    if length < n_fft:
+        flat = F.pad(flat, (0, n_fft - length))
+    window = torch.hann_window(n_fft, periodic=True, device=x.device)
+    spec = torch.stft(flat, n_fft, n_fft // 2, window=window, center=False, return_complex=True)
+    power = (spec.real.square() + spec.imag.square()).mean(dim=-1) / window.square().sum()
+    return power.reshape(*shape, n_fft // 2 + 1)
+
+
+def content_edge(
+    x: torch.Tensor,
+    rate: int,
+    lowest_hz: float,
+    highest_hz: float,
+    drop_db: float = DROP_DB,
+    confirm_db: float = CONFIRM_DB,
+    confirm_hz: float = CONFIRM_HZ,
+) -> torch.Tensor:
+    """The frequency (Hz) where each signal's content ends: ``(..., T)`` -> ``(...)`` float32.
+
+    Searches ``[lowest_hz, highest_hz]`` for the first cliff (see the module docstring);
+    returns ``highest_hz`` where there is none (content runs to the top, or the whole
+    range is empty: then nothing is lost either way).
+    """
+    if not 0 < lowest_hz < highest_hz <= rate / 2:
+        raise ValueError(f"need 0 < lowest_hz < highest_hz <= rate / 2, got {lowest_hz}, {highest_hz} at {rate} Hz")
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        power = mean_power(x)
+        shape, bins = power.shape[:-1], power.shape[-1]
+        power = power.reshape(-1, 1, bins)
+        bin_hz = rate / EDGE_N_FFT
+        smooth = max(1, round(SMOOTH_HZ / bin_hz)) | 1
+        power = F.avg_pool1d(F.pad(power, (smooth // 2, smooth // 2), mode="replicate"), smooth, 1)[:, 0]
+        level = 10 * torch.log10(power + 10 ** (FLOOR_DB / 10))
+        # Mean power over bins [k - far, k - near] from a cumulative sum, for every k.
+        far, near = (max(1, round(hz / bin_hz)) for hz in REFERENCE_HZ)
+        cumulative = F.pad(power.cumsum(dim=-1), (far + 1, 0))
+        k = torch.arange(bins, device=x.device)
+        upper = (k - near + 1).clamp(min=0) + far + 1
+        lower = (k - far).clamp(min=0) + far + 1
+        count = (upper - lower).clamp(min=1)
+        reference = 10 * torch.log10((cumulative[:, upper] - cumulative[:, lower]) / count + 10 ** (FLOOR_DB / 10))
+        ahead = max(1, round(confirm_hz / bin_hz))
+        later = level[:, (k + ahead).clamp(max=bins - 1)]
+        first, last = math.ceil(lowest_hz / bin_hz), min(bins - 1, math.floor(highest_hz / bin_hz))
+        in_range = (k >= first) & (k <= last)
+        cliff = (level < reference - drop_db) & (later < reference - confirm_db) & (reference > FLOOR_DB + confirm_db)
+        cliff &= in_range
+        found = cliff.any(dim=-1)
+        index = torch.where(cliff, k, torch.full_like(k, bins - 1)).amin(dim=-1)
+        # Back from the cliff to where the level is still within EDGE_DB of the band below it:
+        # a gentle filter's edge sits below its cliff (resampy kaiser_fast: ~400 Hz).
+        at_cliff = reference.gather(1, index[:, None])
+        before = (k <= index[:, None]) & (k >= index[:, None] - far) & (level >= at_cliff - EDGE_DB)
+        start = torch.where(before, k, torch.full_like(k, -1)).amax(dim=-1)
+        index = torch.where(start >= 0, start, index)
+        edge = torch.where(found, index.float() * bin_hz, torch.full_like(index, 0).float() + highest_hz)
+        return edge.reshape(shape)
+
+
+def lowpass_kernels(cutoff_hz: torch.Tensor, rate: int, width_hz: float, attenuation_db: float = 80.0) -> torch.Tensor:
+    """Zero-phase Kaiser-windowed low-passes, one per cut-off: ``(N,)`` Hz -> ``(N, K)``, ``K`` odd.
+
+    Each passes below ``cutoff - width / 2`` and stops above ``cutoff + width / 2``; its
+    taps sum to one, so ``y + h * (x - y)`` is ``x`` below the band and ``y`` above it
+    (the same design as ``audiosr.dsp.crossover_kernel``, batched).
+    """
+    width = 2 * math.pi * width_hz / rate
+    a = attenuation_db
+    beta = 0.1102 * (a - 8.7) if a > 50 else 0.5842 * (a - 21) ** 0.4 + 0.07886 * (a - 21)
+    taps = math.ceil((a - 8) / (2.285 * width)) | 1
+    n = torch.arange(taps, device=cutoff_hz.device, dtype=torch.float32) - taps // 2
+    fc = (cutoff_hz.float() / rate).reshape(-1, 1)  # cycles per sample
+    window = torch.kaiser_window(taps, periodic=False, beta=beta, device=cutoff_hz.device)
+    kernels = 2 * fc * torch.sinc(2 * fc * n) * window
+    return kernels / kernels.sum(dim=-1, keepdim=True)
+
+
+def kernel_taps(rate: int, width_hz: float, attenuation_db: float = 80.0) -> int:
+    """The length of :func:`lowpass_kernels` for this width (what a receptive field adds)."""
+    return lowpass_kernels(torch.tensor([rate / 4]), rate, width_hz, attenuation_db).shape[-1]
+
+
+def filter_each(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Zero-phase FIR filtering of ``(B, C, T)`` with one odd kernel per item ``(B, K)`` (or one ``(K,)``).
+
+    FFT convolution with zeros outside the signal: a few hundred taps cost less than direct
+    convolution on a CPU.
+    """
+    length, taps = x.shape[-1], kernels.shape[-1]
+    size = 1 << (length + taps - 2).bit_length()
+    kernel_spectrum = torch.fft.rfft(kernels.float(), size)
+    if kernel_spectrum.dim() == 2:
+        kernel_spectrum = kernel_spectrum.unsqueeze(1)
+    full = torch.fft.irfft(torch.fft.rfft(x.float(), size) * kernel_spectrum, size)
+    return full[..., taps // 2: taps // 2 + length]

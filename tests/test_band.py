@@ -1,0 +1,217 @@
+"""Where the input's band ends, the band kept there, and levels: behaviour on generated signals.
+
+The signals are made here: white or coloured noise, band-limited with ideal FFT masks, then
+made low-rate by real resamplers and filters (resampy, soxr, scipy), as in training and test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiosr.band import content_edge, filter_each, lowpass_kernels, mean_power
+from audiosr.data.degradations import Lowpass, Resample
+from audiosr.dsp import resample
+from audiosr.evaluation.metrics import quality, selection_score
+from audiosr.models.generator import EDGE_GUARD_HZ, Generator, ModelSpec, envelope
+from audiosr.models.spectral import MagnitudePhaseNetwork
+
+SOURCE, TARGET = 22050, 44100
+
+
+def noise(seconds: float = 2.0, seed: int = 0, top_hz: float = TARGET / 2, tilt_db_per_khz: float = -1.0) -> np.ndarray:
+    """``(1, T)`` noise with a gently falling spectrum (as real recordings have), nothing above ``top_hz``."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * TARGET)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / TARGET)
+    spectrum *= 10 ** (tilt_db_per_khz * f / 1000 / 20) * (f <= top_hz)
+    x = np.fft.irfft(spectrum, n)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)[np.newaxis]
+
+
+def band_db(x: np.ndarray, lo: float, hi: float) -> float:
+    power = mean_power(torch.from_numpy(np.ascontiguousarray(x)))[0].numpy()
+    f = np.arange(power.shape[-1]) * TARGET / 2048
+    return float(10 * np.log10(power[(f >= lo) & (f < hi)].sum() + 1e-30))
+
+
+def rough_of(target: np.ndarray, degradation) -> np.ndarray:
+    low, _ = degradation(target, SOURCE, TARGET, np.random.default_rng(0))
+    return resample(low, SOURCE, TARGET, "soxr_vhq", target.shape[-1])
+
+
+def response_db(degradation, frequency: float) -> float:
+    """The level of a rough input relative to its target at ``frequency`` (white noise, 40 Hz bins)."""
+    target = noise(4.0, seed=3, tilt_db_per_khz=0.0)
+    return band_db(rough_of(target, degradation), frequency - 20, frequency + 20) - band_db(target, frequency - 20,
+                                                                                            frequency + 20)
+
+
+@pytest.mark.parametrize(("degradation", "kept_loss_db"), [
+    (Resample("kaiser_best"), 1.5), (Resample("soxr_vhq"), 1.5), (Lowpass("cheby1", 8, 0.95, 0.05), 1.5),
+    (Resample("kaiser_fast"), 3.5),  # a gentle filter: its roll-off starts 1.5 kHz below its cliff
+], ids=["kaiser_best", "soxr_vhq", "cheby1", "kaiser_fast"])
+def test_the_edge_is_where_the_filter_that_made_the_input_falls_off(degradation, kept_loss_db):
+    edge = float(content_edge(torch.from_numpy(rough_of(noise(), degradation)), TARGET, 0.8 * SOURCE / 2, SOURCE / 2))
+    # The edge is about the filter's -3 dB point (lower for a gentle one); where the input is
+    # kept (a guard below it) little is lost, and 300 Hz above the edge the filter has taken most.
+    assert -2 * kept_loss_db - 4 < response_db(degradation, edge) < -1
+    assert response_db(degradation, edge - EDGE_GUARD_HZ) > -kept_loss_db
+    assert response_db(degradation, edge + 300) < -6
+
+
+def test_a_recording_without_a_cliff_has_its_edge_at_the_top_and_an_encoders_cliff_is_found():
+    full = torch.from_numpy(noise(tilt_db_per_khz=-2.0))
+    assert float(content_edge(full, TARGET, 12000, TARGET / 2)) == TARGET / 2
+    encoded = torch.from_numpy(noise(top_hz=16000, tilt_db_per_khz=-2.0))
+    assert abs(float(content_edge(encoded, TARGET, 12000, TARGET / 2)) - 16000) < 300
+    silent = torch.zeros(1, TARGET)
+    assert float(content_edge(silent, TARGET, 12000, TARGET / 2)) == TARGET / 2
+
+
+def test_per_item_lowpasses_pass_below_and_stop_above_their_own_cut_off():
+    x = torch.from_numpy(np.concatenate([noise(seed=1), noise(seed=2)]))[:, None]  # (2, 1, T)
+    kernels = lowpass_kernels(torch.tensor([9000.0, 15000.0]), TARGET, 400.0)
+    y = filter_each(x, kernels).numpy()
+    for item, cutoff in enumerate((9000.0, 15000.0)):
+        assert abs(band_db(y[item], 2000, cutoff - 300) - band_db(x[item].numpy(), 2000, cutoff - 300)) < 0.01
+        assert band_db(y[item], cutoff + 300, TARGET / 2) < band_db(x[item].numpy(), cutoff + 300, TARGET / 2) - 60
+
+
+def auto_generator(normalise="envelope", seed: int = 0) -> Generator:
+    """A random (untrained) magnitude + phase generator: its output differs from its input everywhere it may."""
+    torch.manual_seed(seed)
+    network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
+    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", normalise)
+    generator = Generator(network, spec).eval()
+    with torch.no_grad():
+        for layer in (network.magnitude, network.input_gain):
+            layer.weight.normal_(0.0, 0.3)
+        network.magnitude.bias.fill_(-2.0)
+    return generator
+
+
+@pytest.mark.parametrize("method", ["kaiser_best", "soxr_vhq"])
+def test_keep_band_auto_outputs_the_input_up_to_its_own_edge_and_the_network_above(method):
+    target = noise(top_hz=10800)
+    rough = torch.from_numpy(rough_of(target, Resample(method)))[None]
+    generator = auto_generator()
+    with torch.no_grad():
+        output = generator(rough)[0].numpy()
+        raw = (generator.network(rough * generator.level_scale(rough)) / generator.level_scale(rough))[0].numpy()
+    edge = float(generator.band_edges(rough)[0])
+    assert edge > 9900  # both resamplers keep the band to about 10 kHz or above
+    spectrum = lambda x: np.fft.rfft(x[0])  # noqa: E731
+    f = np.fft.rfftfreq(target.shape[-1], 1 / TARGET)
+    kept, filled = (f > 1000) & (f < edge - EDGE_GUARD_HZ - 50), (f > edge + 50)
+    rough_np = rough[0].numpy()
+    # Below the guard: the input itself (the network's departure from it removed to 60 dB and
+    # more: the crossover's ripple); above the edge: the network's own output.
+    error = np.abs(spectrum(output) - spectrum(rough_np))[kept]
+    departure = np.abs(spectrum(raw) - spectrum(rough_np))[kept]
+    assert error.max() < 1e-3 * departure.max()
+    assert np.allclose(spectrum(output)[filled], spectrum(raw)[filled], atol=1e-2 * np.abs(spectrum(raw)[filled]).max())
+    # The random network does change both bands, so neither check is vacuous.
+    assert np.abs(spectrum(raw) - spectrum(rough_np))[kept].max() > 0.1 * np.abs(spectrum(rough_np)[kept]).max()
+
+
+def test_envelope_normalisation_never_lets_a_loud_passage_change_a_quiet_one_a_second_away():
+    quiet = noise(2.0, seed=4) * np.float32(0.003)  # about -56 dBFS
+    loud = noise(1.0, seed=5)
+    rough_alone = rough_of(quiet, Resample("soxr_vhq"))
+    both = np.concatenate([rough_of(loud, Resample("soxr_vhq")), rough_alone], axis=-1)
+    generator = auto_generator(normalise="envelope")
+    peak_generator = auto_generator(normalise="peak")
+    with torch.no_grad():
+        alone = generator(torch.from_numpy(rough_alone)[None])[0].numpy()
+        together = generator(torch.from_numpy(both)[None])[0].numpy()[:, TARGET:]
+        peak_alone = peak_generator(torch.from_numpy(rough_alone)[None])[0].numpy()
+        peak_together = peak_generator(torch.from_numpy(both)[None])[0].numpy()[:, TARGET:]
+    # Compared away from where the two signals meet (the envelope reaches ~64 ms, the network ~0.1 s).
+    part = slice(TARGET // 2, -TARGET // 4)
+    top = (12000, 20000)
+    assert abs(band_db(together[:, part], *top) - band_db(alone[:, part], *top)) < 0.5
+    # A peak-normalised item does not have that property: the check can fail.
+    assert abs(band_db(peak_together[:, part], *top) - band_db(peak_alone[:, part], *top)) > 3
+
+
+def test_the_envelope_is_never_below_the_signal_and_follows_it_within_tens_of_milliseconds():
+    x = torch.from_numpy(np.concatenate([noise(0.5, seed=6), noise(0.5, seed=7) * 0.001], axis=-1))[None]
+    e = envelope(x.abs())
+    assert bool((e >= x.abs() * (1 - 1e-6)).all())  # up to float rounding
+    later = e[..., int(0.6 * TARGET):]
+    assert float(later.max()) < 0.01  # 100 ms after the loud part ended, the envelope is the quiet one's
+
+
+def module_for_losses():
+    from audiosr.training.module import SuperResolutionModule
+
+    network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
+    return SuperResolutionModule(network, source_rate=SOURCE, target_rate=TARGET, input_filter="soxr_vhq",
+                                 keep_band="auto", normalise="envelope")
+
+
+def test_the_losses_see_the_level_normalised_pair_so_a_quiet_item_weighs_as_much_as_a_loud_one():
+    module = module_for_losses()
+    target = torch.from_numpy(noise(1.0, seed=8))[None]
+    rough = torch.from_numpy(rough_of(target[0].numpy(), Resample("kaiser_best")))[None]
+    prediction = rough + 0.01 * torch.from_numpy(noise(1.0, seed=9))[None]
+    loud = module.reconstruction(prediction, {"input": rough, "target": target})
+    quiet = module.reconstruction(prediction * 0.001, {"input": rough * 0.001, "target": target * 0.001})
+    for part in ("sc", "mag", "mse"):  # the MSE would be a million times smaller at -60 dB unscaled
+        assert float(quiet[part]) == pytest.approx(float(loud[part]), rel=1e-3, abs=1e-4)
+
+
+def test_the_losses_ignore_the_band_above_a_targets_own_edge():
+    module = module_for_losses()
+    target = torch.from_numpy(noise(1.0, seed=10, top_hz=16000))[None]
+    extra = torch.from_numpy(noise(1.0, seed=11)).numpy()
+    f = np.fft.rfftfreq(extra.shape[-1], 1 / TARGET)
+    above = np.fft.irfft(np.fft.rfft(extra) * (f > 16500), extra.shape[-1]).astype(np.float32)
+    prediction = target + torch.from_numpy(above)[None]
+    batch = {"input": target, "target": target, "edge_hz": torch.tensor([16000.0])}
+    masked = module.reconstruction(prediction, batch)
+    unmasked = module.reconstruction(prediction, {"input": target, "target": target})
+    same = module.reconstruction(target, batch)
+    assert float(masked["mag"]) < 0.05 * float(unmasked["mag"])
+    assert float(masked["total"]) == pytest.approx(float(same["total"]), abs=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_selection_score_prefers_the_true_band_level_over_half_or_twice_it(seed):
+    """Bands with a random phase (what an invented band has): only their level differs."""
+    target = torch.from_numpy(noise(2.0, seed=20 + seed, tilt_db_per_khz=-1.5))
+    rough = torch.from_numpy(rough_of(target.numpy(), Resample("kaiser_best")))
+    f = np.fft.rfftfreq(target.shape[-1], 1 / TARGET)
+    high = torch.from_numpy(noise(2.0, seed=40 + seed, tilt_db_per_khz=-1.5))
+    high_part = np.fft.irfft(np.fft.rfft(high.numpy()) * (f > SOURCE / 2), target.shape[-1]).astype(np.float32)
+    target_high = np.fft.irfft(np.fft.rfft(target.numpy()) * (f > SOURCE / 2), target.shape[-1])
+    # The random band at the target's own level, then halved and doubled.
+    level = np.sqrt((target_high ** 2).sum() / (high_part ** 2).sum())
+    scores = {}
+    input_snr = quality(rough, target, TARGET, SOURCE / 2)["snr"]
+    for gain in (0.5, 1.0, 2.0):
+        output = rough + torch.from_numpy(high_part * np.float32(level * gain))
+        values = quality(output, target, TARGET, SOURCE / 2)
+        scores[gain] = float(selection_score(values["lsd"], values["snr"], input_snr))
+    assert scores[1.0] < scores[0.5] and scores[1.0] < scores[2.0]
+
+
+def test_test_recordings_are_scored_at_their_own_level(tmp_path):
+    import soundfile as sf
+
+    from audiosr.data.corpora import AudioFolders
+    from audiosr.data.datamodule import AudioPairDataModule
+
+    quiet = noise(1.0, seed=30)[0] * np.float32(0.05)
+    sf.write(tmp_path / "quiet.wav", quiet, TARGET, subtype="FLOAT")
+    files = [str(tmp_path / "quiet.wav")]
+    data = AudioPairDataModule(AudioFolders(files, files, files), segment_seconds=0.5, num_workers=0,
+                               cache_dir=str(tmp_path / "cache"))
+    data.setup("test")
+    data.setup("fit")
+    test_item, val_item = data.datasets["test"][0], data.datasets["val"][0]
+    assert float(test_item["target"].abs().max()) == pytest.approx(float(np.abs(quiet).max()), rel=1e-5)
+    assert float(val_item["target"].abs().max()) > 0.5  # training and validation crops stay normalised
