@@ -218,3 +218,32 @@ def test_a_resumed_data_module_continues_with_the_next_epochs_crops(tmp_path):
     resumed = module()
     resumed.load_state_dict(saved)
     assert [t.numpy().tobytes() for b in resumed.train_dataloader() for t in b["target"]] == epoch2
+
+
+def test_train_shares_balance_the_sources_whatever_their_length(tmp_path):
+    """Two sources, one with 9x the audio of the other: with equal shares, crops come half from each."""
+    import soundfile as sf
+
+    from audiosr.data.corpora import AudioFolders
+    from audiosr.data.datamodule import AudioPairDataModule
+
+    rng = np.random.default_rng(0)
+    for folder, files in (("long", 9), ("short", 1)):
+        (tmp_path / folder).mkdir()
+        for index in range(files):
+            sf.write(tmp_path / folder / f"{index}.wav", 0.1 * rng.standard_normal(44100).astype(np.float32), 44100)
+    sources = [str(tmp_path / "long"), str(tmp_path / "short")]
+
+    def share_of_short(shares):
+        data = AudioPairDataModule(AudioFolders(sources, sources, train_shares=shares), segment_seconds=0.25,
+                                   num_workers=0, train_items_per_epoch=400, cache_dir=str(tmp_path / "cache"))
+        data.setup("fit")
+        crops = data.datasets["train"]
+        picks = [min(int(np.searchsorted(crops.cumulative, np.random.default_rng([0, i]).random(3)[0])),
+                     len(crops.recordings) - 1) for i in range(len(crops))]
+        return np.mean(["short" in crops.recordings[p].name for p in picks])
+
+    assert abs(share_of_short(None) - 0.1) < 0.05  # by length
+    assert abs(share_of_short([1.0, 1.0]) - 0.5) < 0.08  # by share
+    with pytest.raises(ValueError, match="one positive share per train source"):
+        AudioFolders(sources, sources, train_shares=[1.0])

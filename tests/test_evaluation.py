@@ -244,7 +244,7 @@ def test_report_files_parse_back(rows, tmp_path):
         table = list(csv.DictReader(f))
     assert [r["method"] for r in table] == [r.method for r in rows]
     assert set(table[0]) == {"method", "n", "snr", "lsd", "lsd_hf", "lsd_lf", "rtr", "batch_size", "device", "precision",
-                             "visqol"}
+                             "visqol", "worse"}
     assert float(table[0]["snr"]) == pytest.approx(rows[0].snr)
     assert float(table[1]["rtr"]) == pytest.approx(50.0)
     payload = json.loads(paths["json"].read_text())
@@ -254,3 +254,21 @@ def test_report_files_parse_back(rows, tmp_path):
     assert payload["rows"][0]["lsd_hf"] == pytest.approx(rows[0].lsd_hf)
     assert payload["rows"][-1]["rtr"] is None and payload["rows"][-1]["device"] is None
     assert paths["md"].read_text() == to_markdown(rows)
+
+
+def test_the_worse_column_counts_the_recordings_that_lose_more_than_3_db_against_kaiser_best():
+    rng = np.random.default_rng(0)
+    cmp = Comparison(22050, 44100)
+    targets = [rng.standard_normal((1, 8192)).astype(np.float32) for _ in range(4)]
+    # kaiser_best at 20 dB SNR on every file; the model at 25, 18, 16.5 and 10 dB: two lose > 3 dB.
+    for index, (target, model_db) in enumerate(zip(targets, (25.0, 18.0, 16.5, 10.0))):
+        noise = rng.standard_normal(target.shape).astype(np.float32)
+        noise /= np.sqrt((noise ** 2).sum() / (target ** 2).sum())
+        cmp.add("kaiser_best", target + noise * np.float32(10 ** (-20 / 20)), target, name=f"f{index}")
+        cmp.add("model", target + noise * np.float32(10 ** (-model_db / 20)), target, name=f"f{index}")
+    rows = {r.method: r for r in cmp.rows()}
+    assert rows["model"].worse == pytest.approx(50.0)
+    assert rows["kaiser_best"].worse == 0.0
+    assert rows["model"].snr == pytest.approx(np.mean([25.0, 18.0, 16.5, 10.0]), abs=1e-3)
+    assert "> 3 dB worse" in to_markdown(cmp.rows())
+    assert cmp.rows({"f0", "f1"})[1].worse == 0.0  # per category: only those files

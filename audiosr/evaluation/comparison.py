@@ -33,6 +33,7 @@ from audiosr.evaluation.metrics import lsd_bands, snr
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
 
 CAPTION = ("Every recording scored at its own level (no gain); "
+           "> 3 dB worse: share of recordings whose SNR is more than 3 dB below kaiser_best's; "
            "LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path; "
            "ViSQOL (if shown): audio mode MOS-LQO 1-5, both signals resampled to 48 kHz (soxr VHQ)")
 
@@ -116,9 +117,14 @@ class Row:
     device: str | None = None
     precision: str | None = None
     visqol: float | None = None
+    # Share (%) of the utterances whose SNR is more than WORSE_DB below kaiser_best's on the
+    # same utterance: a mean can hide a file that got much worse.
+    worse: float | None = None
 
 
 METRICS = ("snr", "lsd", "lsd_hf", "lsd_lf")
+# The reference of the `worse` column, and by how much an utterance must lose against it.
+WORSE_REFERENCE, WORSE_DB = "kaiser_best", 3.0
 
 
 def _as_tensor(x: np.ndarray | Tensor) -> Tensor:
@@ -197,11 +203,16 @@ class Comparison:
         measured over the whole run, is then left out.
         """
         rows = []
+        reference = next((m for m in self.items if m.startswith(WORSE_REFERENCE)), None)
+        reference_snr = {i["name"]: i["snr"] for i in self.items.get(reference, []) if i["name"] is not None}
         for method in dict.fromkeys([*self.items, *self._timing]):
             items = self.items.get(method, [])
             if names is not None:
                 items = [i for i in items if i["name"] in names]
             means = {k: float(np.mean([i[k] for i in items])) if items else math.nan for k in METRICS}
+            paired = [i["snr"] - reference_snr[i["name"]] for i in items if i["name"] in reference_snr]
+            if paired and len(paired) == len(items):
+                means["worse"] = 100.0 * float(np.mean([d < -WORSE_DB for d in paired]))
             if items and all("visqol" in i for i in items):
                 means["visqol"] = float(np.mean([i["visqol"] for i in items]))
             timing = self._timing.get(method) if names is None else None
@@ -232,8 +243,8 @@ class Comparison:
 
 
 HEADERS = {"method": "method", "n": "n", "snr": "SNR (dB) ↑", "lsd": "LSD ↓", "lsd_hf": "LSD-HF ↓",
-           "lsd_lf": "LSD-LF ↓", "visqol": "ViSQOL ↑", "rtr": "RTR ↑", "batch_size": "batch", "device": "device",
-           "precision": "precision"}
+           "lsd_lf": "LSD-LF ↓", "visqol": "ViSQOL ↑", "worse": "> 3 dB worse (%) ↓", "rtr": "RTR ↑",
+           "batch_size": "batch", "device": "device", "precision": "precision"}
 
 
 def cell(value: Any, digits: int = 2) -> str:
@@ -262,12 +273,18 @@ def markdown_table(headers: list[str], rows: list[list[Any]], left: set[int] | N
     return "\n".join([line(table[0]), rule, *map(line, table[1:])]) + "\n"
 
 
+def shown_columns(rows: list[Row], keys: Collection[str] = tuple(HEADERS)) -> list[str]:
+    """The columns of ``keys`` worth showing: ViSQOL and the worse-than-kaiser_best share only when measured."""
+    optional = ("visqol", "worse")
+    return [k for k in keys if k not in optional or any(getattr(r, k) is not None for r in rows)]
+
+
 def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str:
     """The comparison table (one line per method) with the conventions as caption.
 
     The ViSQOL column appears only when some row has a score.
     """
-    keys = [k for k in HEADERS if k != "visqol" or any(r.visqol is not None for r in rows)]
+    keys = shown_columns(rows)
     body = markdown_table([HEADERS[k] for k in keys], [[getattr(r, k) for k in keys] for r in rows],
                           left={keys.index("method"), keys.index("device"), keys.index("precision")}, digits=digits)
     return body + "\n" + caption + "\n"
@@ -278,10 +295,12 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any], caption: str = CAPTION) -> dict[str, Path]:
+def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any], caption: str = CAPTION,
+                 items: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Path]:
     """Write ``comparison.md``, ``comparison.csv`` and ``comparison.json`` into ``directory``.
 
-    The JSON holds ``{"caption", "metadata", "rows"}``; ``metadata`` (config, checkpoint,
+    The JSON holds ``{"caption", "metadata", "rows"}`` and, given ``items`` (a comparison's
+    per-utterance scores by method), ``"items"``; ``metadata`` (config, checkpoint,
     git commit, data description) is stored as given, non-JSON values as ``str``.
     """
     directory = Path(directory)
@@ -295,6 +314,9 @@ def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any
         writer.writerows(asdict(r) for r in rows)
     payload = {"caption": caption, "metadata": metadata,
                "rows": [{k: _finite(v) for k, v in asdict(r).items()} for r in rows]}
+    if items is not None:
+        payload["items"] = {method: [{k: _finite(v) for k, v in i.items()} for i in values]
+                            for method, values in items.items()}
     with atomic_output(paths["json"]) as partial:
         Path(partial).write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     return paths

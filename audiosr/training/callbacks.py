@@ -15,7 +15,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.evaluation.comparison import BASELINES, CAPTION, HEADERS, METRICS, Comparison, write_report
+from audiosr.evaluation.comparison import BASELINES, CAPTION, HEADERS, METRICS, Comparison, shown_columns, write_report
 from audiosr.evaluation.listening import (
     EXCERPT_SECONDS,
     PAGE,
@@ -165,7 +165,7 @@ class BaselineComparison(Callback):
             "data": trainer.datamodule.describe() if trainer.datamodule is not None else None,
             "config": yaml.safe_load(config_file.read_text()) if config_file.is_file() else None,
         }
-        paths = write_report(rows, directory, metadata)
+        paths = write_report(rows, directory, metadata, items=self.comparison.items)
         figure = None
         if self.examples:
             figure = comparison_figure(
@@ -184,7 +184,7 @@ class BaselineComparison(Callback):
         assert self.comparison is not None
         report = ListeningReport(directory, f"audiosr test: {spec.source_rate} Hz -> {spec.target_rate} Hz",
                                  self.excerpt_seconds)
-        keys = [k for k in HEADERS if k != "visqol" or any(r.visqol is not None for r in rows)]
+        keys = shown_columns(rows)
         report.intro = [CAPTION]
         report.tables.append(Table("All test recordings", [HEADERS[k] for k in keys], table_cells(rows, keys)))
         names = {item["name"] for items in self.comparison.items.values() for item in items}
