@@ -44,6 +44,14 @@ CHEBYSHEV = ["--data.test_degradation", "audiosr.data.Lowpass", "--data.test_deg
 NO_VISQOL = ["--report.visqol", "false"]
 CLASSICAL = ("kaiser_fast", "kaiser_best", "soxr_vhq")
 # The dev set's categories as the tables name them (its environmental sounds are "sounds").
+LABELS = {
+    "dev": "dev test split, resampy kaiser_best",
+    "dev-cheby": "dev test split, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
+    "holdout": "held-out build.sh files, resampy kaiser_best",
+    "holdout-cheby": "held-out build.sh files, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
+    "fixed": "dev test split, fixed crossover 8.82-9.92 kHz",
+    "none": "dev test split, no band keeping",
+}
 DEV_CATEGORIES = {"speech": "speech", "music": "music", "env": "sounds"}
 
 
@@ -116,12 +124,16 @@ def category_rows(tested: Tested, category_of: dict[str, str]) -> list[list]:
     methods = {"model": next(m for m in tested.items if m.startswith("audiosr ")),
                **{c: next(m for m in tested.items if m.removesuffix(" (model input)") == c) for c in CLASSICAL}}
     reference = {i["name"]: i["snr"] for i in tested.items[methods["kaiser_best"]]}
+    # A stereo file is scored per channel, as "path#ch0", "path#ch1".
+    def category(item: dict) -> str:
+        return category_of.get(item["name"].split("#")[0], "?")
+
     rows = []
-    for category in sorted({category_of.get(i["name"], "?") for i in tested.items[methods["model"]]}):
+    for name in sorted({category(i) for i in tested.items[methods["model"]]}):
         for label, method in methods.items():
-            items = [i for i in tested.items[method] if category_of.get(i["name"], "?") == category]
+            items = [i for i in tested.items[method] if category(i) == name]
             worse = 100 * np.mean([i["snr"] < reference[i["name"]] - 3 for i in items])
-            rows.append([category, label, len(items), np.mean([i["snr"] for i in items]),
+            rows.append([name, label, len(items), np.mean([i["snr"] for i in items]),
                          np.mean([i["lsd"] for i in items]), f"{worse:.1f}"])
     return rows
 
@@ -189,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
     parser.add_argument("--run-dir", type=Path, help="a finished `audiosr fit` run of this recipe: test it, train nothing")
     parser.add_argument("--output", type=Path, default=PRETRAINED, help="where default.pt and MODEL_CARD.md go")
+    parser.add_argument("--work-dir", type=Path, help="with --run-dir: an earlier run's work folder (the one it says it "
+                        "kept); its recorded tests.json is reused, so only the card is written again")
     args = parser.parse_args(argv)
     dev = dev_split(args.dev_dir.resolve())
     if dev is None:
@@ -196,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = corpus_split(args.train_dir.resolve())
     if corpus is None:
         parser.error(f"no build.sh corpus at {args.train_dir}: bash ../shared/data/train/build.sh {args.train_dir}")
-    tmp = Path(tempfile.mkdtemp(prefix="audiosr-default-"))
+    tmp = args.work_dir.resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="audiosr-default-"))
     cache = tmp / "cache"
     lists = write_lists(tmp / "lists", dev, corpus)
     fit_cmd = fit_command(lists, args.minutes, tmp / "train")
@@ -217,17 +231,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no best-*.ckpt in {run_dir / 'checkpoints'}")
     checkpoint = best[-1]
     categories = {**dev_categories(args.dev_dir.resolve()), **{str(p): c for p, c in corpus.category.items()}}
+    recorded = tmp / "tests.json"
+    if args.work_dir and args.run_dir and recorded.is_file():
+        tests = {k: Tested(LABELS[k], [], v["rows"], v["items"]) for k, v in json.loads(recorded.read_text()).items()}
+        write(args, dev, corpus, run_dir, csv_dir, checkpoint, fit_cmd, tests, categories, tmp)
+        return 0
     tests = {
-        "dev": run_test("dev test split, resampy kaiser_best", "dev", checkpoint, lists, "test", [], tmp, cache),
-        "dev-cheby": run_test("dev test split, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)", "dev-cheby",
+        "dev": run_test(LABELS["dev"], "dev", checkpoint, lists, "test", [], tmp, cache),
+        "dev-cheby": run_test(LABELS["dev-cheby"], "dev-cheby",
                               checkpoint, lists, "test", [*CHEBYSHEV, *NO_VISQOL], tmp, cache),
-        "holdout": run_test("held-out build.sh files, resampy kaiser_best", "holdout", checkpoint, lists, "holdout",
+        "holdout": run_test(LABELS["holdout"], "holdout", checkpoint, lists, "holdout",
                             NO_VISQOL, tmp, cache),
-        "holdout-cheby": run_test("held-out build.sh files, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
+        "holdout-cheby": run_test(LABELS["holdout-cheby"],
                                   "holdout-cheby", checkpoint, lists, "holdout", [*CHEBYSHEV, *NO_VISQOL], tmp, cache),
-        "fixed": run_test("dev test split, fixed crossover 8.82-9.92 kHz", "ablation-fixed", checkpoint, lists, "test",
+        "fixed": run_test(LABELS["fixed"], "ablation-fixed", checkpoint, lists, "test",
                           ["--model.init_args.keep_band", "[0.8, 0.9]", *NO_VISQOL], tmp, cache),
-        "none": run_test("dev test split, no band keeping", "ablation-none", checkpoint, lists, "test",
+        "none": run_test(LABELS["none"], "ablation-none", checkpoint, lists, "test",
                          ["--model.init_args.keep_band", "null", *NO_VISQOL], tmp, cache),
     }
     (tmp / "tests.json").write_text(json.dumps({k: {"rows": t.rows, "items": t.items} for k, t in tests.items()}))
