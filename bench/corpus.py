@@ -14,7 +14,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_TRAIN_DIR = Path("/work/traindata")
+# Beside the checkout, like the dev recordings: ``bash ../shared/data/train/build.sh ../traindata``.
+DEFAULT_TRAIN_DIR = (Path(__file__).resolve().parent.parent / ".." / "traindata").resolve()
 TEST_EVERY = 12
 VAL_PER_CATEGORY = 10
 # build.sh's categories, as the tables name them.

@@ -1,7 +1,7 @@
 """Train the default model that ships with audiosr, test it, and write its model card.
 
-    bash ../shared/data/train/build.sh /work/traindata            # about 5 hours of real audio, 3-4 min
-    python -m bench.default_model --train-dir /work/traindata     # 90 minutes of training on 2 CPU cores
+    bash ../shared/data/train/build.sh ../traindata               # about 5 hours of real audio, 3-4 min
+    python -m bench.default_model --train-dir ../traindata        # 90 minutes of training on 2 CPU cores
     python -m bench.default_model --train-dir DIR --minutes 5 --output /tmp/card   # a trial, nothing overwritten
     python -m bench.default_model --train-dir DIR --run-dir RUN   # test and describe a finished run
 
