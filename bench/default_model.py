@@ -43,7 +43,6 @@ CHEBYSHEV = ["--data.test_degradation", "audiosr.data.Lowpass", "--data.test_deg
              "--data.test_degradation.ripple_db", "0.05"]
 NO_VISQOL = ["--report.visqol", "false"]
 CLASSICAL = ("kaiser_fast", "kaiser_best", "soxr_vhq")
-# The dev set's categories as the tables name them (its environmental sounds are "sounds").
 LABELS = {
     "dev": "dev test split, resampy kaiser_best",
     "dev-cheby": "dev test split, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
@@ -52,6 +51,7 @@ LABELS = {
     "fixed": "dev test split, fixed crossover 8.82-9.92 kHz",
     "none": "dev test split, no band keeping",
 }
+# The dev set's categories as the tables name them (its environmental sounds are "sounds").
 DEV_CATEGORIES = {"speech": "speech", "music": "music", "env": "sounds"}
 
 
@@ -234,9 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     recorded = tmp / "tests.json"
     if args.work_dir and args.run_dir and recorded.is_file():
         tests = {k: Tested(LABELS[k], [], v["rows"], v["items"]) for k, v in json.loads(recorded.read_text()).items()}
-        write(args, dev, corpus, run_dir, csv_dir, checkpoint, fit_cmd, tests, categories, tmp)
-        return 0
-    tests = {
+    else:
+        tests = run_tests(checkpoint, lists, tmp, cache)
+        recorded.write_text(json.dumps({k: {"rows": t.rows, "items": t.items} for k, t in tests.items()}))
+    write(args, dev, corpus, run_dir, csv_dir, checkpoint, fit_cmd, tests, categories, tmp)
+    log(f"work kept in {tmp}")
+    return 0
+
+
+def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path) -> dict[str, Tested]:
+    """Every test of the card: the dev split and the held-out files, two kinds of input; the ablation."""
+    return {
         "dev": run_test(LABELS["dev"], "dev", checkpoint, lists, "test", [], tmp, cache),
         "dev-cheby": run_test(LABELS["dev-cheby"], "dev-cheby",
                               checkpoint, lists, "test", [*CHEBYSHEV, *NO_VISQOL], tmp, cache),
@@ -249,10 +257,6 @@ def main(argv: list[str] | None = None) -> int:
         "none": run_test(LABELS["none"], "ablation-none", checkpoint, lists, "test",
                          ["--model.init_args.keep_band", "null", *NO_VISQOL], tmp, cache),
     }
-    (tmp / "tests.json").write_text(json.dumps({k: {"rows": t.rows, "items": t.items} for k, t in tests.items()}))
-    write(args, dev, corpus, run_dir, csv_dir, checkpoint, fit_cmd, tests, categories, tmp)
-    log(f"work kept in {tmp}")
-    return 0
 
 
 def curve_steps(csv_dir: Path) -> int | None:
