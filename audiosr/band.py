@@ -13,10 +13,13 @@ at 44.1 kHz) or a gentler one. Above that cliff the signal says nothing; below i
 
 The detector looks for a *cliff*, not for low energy: a bin counts as the edge when the
 smoothed long-term spectrum there is ``drop_db`` below the mean level of the band just
-under it, and ``confirm_hz`` higher it is ``confirm_db`` below; the edge is the last bin
-before it still within ``EDGE_DB`` of that level (the filter's -3 dB point). Natural spectra fall
-gradually (a few dB per kHz); every filter that makes low-rate audio falls tens of dB in
-a few hundred Hz. Where no cliff is found, the edge is the top of the searched range.
+under it, and from ``confirm_hz`` higher up to the top of the spectrum it stays ``confirm_db``
+below (a stopband); the edge is the last bin before it still within ``EDGE_DB`` of that level:
+about the filter's -10 dB point, so that its transition band, real signal though attenuated, is
+kept (replacing it costs SNR; leaving it a few dB low costs a little LSD). Natural spectra fall gradually (a few dB per kHz, 20 for a chime's
+steepest), and where they dip, a tone's fall or a gap between formants, they come back; every
+filter that makes low-rate audio falls tens of dB in a few hundred Hz and stays down. Where no
+cliff is found, the edge is the top of the searched range.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ SMOOTH_HZ = 100.0
 # The reference level is the mean power between these distances below a candidate bin.
 REFERENCE_HZ = (860.0, 215.0)
 DROP_DB = 10.0
-CONFIRM_DB = 20.0
+CONFIRM_DB = 30.0
 CONFIRM_HZ = 300.0
 # The edge is the last bin before the cliff still within this of the band below it.
-EDGE_DB = 3.0
+EDGE_DB = 10.0
 # Power at or below this (relative to full scale, per bin) is no content at all.
 FLOOR_DB = -150.0
 
@@ -86,8 +89,11 @@ def content_edge(
         lower = (k - far).clamp(min=0) + far + 1
         count = (upper - lower).clamp(min=1)
         reference = 10 * torch.log10((cumulative[:, upper] - cumulative[:, lower]) / count + 10 ** (FLOOR_DB / 10))
+        # The loudest bin from `confirm_hz` above on: a filter's stopband stays down to the top of
+        # the spectrum, while a natural spectrum that dips (a tone's fall, a formant gap) comes back.
         ahead = max(1, round(confirm_hz / bin_hz))
-        later = level[:, (k + ahead).clamp(max=bins - 1)]
+        loudest_above = level.flip(-1).cummax(dim=-1).values.flip(-1)
+        later = loudest_above[:, (k + ahead).clamp(max=bins - 1)]
         first, last = math.ceil(lowest_hz / bin_hz), min(bins - 1, math.floor(highest_hz / bin_hz))
         in_range = (k >= first) & (k <= last)
         cliff = (level < reference - drop_db) & (later < reference - confirm_db) & (reference > FLOOR_DB + confirm_db)
@@ -95,7 +101,7 @@ def content_edge(
         found = cliff.any(dim=-1)
         index = torch.where(cliff, k, torch.full_like(k, bins - 1)).amin(dim=-1)
         # Back from the cliff to where the level is still within EDGE_DB of the band below it:
-        # a gentle filter's edge sits below its cliff (resampy kaiser_fast: ~400 Hz).
+        # a gentle filter's edge sits below its cliff (resampy kaiser_fast: ~200 Hz).
         at_cliff = reference.gather(1, index[:, None])
         before = (k <= index[:, None]) & (k >= index[:, None] - far) & (level >= at_cliff - EDGE_DB)
         start = torch.where(before, k, torch.full_like(k, -1)).amax(dim=-1)

@@ -322,8 +322,8 @@ second of the whole path, measured in the same runs as resampy's).
 - {generator.network.num_parameters():,} parameters (`{spec.network['class_path']}` {spec.network['init_args']}).
 - Input: audio at {spec.source_rate} Hz (other rates below {spec.target_rate} Hz are resampled first;
   see `audiosr upsample --help`); output: {spec.target_rate} Hz. Runs in float32.
-- Up to where the input has content (the cliff of whatever filter made it, found per 6-s
-  window: about 10.0 kHz for resampy `kaiser_best`, 10.4 kHz for soxr VHQ) the output *is* the
+- Up to where the input has content (the -10 dB point of the cliff of whatever filter made it,
+  found per 6-s window: about 10.2 kHz for resampy `kaiser_best`, 10.5 kHz for soxr VHQ) the output *is* the
   input; the network fills above, and near the edge it may raise the input's own attenuated
   bins (`carry_input`). Every passage is level-normalised by a smooth envelope around the
   network, so a quiet passage gets the band its own content asks for.

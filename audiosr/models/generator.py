@@ -18,8 +18,8 @@ the same :class:`Generator`, so what is measured is what users get:
    low-pass) blends the two. The network can then only add the missing band, never damage
    the band the input already has, and the loss sees exactly what users get.
    ``keep_band: auto`` finds, per item (per window at inference), where the input's content
-   really ends (``audiosr.band.content_edge``: the cliff of whatever filter made it, 10.2 kHz
-   for resampy ``kaiser_best``, 10.5 kHz for soxr VHQ) and keeps the input up to
+   really ends (``audiosr.band.content_edge``: the -10 dB point of the cliff of whatever filter
+   made it, 10.2 kHz for resampy ``kaiser_best``, 10.5 kHz for soxr VHQ) and keeps the input up to
    ``EDGE_GUARD_HZ`` below it; the network fills above the edge.
 3. **One precision.** :func:`inference_precision` runs the network in float32 unless a
    caller asks for bf16 / fp16; normalisation and band keeping always run in float32.
