@@ -30,6 +30,35 @@ DEFAULT_DEV_DIR = (REPO / ".." / "shared" / "data" / "dev").resolve()
 _T0 = time.perf_counter()
 
 
+# The quality bar (issue 17), against kaiser_best measured in the same run: SNR at most 1 dB
+# below, LSD at most 0.55 of it, at most 2 % of files more than 3 dB below it, and ViSQOL at
+# least 0.5 above it (where a run measured those two).
+BAR_SNR_DB, BAR_LSD_RATIO, BAR_WORSE_PERCENT, BAR_VISQOL = 1.0, 0.55, 2.0, 0.5
+
+
+def bar_checks(model: dict, kaiser_best: dict) -> list[tuple[bool, str]]:
+    """Each part of the bar that the rows can tell: ``(met, what was measured)``."""
+    m, kb = model, kaiser_best
+    checks = [(m["snr"] >= kb["snr"] - BAR_SNR_DB, f"SNR {m['snr'] - kb['snr']:+.2f} dB"),
+              (m["lsd"] <= BAR_LSD_RATIO * kb["lsd"], f"LSD x{m['lsd'] / kb['lsd']:.2f}")]
+    if m.get("worse") is not None:
+        checks.append((m["worse"] <= BAR_WORSE_PERCENT, f"{m['worse']:.1f} % of files > 3 dB worse"))
+    if m.get("visqol") is not None and kb.get("visqol") is not None:
+        checks.append((m["visqol"] >= kb["visqol"] + BAR_VISQOL, f"ViSQOL {m['visqol'] - kb['visqol']:+.2f}"))
+    return checks
+
+
+def meets_bar(model: dict, kaiser_best: dict) -> bool:
+    return all(met for met, _ in bar_checks(model, kaiser_best))
+
+
+def bar_verdict(model: dict, kaiser_best: dict) -> str:
+    """``yes (SNR +0.28 dB, LSD x0.37, ...)``, each missed part marked with a cross."""
+    checks = bar_checks(model, kaiser_best)
+    parts = ", ".join(text + ("" if met else " ✗") for met, text in checks)
+    return f"{'yes' if all(met for met, _ in checks) else 'no'} ({parts})"
+
+
 def log(message: str) -> None:
     """One progress line with the time since the benchmarks started."""
     print(f"[bench {time.perf_counter() - _T0:7.1f} s] {message}", flush=True)

@@ -29,8 +29,8 @@ import numpy as np
 
 from audiosr.evaluation.comparison import markdown_table
 from bench.common import (
-    DEFAULT_DEV_DIR, REPO, audiosr_module_command, command_line, config_args, dev_split, khz, log, machine, portable,
-    run_measured, subprocess_env,
+    DEFAULT_DEV_DIR, REPO, audiosr_module_command, bar_verdict, command_line, config_args, dev_split, khz, log, machine,
+    portable, run_measured, subprocess_env,
 )
 from bench.corpus import CATEGORIES, DEFAULT_TRAIN_DIR, corpus_split
 
@@ -139,17 +139,11 @@ def category_rows(tested: Tested, category_of: dict[str, str]) -> list[list]:
 
 
 def bar(tested: Tested) -> str:
-    """The issue's bar: SNR >= kaiser_best - 1 dB, LSD <= 0.55 x, <= 2 % of files > 3 dB worse, ViSQOL >= +0.5."""
+    """The quality bar (``bench.common.bar_checks``) against kaiser_best of the same run."""
     m, kb = tested.row("model"), tested.row("kaiser_best")
     if m is None or kb is None:
         return "not measured (the test failed)"
-    checks = [(m["snr"] >= kb["snr"] - 1, f"SNR {m['snr'] - kb['snr']:+.2f} dB"),
-              (m["lsd"] <= 0.55 * kb["lsd"], f"LSD x{m['lsd'] / kb['lsd']:.2f}"),
-              (m["worse"] is not None and m["worse"] <= 2, f"{m['worse']:.1f} % of files > 3 dB worse")]
-    if m.get("visqol") is not None and kb.get("visqol") is not None:
-        checks.append((m["visqol"] >= kb["visqol"] + 0.5, f"ViSQOL {m['visqol'] - kb['visqol']:+.2f}"))
-    verdict = "yes" if all(ok for ok, _ in checks) else "no"
-    return f"{verdict} ({', '.join(text + ('' if ok else ' ✗') for ok, text in checks)})"
+    return bar_verdict(m, kb)
 
 
 def table(tested: Tested) -> str:

@@ -135,3 +135,18 @@ def test_training_speed_uses_the_trainer_the_cli_builds(tmp_path):
     assert r["precision"] == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
     assert sorted(p.name for p in (tmp_path / "train").rglob("*.ckpt")) == []  # nothing kept
     assert os.listdir(tmp_path / "train")  # the CLI's run folder, under the bench's temporary folder
+
+
+def test_the_quality_bar_needs_every_part_it_can_tell():
+    from bench.common import bar_verdict, meets_bar
+
+    kb = {"snr": 25.0, "lsd": 2.0, "visqol": 2.6, "worse": 0.0}
+    good = {"snr": 24.5, "lsd": 1.0, "visqol": 3.2, "worse": 1.5}
+    assert meets_bar(good, kb)
+    assert bar_verdict(good, kb) == "yes (SNR -0.50 dB, LSD x0.50, 1.5 % of files > 3 dB worse, ViSQOL +0.60)"
+    for part, value in (("snr", 23.9), ("lsd", 1.2), ("worse", 2.2), ("visqol", 3.0)):
+        missed = {**good, part: value}
+        assert not meets_bar(missed, kb)
+        assert bar_verdict(missed, kb).startswith("no (") and bar_verdict(missed, kb).count("✗") == 1
+    # A run that measured no ViSQOL and no per-file shares is judged on SNR and LSD alone.
+    assert meets_bar({"snr": 24.5, "lsd": 1.0}, {"snr": 25.0, "lsd": 2.0})
