@@ -15,11 +15,12 @@ The detector looks for a *cliff*, not for low energy: a bin counts as the edge w
 smoothed long-term spectrum there is ``drop_db`` below the mean level of the band just
 under it, and from ``confirm_hz`` higher up to the top of the spectrum it stays ``confirm_db``
 below (a stopband); the edge is the last bin before it still within ``EDGE_DB`` of that level:
-about the filter's -10 dB point, so that its transition band, real signal though attenuated, is
-kept (replacing it costs SNR; leaving it a few dB low costs a little LSD). Natural spectra fall gradually (a few dB per kHz, 20 for a chime's
-steepest), and where they dip, a tone's fall or a gap between formants, they come back; every
-filter that makes low-rate audio falls tens of dB in a few hundred Hz and stays down. Where no
-cliff is found, the edge is the top of the searched range.
+about the filter's -10 dB point, so that its transition band, real signal though attenuated,
+is kept (replacing it costs SNR; leaving it a few dB low costs a little LSD). Natural spectra
+fall gradually (a few dB per kHz, 20 for a chime's steepest), and where they dip, a tone's
+fall or a gap between formants, they come back; every filter that makes low-rate audio falls
+tens of dB in a few hundred Hz and stays down. Where no cliff is found, the edge is the top
+of the searched range.
 """
 
 from __future__ import annotations
