@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiosr.training.losses import LossTerm, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, ReconstructionLoss, WaveformMSE
+from audiosr.training.losses import BandExcess, LossTerm, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, ReconstructionLoss, WaveformMSE
 
 SMALL = ((64, 48, 16), (128, 128, 32))
 
@@ -261,3 +261,69 @@ def test_negative_snr_is_minus_the_snr_over_ten_and_ignores_the_level() -> None:
     torch.testing.assert_close(value, -snr(flat_p, flat_t).mean() / 10)
     torch.testing.assert_close(NegativeSNR()(0.01 * flat_p, 0.01 * flat_t)["neg_snr"], value, rtol=1e-3, atol=1e-3)
     assert torch.isfinite(NegativeSNR()(torch.zeros(1, 100), torch.zeros(1, 100))["neg_snr"])
+
+
+def _band_noise(rate: int, seconds: float, low_hz: float, high_hz: float, seed: int) -> torch.Tensor:
+    """``(1, T)`` noise with a flat spectrum between ``low_hz`` and ``high_hz`` and nothing else."""
+    n = int(rate * seconds)
+    gen = torch.Generator().manual_seed(seed)
+    spectrum = torch.fft.rfft(torch.randn(n, generator=gen))
+    freqs = torch.fft.rfftfreq(n, 1 / rate)
+    return torch.fft.irfft(spectrum * ((freqs >= low_hz) & (freqs < high_hz)), n).unsqueeze(0)
+
+
+def test_band_excess_charges_an_over_loud_band_in_bels_and_a_quiet_one_nothing() -> None:
+    rate = 44100
+    term = BandExcess(fft_size=2048, hop_length=512, band_hz=1000.0, low_hz=8000.0, floor_db=-60.0)
+    term.setup(rate)
+    bands = term.members.shape[1]
+    assert bands == 15  # 8-9, ..., 21-22 kHz and the 22-22.05 kHz remainder
+    # Every band of noise stays a few hundred Hz inside one band, so a window's leakage stays there too.
+    low = _band_noise(rate, 1.0, 100.0, 7800.0, seed=0)
+    high = _band_noise(rate, 1.0, 12200.0, 12800.0, seed=1)
+    target = low + 0.1 * high  # the 12-13 kHz band 20 dB under the low band's density
+    assert term(target, target)["excess"].item() == pytest.approx(0.0, abs=1e-6)
+    # 10 dB too loud in one band of 15: one bel in that band, nothing elsewhere.
+    too_loud = low + 0.1 * math.sqrt(10) * high
+    assert term(too_loud, target)["excess"].item() == pytest.approx(1.0 / bands, rel=0.05)
+    # 10 dB too quiet, or the band missing: (almost) no charge; the symmetric terms see that. What
+    # is left comes from the first and last frames, where the reflect padding spreads both bands
+    # everywhere and the low band's leakage and the high band's can cancel.
+    for quiet in (low + 0.1 / math.sqrt(10) * high, low):
+        assert term(quiet, target)["excess"].item() < 0.05 / bands
+    # A band invented where the target has none costs its level above the floor, 60 dB under the
+    # frame: the band holds 0.01 x 600 Hz of the frame's 7700 + 6, so log10(1 + 7.79e-4 / 1e-6) bels.
+    invented = target + 0.1 * _band_noise(rate, 1.0, 16200.0, 16800.0, seed=2)
+    expected = math.log10(1 + 0.01 * 600 / (7700 + 0.01 * 600) / 1e-6) / bands
+    assert term(invented, target)["excess"].item() == pytest.approx(expected, rel=0.05)
+
+
+def test_band_excess_pulls_an_over_loud_band_down_and_stops_at_the_target_level() -> None:
+    rate = 44100
+    term = BandExcess()
+    term.setup(rate)
+    low = _band_noise(rate, 0.5, 100.0, 8000.0, seed=3)
+    high = _band_noise(rate, 0.5, 11000.0, 15000.0, seed=4)
+    target = low + 0.05 * high
+    gain_db = torch.tensor(12.0, requires_grad=True)
+    optimiser = torch.optim.SGD([gain_db], lr=20.0)
+    for _ in range(60):
+        optimiser.zero_grad()
+        loss = term(low + 0.05 * 10 ** (gain_db / 20) * high, target)["excess"]
+        loss.backward()
+        assert torch.isfinite(gain_db.grad)
+        optimiser.step()
+    assert -0.5 < gain_db.item() < 1.0
+
+
+def test_band_excess_is_finite_on_silence_and_refuses_a_band_above_nyquist() -> None:
+    term = BandExcess()
+    term.setup(44100)
+    prediction = torch.zeros(2, 4096, requires_grad=True)
+    value = term(prediction, torch.zeros(2, 4096))["excess"]
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(prediction.grad).all()
+    with pytest.raises(ValueError, match="Nyquist"):
+        BandExcess(low_hz=11000.0).setup(22050)
+    with pytest.raises(RuntimeError, match="setup"):
+        BandExcess()(torch.zeros(1, 4096), torch.zeros(1, 4096))

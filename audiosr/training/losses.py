@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from audiosr.torchaudio_check import load_torchaudio
 
 __all__ = [
-    "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "ReconstructionLoss", "WaveformL1", "WaveformMSE",
+    "BandExcess", "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "ReconstructionLoss", "WaveformL1",
+    "WaveformMSE",
 ]
 
 # Guards the spectral-convergence division; the magnitude floor already keeps the
@@ -209,6 +210,69 @@ class MultiScaleMel(LossTerm):
             hat, ref = log_mel.chunk(2, dim=0)
             total = total + (hat - ref).abs().mean()
         return {"mel": total}
+
+
+class BandExcess(LossTerm):
+    """How much louder than the target the output's high bands are: ``mean relu(log10 E_hat - log10 E)``.
+
+    Per STFT frame and per band of ``band_hz`` from ``low_hz`` to Nyquist, ``E`` is the band's
+    power plus a floor ``floor_db`` below the target frame's total power. Only excess counts, in
+    bels (1.0 = 10 dB too loud), so together with the symmetric ``mag`` term an over-loud band
+    costs more than an equally quiet one. That is the asymmetry SNR has: an invented band whose
+    phase cannot be predicted adds its whole energy to the error, and a recording with little
+    above its edge (a chime, a clean voice clip) loses many dB to a band at the level of a
+    bright one. The floor keeps a frame's inaudible residue, far below its own level, free.
+
+    Args:
+        fft_size, hop_length: the STFT (periodic Hann window of ``fft_size``, ``center=True``).
+        band_hz: width of each band.
+        low_hz: the lowest band's lower edge (below it the generator passes the input).
+        floor_db: the floor added to both band powers, relative to the target frame's power.
+    """
+
+    parts = ("excess",)
+
+    def __init__(self, fft_size: int = 2048, hop_length: int = 512, band_hz: float = 1000.0, low_hz: float = 8000.0,
+                 floor_db: float = -60.0) -> None:
+        super().__init__()
+        if not (fft_size > 0 and hop_length > 0 and band_hz > 0 and low_hz >= 0):
+            raise ValueError(f"need positive fft_size, hop_length, band_hz and low_hz >= 0, got "
+                             f"{fft_size}, {hop_length}, {band_hz}, {low_hz}")
+        self.fft_size, self.hop_length = int(fft_size), int(hop_length)
+        self.band_hz, self.low_hz, self.floor_db = float(band_hz), float(low_hz), float(floor_db)
+        self.sample_rate: int | None = None
+        self.register_buffer("window", torch.hann_window(self.fft_size, periodic=True), persistent=False)
+
+    def setup(self, sample_rate: int) -> None:
+        nyquist = sample_rate / 2
+        if self.low_hz + self.band_hz > nyquist:
+            raise ValueError(f"no band of {self.band_hz:g} Hz fits between low_hz={self.low_hz:g} and Nyquist {nyquist:g}")
+        self.sample_rate = int(sample_rate)
+        freqs = torch.arange(self.fft_size // 2 + 1) * sample_rate / self.fft_size
+        index = ((freqs - self.low_hz) / self.band_hz).floor().long()
+        bands = int(index.max().item()) + 1
+        members = torch.zeros(freqs.numel(), bands)
+        inside = index >= 0
+        members[inside.nonzero().squeeze(1), index[inside]] = 1.0
+        self.register_buffer("members", members, persistent=False)  # (freqs, bands)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        if self.sample_rate is None:
+            raise RuntimeError("BandExcess.setup(sample_rate) must be called before use")
+        spec = torch.stft(torch.cat([prediction, target]), n_fft=self.fft_size, hop_length=self.hop_length,
+                          window=self.window.to(device=prediction.device, dtype=torch.float32), center=True,
+                          return_complex=True)
+        power = spec.real.square() + spec.imag.square()  # (2N, F, T)
+        band = torch.einsum("nft,fb->nbt", power, self.members)
+        band_hat, band_ref = band.chunk(2, dim=0)
+        frame_ref = power.chunk(2, dim=0)[1].sum(dim=1, keepdim=True)
+        floor = frame_ref * 10 ** (self.floor_db / 10) + 1e-12
+        excess = torch.relu(torch.log10(band_hat + floor) - torch.log10(band_ref + floor))
+        return {"excess": excess.mean()}
+
+    def extra_repr(self) -> str:
+        return (f"fft_size={self.fft_size}, hop_length={self.hop_length}, band_hz={self.band_hz:g}, "
+                f"low_hz={self.low_hz:g}, floor_db={self.floor_db:g}")
 
 
 class ReconstructionLoss(nn.Module):
