@@ -39,14 +39,18 @@ __all__ = [
 _SC_EPS = 1e-12
 
 
-def _magnitude(x: Tensor, n_fft: int, hop_length: int, window: Tensor, eps: float) -> Tensor:
-    """``(N, T)`` -> ``(N, n_fft // 2 + 1, frames)`` magnitude floored at ``sqrt(eps)``."""
+def _power(x: Tensor, n_fft: int, hop_length: int, window: Tensor) -> Tensor:
+    """``(N, T)`` -> ``(N, n_fft // 2 + 1, frames)`` power ``|STFT|^2``."""
     spec = torch.stft(x, n_fft=n_fft, hop_length=hop_length, win_length=window.shape[-1],
                       window=window.to(device=x.device, dtype=torch.float32), center=True, return_complex=True)
-    # |S|^2 from real and imaginary parts: abs() of a complex zero has a NaN gradient,
-    # and the clamp must come before sqrt/log for the same reason.
-    power = spec.real.square() + spec.imag.square()
-    return power.clamp(min=eps).sqrt()
+    # From real and imaginary parts: abs() of a complex zero has a NaN gradient.
+    return spec.real.square() + spec.imag.square()
+
+
+def _magnitude(x: Tensor, n_fft: int, hop_length: int, window: Tensor, eps: float) -> Tensor:
+    """``(N, T)`` -> ``(N, n_fft // 2 + 1, frames)`` magnitude floored at ``sqrt(eps)``."""
+    # The clamp comes before sqrt/log: their gradients at zero are infinite.
+    return _power(x, n_fft, hop_length, window).clamp(min=eps).sqrt()
 
 
 class LossTerm(nn.Module, ABC):
@@ -259,10 +263,7 @@ class BandExcess(LossTerm):
     def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
         if self.sample_rate is None:
             raise RuntimeError("BandExcess.setup(sample_rate) must be called before use")
-        spec = torch.stft(torch.cat([prediction, target]), n_fft=self.fft_size, hop_length=self.hop_length,
-                          window=self.window.to(device=prediction.device, dtype=torch.float32), center=True,
-                          return_complex=True)
-        power = spec.real.square() + spec.imag.square()  # (2N, F, T)
+        power = _power(torch.cat([prediction, target]), self.fft_size, self.hop_length, self.window)  # (2N, F, T)
         band = torch.einsum("nft,fb->nbt", power, self.members)
         band_hat, band_ref = band.chunk(2, dim=0)
         frame_ref = power.chunk(2, dim=0)[1].sum(dim=1, keepdim=True)
