@@ -139,3 +139,49 @@ def test_spectral_families_work_at_any_rate_pair_and_keep_the_input_band(name, s
     known = freqs < 0.6 * source / 2  # the networks write above 0.75 x the edge (less a window main lobe)
     error_db = 10 * np.log10(np.sum(np.abs(spectrum_out - spectrum_in)[known] ** 2) / np.sum(np.abs(spectrum_in[known]) ** 2))
     assert error_db < -30
+
+
+def test_invented_gain_scales_only_the_band_above_the_inputs_nyquist_and_only_outside_training():
+    """``invented_gain_db``: -6 dB above the input's Nyquist frequency, nothing changed below it
+    (neither the input's band nor the network's bins near its edge), training unchanged (the
+    network would learn to undo a gain it trained through)."""
+    def loud(gain_db: float, keep_band="auto") -> Generator:
+        torch.manual_seed(0)
+        network = FAMILIES["magnitude-phase"]()
+        g = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", keep_band, False,
+                                         invented_gain_db=gain_db))
+        with torch.no_grad():
+            g.network.magnitude.bias.fill_(-1.0)  # a band about as loud as the input's
+        return g
+
+    rng = np.random.default_rng(0)
+    rough = torch.from_numpy(resample((0.3 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, TARGET,
+                                      "soxr_vhq", TARGET))[None, None]
+    freqs = np.fft.rfftfreq(rough.shape[-1], 1 / TARGET)
+    nyq = SOURCE / 2
+    low, edge, high = freqs < 9_000, (freqs > 9_000) & (freqs < nyq - 300), freqs > nyq
+    # Hann-windowed: a plain FFT of a 1-s clip would leak its loud low band into the quiet top.
+    window = np.hanning(rough.shape[-1])
+    reference = np.fft.rfft(rough[0, 0].numpy() * window)
+
+    def spectrum(g: Generator, training: bool = False) -> np.ndarray:
+        g.train(training)
+        with torch.no_grad():
+            return np.fft.rfft(g(rough)[0, 0].numpy() * window)
+
+    def power(x: np.ndarray, band: np.ndarray) -> float:
+        return float(np.sum(np.abs(x[band]) ** 2))
+
+    for keep_band in ("auto", None):
+        plain, quieter = spectrum(loud(0.0, keep_band)), spectrum(loud(-6.0, keep_band))
+        assert power(plain, high) > 0
+        assert 10 * np.log10(power(quieter, high) / power(plain, high)) == pytest.approx(-6.0, abs=0.05)
+        assert power(quieter - plain, edge) < 1e-6 * power(plain, edge)  # the band below it is untouched (-60 dB)
+    kept = spectrum(loud(-6.0))
+    assert power(kept - reference, low) < 1e-5 * power(reference, low)  # the input's band is the input (-50 dB)
+    assert spectrum(loud(-6.0), training=True) == pytest.approx(spectrum(loud(0.0), training=True), rel=1e-5)
+    spec = loud(-6.0).spec
+    assert "invented band -6 dB" in spec.describe()
+    with pytest.raises(ValueError, match="between -60 and 0"):
+        ModelSpec(spec.network, SOURCE, TARGET, "soxr_vhq", "auto", False, invented_gain_db=3.0)
+    assert ModelSpec.from_dict(spec.to_dict()).invented_gain_db == -6.0

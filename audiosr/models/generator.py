@@ -21,7 +21,17 @@ the same :class:`Generator`, so what is measured is what users get:
    really ends (``audiosr.band.content_edge``: the -10 dB point of the cliff of whatever filter
    made it, 10.2 kHz for resampy ``kaiser_best``, 10.5 kHz for soxr VHQ) and keeps the input up to
    ``EDGE_GUARD_HZ`` below it; the network fills above the edge.
-3. **One precision.** :func:`inference_precision` runs the network in float32 unless a
+3. **The invented band's level at inference** (``invented_gain_db``, 0 by default). Outside
+   training, the output above the input's Nyquist frequency (the band no input at that rate
+   can have, from ``INVENTED_WIDTH_HZ`` below it) is scaled by this gain. Its phase cannot
+   be known from the input, and a band of the right level but unrelated phase doubles the
+   error there (an SNR 3 dB worse than an empty band's where that band dominates the
+   error); a band a few dB under the level the network predicts costs little log-spectral
+   distance and bounds that loss. Between the input's own edge and its Nyquist frequency
+   the network raises the input's attenuated bins, whose phase it has, so that band keeps
+   its level. Training ignores the gain (the network would learn to undo it); ``val/score``
+   and everything after training include it.
+4. **One precision.** :func:`inference_precision` runs the network in float32 unless a
    caller asks for bf16 / fp16; normalisation and band keeping always run in float32.
 """
 
@@ -49,6 +59,9 @@ SILENCE = 1e-9
 # EDGE_GUARD_HZ below the edge, the crossover spanning that guard.
 AUTO_LOWEST = 0.8
 EDGE_GUARD_HZ = 300.0
+# `invented_gain_db` scales the output from INVENTED_WIDTH_HZ below the input's Nyquist
+# frequency up (a raised transition over that width, full gain above the Nyquist frequency).
+INVENTED_WIDTH_HZ = 300.0
 # `normalise: envelope`: the envelope is the peak of blocks of ENVELOPE_BLOCK samples, the
 # maximum over ENVELOPE_REACH blocks each side, averaged over ENVELOPE_SMOOTH blocks each
 # side, then interpolated: never below |x|, smooth at a few Hz (about 64 ms reach at 44.1 kHz).
@@ -72,6 +85,8 @@ class ModelSpec:
             edge, found per item; ``None`` turns band keeping off.
         normalise: ``"peak"`` (or ``True``): scale every item to the training peak level
             around the network; ``"envelope"``: by a smooth envelope; ``False``: off.
+        invented_gain_db: outside training, the gain (dB, at most 0) of the output above the
+            input's Nyquist frequency, the band the network invents (see the module docstring).
     """
 
     network: dict[str, Any]
@@ -80,6 +95,7 @@ class ModelSpec:
     input_filter: str
     keep_band: KeepBand = None
     normalise: Normalise = False
+    invented_gain_db: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,6 +103,10 @@ class ModelSpec:
         if normalise not in ("off", "peak", "envelope"):
             raise ValueError(f"normalise must be true, false, peak or envelope, got {self.normalise!r}")
         object.__setattr__(self, "normalise", normalise)
+        gain = float(self.invented_gain_db)
+        if not -60.0 <= gain <= 0.0:
+            raise ValueError(f"invented_gain_db must be between -60 and 0 dB, got {self.invented_gain_db!r}")
+        object.__setattr__(self, "invented_gain_db", gain)
         if self.keep_band == "auto":
             return
         if isinstance(self.keep_band, str):
@@ -125,8 +145,9 @@ class ModelSpec:
         else:
             keep = "no band keeping"
         level = {"off": "off", "peak": "on (peak)", "envelope": "on (envelope)"}[str(self.normalise)]
+        gain = f", invented band {self.invented_gain_db:+g} dB" if self.invented_gain_db else ""
         return (f"{self.network['class_path'].rsplit('.', 1)[-1]}, {self.source_rate} -> {self.target_rate} Hz, "
-                f"input {self.input_filter}, {keep}, level normalisation {level}")
+                f"input {self.input_filter}, {keep}{gain}, level normalisation {level}")
 
 
 def fir_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -167,6 +188,11 @@ class Generator(nn.Module):
             kernel = torch.from_numpy(crossover_kernel(lo * spec.cutoff_hz, hi * spec.cutoff_hz, spec.target_rate))
         # Not persistent: derived from the spec, so checkpoints hold only the network.
         self.register_buffer("crossover", kernel, persistent=False)
+        invented = torch.zeros(0)
+        if spec.invented_gain_db:
+            nyq = spec.cutoff_hz
+            invented = torch.from_numpy(crossover_kernel(nyq - INVENTED_WIDTH_HZ, nyq, spec.target_rate))
+        self.register_buffer("invented_crossover", invented, persistent=False)
 
     @property
     def length_multiple(self) -> int:
@@ -179,6 +205,7 @@ class Generator(nn.Module):
             reach += kernel_taps(self.spec.target_rate, EDGE_GUARD_HZ) // 2
         else:
             reach += self.crossover.shape[-1] // 2
+        reach += self.invented_crossover.shape[-1] // 2
         if self.spec.normalise == "envelope":
             reach += ENVELOPE_BLOCK * (ENVELOPE_REACH + ENVELOPE_SMOOTH + 1)
         return reach
@@ -218,10 +245,21 @@ class Generator(nn.Module):
     def _keep_band(self, rough: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
         if self.spec.keep_band == "auto":
             kernels = lowpass_kernels(self.band_edges(rough) - EDGE_GUARD_HZ / 2, self.spec.target_rate, EDGE_GUARD_HZ)
-            return estimate + filter_each(rough - estimate, kernels)
-        if self.crossover.numel() == 0:
-            return estimate
-        return estimate + fir_filter(rough - estimate, self.crossover)
+            output = estimate + filter_each(rough - estimate, kernels)
+        elif self.crossover.numel() == 0:
+            output = estimate
+        else:
+            output = estimate + fir_filter(rough - estimate, self.crossover)
+        if self.invented_crossover.numel() == 0 or self.training:
+            return output
+        # The kept band lies below the input's Nyquist frequency, so only invented content is
+        # scaled. Mirrored ends: zeros outside would make a click of every start and end whose
+        # high-passed part the gain then changes at all frequencies.
+        half, length = self.invented_crossover.shape[-1] // 2, output.shape[-1]
+        padded = torch.nn.functional.pad(output, (half, half), mode="reflect") if length > half else output
+        below = fir_filter(padded, self.invented_crossover)
+        below = below[..., half: half + length] if length > half else below
+        return output + (10.0 ** (self.spec.invented_gain_db / 20.0) - 1.0) * (output - below)
 
     def extra_repr(self) -> str:
         return self.spec.describe()

@@ -78,6 +78,9 @@ class SuperResolutionModule(L.LightningModule):
             back: ``peak`` (or ``true``) to the training peak level, ``envelope`` by a smooth
             envelope (every passage at full level); ``false``: off. The losses see the pair
             scaled the same way.
+        invented_gain_db: outside training, the gain (dB, at most 0) of the output above the
+            input's Nyquist frequency, the band the network invents (see
+            ``audiosr.models.generator``); stored in checkpoints.
         precision: the network's precision outside training (validation, ``audiosr
             test``): ``"32"``, ``"bf16"`` or ``"16"``; ``audiosr upsample --precision``
             is the same switch.
@@ -95,13 +98,15 @@ class SuperResolutionModule(L.LightningModule):
         input_filter: str = "kaiser_fast",
         keep_band: KeepBand = (0.8, 0.9),
         normalise: Normalise = True,
+        invented_gain_db: float = 0.0,
         precision: Precision = "32",
         test_batch_size: int = 1,
     ) -> None:
         super().__init__()
         network = network if network is not None else UNet()
         spec = ModelSpec(network.rebuild_spec(), source_rate, target_rate, input_filter,
-                         tuple(keep_band) if isinstance(keep_band, (list, tuple)) else keep_band, normalise)
+                         tuple(keep_band) if isinstance(keep_band, (list, tuple)) else keep_band, normalise,
+                         invented_gain_db)
         self.generator = Generator(network, spec)
         self.loss = (loss if loss is not None else ReconstructionLoss()).setup(target_rate)
         self.optimizer = optimizer
