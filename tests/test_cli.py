@@ -162,6 +162,37 @@ def test_checkpoint_lookup_stays_in_its_family_and_mismatches_are_refused(tmp_pa
     assert "was trained for source_rate 22050 (config: 16000)" in line and "Traceback" not in wrong.stderr
 
 
+def test_a_generator_file_is_tested_like_its_checkpoint_and_cannot_be_resumed(tmp_path, cli_env):
+    """`audiosr test --ckpt_path default.pt`: the shipped kind of file, compared with resampling."""
+    from dataclasses import replace
+
+    from audiosr.models.checkpoint import load_generator, save_generator
+
+    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], tmp_path, cli_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
+    generator = load_generator(last)
+    generator.spec = replace(generator.spec, invented_gain_db=-3.0)
+    weights = save_generator(tmp_path / "generator.pt", generator, extra={"trained_steps": 2})
+
+    def model_row(ckpt: Path) -> dict:
+        tested = run_audiosr(["test", *DEBUG, "--trainer.logger", "false", "--report.visqol", "false",
+                              "--ckpt_path", str(ckpt)], tmp_path, cli_env)
+        assert tested.returncode == 0, tested.stderr[-3000:]
+        (report,) = [p for p in tmp_path.rglob("comparison.json")
+                     if json.loads(p.read_text())["metadata"]["checkpoint"] == str(ckpt)]
+        return json.loads(report.read_text())["rows"][0], tested.stderr
+
+    (direct, _), (from_file, said) = model_row(last), model_row(weights)
+    assert from_file["method"] == direct["method"] == "audiosr UNet"
+    assert from_file["snr"] == pytest.approx(direct["snr"], abs=1e-6)
+    assert from_file["lsd"] == pytest.approx(direct["lsd"], abs=1e-6)
+    assert "calibrated to invented_gain_db -3; this run uses the config's 0" in said
+    resumed = run_audiosr(["fit", *DEBUG, "--ckpt_path", str(weights)], tmp_path, cli_env)
+    assert resumed.returncode == 2 and "is a generator file (weights only" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+
+
 def test_last_without_any_run_fails_loudly(tmp_path, cli_env):
     result = run_audiosr(["fit", *DEBUG, "--ckpt_path", "last"], tmp_path, cli_env)
     assert result.returncode == 2

@@ -7,7 +7,8 @@ Two kinds of file hold a trained generator, and :func:`load_generator` reads bot
   discriminators and optimizer states of a GAN run are simply not read);
 * a generator file (:func:`save_generator`): ``{"audiosr": spec, "state_dict": network
   weights, "format": 2}``, a few hundred kB for a CPU-sized model; the shipped default
-  model is one.
+  model is one. :func:`as_training_checkpoint` gives it the form Lightning loads, so that
+  ``audiosr test --ckpt_path FILE`` tests it like any checkpoint.
 
 Nothing here imports Lightning.
 """
@@ -40,6 +41,34 @@ def save_generator(path: str | Path, generator: Generator, extra: dict[str, Any]
     with atomic_output(path) as partial:
         torch.save(payload, partial)
     return path
+
+
+def is_generator_file(checkpoint: Any) -> bool:
+    """Whether a loaded checkpoint is a generator file (weights only), not a training checkpoint."""
+    return isinstance(checkpoint, dict) and CHECKPOINT_KEY in checkpoint and "format" in checkpoint \
+        and "pytorch-lightning_version" not in checkpoint
+
+
+def is_generator_path(path: str | Path) -> bool:
+    """:func:`is_generator_file` of a file on disk (reads only its keys)."""
+    return is_generator_file(_load(Path(path), mmap=True))
+
+
+def as_training_checkpoint(checkpoint: dict[str, Any], lightning_version: str) -> dict[str, Any]:
+    """A loaded generator file as the dict Lightning restores a module from (weights only).
+
+    Training checkpoints pass through unchanged. Nothing else is there to restore: no
+    optimizer, no step, so such a file can be tested but not resumed.
+    """
+    if not is_generator_file(checkpoint):
+        return checkpoint
+    return {
+        CHECKPOINT_KEY: checkpoint[CHECKPOINT_KEY],
+        "state_dict": {GENERATOR_PREFIX + k: v for k, v in checkpoint["state_dict"].items()},
+        "pytorch-lightning_version": lightning_version,
+        "global_step": checkpoint.get("trained_steps") or 0,
+        "epoch": 0,
+    }
 
 
 def read_spec(path: str | Path) -> ModelSpec:

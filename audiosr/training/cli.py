@@ -16,7 +16,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from audiosr.data.datamodule import AudioPairDataModule
-from audiosr.models.checkpoint import CheckpointError, check_compatible, checkpoint_step, read_spec, resolve_checkpoint
+from audiosr.models.checkpoint import (
+    CheckpointError, check_compatible, checkpoint_step, is_generator_path, read_spec, resolve_checkpoint,
+)
 from audiosr.training.callbacks import BaselineComparison, LearningRate
 from audiosr.training.examples import AudioExamples
 from audiosr.training.module import SuperResolutionModule
@@ -165,10 +167,20 @@ class AudioSRCLI(LightningCLI):
             if path is None:
                 return None
             data = config.data
-            check_compatible(read_spec(path), path, source_rate=data.source_rate, target_rate=data.target_rate,
+            spec = read_spec(path)
+            check_compatible(spec, path, source_rate=data.source_rate, target_rate=data.target_rate,
                              input_filter=data.input_filter)
+            if is_generator_path(path) and self.subcommand != "test":
+                fail(f"{path} is a generator file (weights only, no optimizer or step): `audiosr test --ckpt_path "
+                     f"{path}` tests it and `audiosr upsample --ckpt_path {path}` runs it, but {self.subcommand} "
+                     "cannot resume it; give a training checkpoint (.ckpt)")
         except (FileNotFoundError, CheckpointError) as error:
             fail(str(error))
+        configured = float(config.model.init_args.get("invented_gain_db") or 0.0)
+        if spec.invented_gain_db != configured:
+            print(f"audiosr: {path} was calibrated to invented_gain_db {spec.invented_gain_db:g}; this run uses the "
+                  f"config's {configured:g} (--model.init_args.invented_gain_db {spec.invented_gain_db:g} runs it "
+                  "as calibrated)", file=sys.stderr)
         step = checkpoint_step(path)
         print(f"audiosr: --ckpt_path {given} -> {path}" + (f" (step {step})" if step is not None else ""),
               file=sys.stderr)

@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from audiosr.audio_io import DiskFullError, atomic_output
-from audiosr.models.checkpoint import checkpoint_step
+from audiosr.models.checkpoint import as_training_checkpoint, checkpoint_step
 
 
 def new_run_id() -> str:
@@ -95,6 +95,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     replaced as it was, and stops fit with :class:`CheckpointWriteError`: training on
     without checkpoints would lose every step after the last good one.
     """
+
+    def load_checkpoint(self, path: Any, **kwargs: Any) -> dict[str, Any]:
+        """Lightning's loader, which also reads generator files (``audiosr test --ckpt_path default.pt``)."""
+        checkpoint = super().load_checkpoint(path, **kwargs)
+        return as_training_checkpoint(checkpoint, L.__version__)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
