@@ -176,6 +176,36 @@ def test_the_shipped_model_is_the_default(tmp_path, capsys):
     np.testing.assert_allclose(written, direct, atol=1 / 2**15)  # the same, up to 16-bit rounding
 
 
+def test_invented_gain_db_sets_the_level_of_the_invented_band_only(tmp_path, capsys):
+    from audiosr.models.checkpoint import read_spec
+    from audiosr.pretrained import default_model_path
+
+    src = tmp_path / "noise.wav"
+    rng = np.random.default_rng(0)
+    sf.write(src, (0.2 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, subtype="FLOAT")
+    outputs = {}
+    for gain in (None, 0.0, -6.0):
+        out = tmp_path / f"out{gain}"
+        assert main([str(src), "--output_dir", str(out), *([] if gain is None else ["--invented_gain_db", str(gain)])]) \
+            == EXIT_OK
+        outputs[gain] = np.abs(np.fft.rfft(sf.read(out / "noise.wav", dtype="float64")[0])) ** 2
+    freqs = np.fft.rfftfreq(2 * SOURCE, 1 / TARGET)
+    low, high = freqs < 9_000, freqs > 12_000
+
+    def change_db(gain, band):
+        return 10 * np.log10(outputs[gain][band].sum() / outputs[0.0][band].sum())
+
+    assert outputs[0.0][high].sum() > 1e-4 * outputs[0.0][low].sum()  # the model does invent a band
+    assert change_db(-6.0, high) == pytest.approx(-6.0, abs=0.1)  # the gain replaces the stored one, not adds
+    assert change_db(-6.0, low) == pytest.approx(0.0, abs=0.01)
+    stored = read_spec(default_model_path()).invented_gain_db
+    assert change_db(None, high) == pytest.approx(stored, abs=0.1)  # without the option: the calibrated level
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([str(src), "--output_dir", str(tmp_path / "bad"), "--invented_gain_db", "3"])
+    assert exit_.value.code == EXIT_USAGE and "must be between -60 and 0 dB" in capsys.readouterr().err
+
+
 # --- Nothing clipped, cut short or half-written in silence --------------------------------
 
 

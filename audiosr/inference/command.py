@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "output for the first --report_files written files, and the run's summary")
     parser.add_argument("--report_files", type=int, default=8, metavar="N",
                         help="files with players on the --report page (default %(default)s)")
+    parser.add_argument("--invented_gain_db", type=float, default=None, metavar="DB",
+                        help="level of the band the network invents, in dB (at most 0; default: what the model was "
+                             "calibrated to, see its card); lower is duller but never further from the input")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
@@ -300,6 +303,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
     if args.report_files < 0:
         parser.error(f"--report_files must be >= 0, got {args.report_files}")
+    if args.invented_gain_db is not None and not -60 <= args.invented_gain_db <= 0:
+        parser.error(f"--invented_gain_db must be between -60 and 0 dB, got {args.invented_gain_db:g}")
     return args
 
 
@@ -332,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
                               context=args.context, batch_size=args.batch_size, precision=args.precision,
-                              nonfinite=args.nonfinite, notice=say)
+                              nonfinite=args.nonfinite, invented_gain_db=args.invented_gain_db, notice=say)
     except Exception as error:  # the options are checked above, so the device
         return usage_error(f"--device {args.device}: {describe(error)}")
 

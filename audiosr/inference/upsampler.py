@@ -21,7 +21,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -84,6 +84,8 @@ class Upsampler:
             the same flag as ``audiosr test --model.init_args.precision``.
         nonfinite: what NaN / infinite input samples do: ``"error"`` fails the input,
             ``"zero"`` replaces them with zeros (one notice says how many).
+        invented_gain_db: the level (dB, at most 0) of the band the network invents, instead
+            of the one the model was calibrated to (its ``spec.invented_gain_db``).
         notice: where one-line notices go (resampling the input, ...); default: logging.
     """
 
@@ -98,6 +100,7 @@ class Upsampler:
         batch_size: int = 1,
         precision: Precision = "32",
         nonfinite: NonFinite = "error",
+        invented_gain_db: float | None = None,
         notice: Callable[[str], None] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -105,6 +108,8 @@ class Upsampler:
         if nonfinite not in ("error", "zero"):
             raise ValueError(f"nonfinite must be 'error' or 'zero', got {nonfinite!r}")
         inference_precision("cpu", precision)  # validates the name
+        if invented_gain_db is not None:  # a new wrapper around the same network: the caller's is unchanged
+            generator = Generator(generator.network, replace(generator.spec, invented_gain_db=invented_gain_db))
         self.device = torch.device(device or default_device())
         self.generator = generator.to(self.device).eval()
         self.spec = generator.spec
