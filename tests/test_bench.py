@@ -150,3 +150,20 @@ def test_the_quality_bar_needs_every_part_it_can_tell():
         assert bar_verdict(missed, kb).startswith("no (") and bar_verdict(missed, kb).count("✗") == 1
     # A run that measured no ViSQOL and no per-file shares is judged on SNR and LSD alone.
     assert meets_bar({"snr": 24.5, "lsd": 1.0}, {"snr": 25.0, "lsd": 2.0})
+
+
+def test_the_calibration_keeps_the_gain_of_lowest_validation_lsd_and_the_louder_one_on_a_tie(monkeypatch, tmp_path):
+    from bench import default_model
+
+    lsd = {"0": 1.30, "-3": 1.25, "-6": 1.25, "-9": 1.40}
+    asked = []
+
+    def fake_test(label, name, checkpoint, lists, split, extra, tmp, cache):
+        gain = extra[extra.index("--model.init_args.invented_gain_db") + 1]
+        asked.append((split, float(gain)))
+        return default_model.Tested(label, [], rows=[{"method": "audiosr MagPhase", "lsd": lsd[f"{float(gain):g}"]}])
+
+    monkeypatch.setattr(default_model, "run_test", fake_test)
+    chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -3.0, -6.0, -9.0])
+    assert chosen == -3.0 and list(tested) == ["0", "-3", "-6", "-9"]
+    assert asked == [("val", 0.0), ("val", -3.0), ("val", -6.0), ("val", -9.0)]  # the validation files only
