@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                          "default.pt, with --minutes as it was trained): calibrate, test and describe it again")
     parser.add_argument("--gains", default=GAINS, help="invented-band gains (dB) the calibration tries on the "
                         "validation files (default %(default)s)")
+    parser.add_argument("--history", default="", help="with --generator: a sentence on the card's training "
+                        "section saying what changed since the file's weights were trained")
     parser.add_argument("--output", type=Path, default=PRETRAINED, help="where default.pt and MODEL_CARD.md go")
     parser.add_argument("--work-dir", type=Path, help="with --run-dir or --generator: an earlier run's work folder (the "
                         "one it says it kept); its recorded tests.json is reused, so only the card is written again")
@@ -300,6 +302,18 @@ def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, 
     }
 
 
+def carry_text(spec) -> str:
+    """How the card describes the network's gain on the input's own bins near its edge."""
+    args = spec.network["init_args"]
+    if not args.get("carry_input"):
+        return ""
+    cap = args.get("carry_gain_max_db")
+    if cap is not None and cap <= 0:
+        return (", and near the edge it may lower the input's own attenuated bins but never raise them "
+                f"(`carry_gain_max_db` {cap:g}: above the edge they are the stop band of a filter the model cannot know)")
+    return ", and near the edge it may raise the input's own attenuated bins (`carry_input`)"
+
+
 def curve_steps(csv_dir: Path) -> int | None:
     files = sorted(csv_dir.rglob("metrics.csv"))
     if not files:
@@ -318,6 +332,7 @@ def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int
 
     generator = load_generator(checkpoint)
     generator.spec = replace(generator.spec, invented_gain_db=gain_db)
+    history = f"\n- {args.history}" if getattr(args, "history", "") else ""
     args.output.mkdir(parents=True, exist_ok=True)
     path = save_generator(args.output / "default.pt", generator, extra={"trained_steps": steps, "best_step": best_step})
     spec = generator.spec
@@ -373,9 +388,8 @@ second of the whole path, measured in the same runs as resampy's).
   see `audiosr upsample --help`); output: {spec.target_rate} Hz. Runs in float32.
 - Up to where the input has content (the -10 dB point of the cliff of whatever filter made it,
   found per 6-s window: about 10.2 kHz for resampy `kaiser_best`, 10.5 kHz for soxr VHQ) the output *is* the
-  input; the network fills above, and near the edge it may raise the input's own attenuated
-  bins (`carry_input`). Every passage is level-normalised by a smooth envelope around the
-  network, so a quiet passage gets the band its own content asks for.
+  input; the network fills above{carry_text(spec)}. Every passage is level-normalised by a smooth
+  envelope around the network, so a quiet passage gets the band its own content asks for.
 
 ## How it was trained
 
@@ -387,7 +401,7 @@ second of the whole path, measured in the same runs as resampy's).
 - Data: {train_minutes:.0f} minutes of real recordings (below); each category a fixed share of the
   crops ({', '.join(f'{c} {v:g}' for c, v in SHARES.items())}), whatever its minutes.
 - Budget: {args.minutes:g} minutes of `audiosr fit` on 2 CPU cores ({steps} steps, batch 12 x 0.75 s);
-  the checkpoint is the one with the best validation score (`val/score`, step {best_step}).
+  the checkpoint is the one with the best validation score (`val/score`, step {best_step}).{history}
 - Calibrated on the validation files alone: the invented band (above the input's Nyquist
   frequency, 11.025 kHz) is scaled by each gain below,
   and the one with the lowest mean LSD (the band's level right on average) is kept

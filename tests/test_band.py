@@ -142,6 +142,29 @@ def test_keep_band_auto_outputs_the_input_up_to_its_own_edge_and_the_network_abo
     assert np.abs(spectrum(raw) - spectrum(rough_np))[kept].max() > 0.1 * np.abs(spectrum(rough_np)[kept]).max()
 
 
+@pytest.mark.parametrize("cap_db", [None, 0.0])
+def test_a_capped_carry_gain_never_raises_the_inputs_stop_band(cap_db):
+    # A head asking for the largest gain on the input's own bins (+52 dB) and inventing nothing:
+    # uncapped, kaiser_best's stop band above its edge comes out about 52 dB louder; capped at
+    # 0 dB, the output there is never louder than the input.
+    torch.manual_seed(0)
+    network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True, carry_gain_max_db=cap_db)
+    generator = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False)).eval()
+    with torch.no_grad():
+        network.input_gain.bias.fill_(10.0)
+        network.magnitude.bias.fill_(-100.0)  # clamped to the floor: nothing invented
+    rough = torch.from_numpy(rough_of(noise(top_hz=10800), Resample("kaiser_best")))[None]
+    with torch.no_grad():
+        output = generator(rough)[0].numpy()
+    edge = float(generator.band_edges(rough)[0])
+    above = (edge + 100, 11000)
+    raised = band_db(output, *above) - band_db(rough[0].numpy(), *above)
+    if cap_db is None:
+        assert raised > 45
+    else:
+        assert raised < 0.1
+
+
 def test_envelope_normalisation_never_lets_a_loud_passage_change_a_quiet_one_a_second_away():
     quiet = noise(2.0, seed=4) * np.float32(0.003)  # about -56 dBFS
     loud = noise(1.0, seed=5)

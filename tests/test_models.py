@@ -20,6 +20,8 @@ FAMILIES = {
     "magnitude-phase": lambda: MagnitudePhaseNetwork(n_fft=256, hop_length=64, dim=16, blocks=2),
     "magnitude-phase-snake": lambda: MagnitudePhaseNetwork(n_fft=256, hop_length=64, dim=16, blocks=2,
                                                            activation="snake"),
+    "magnitude-phase-relative": lambda: MagnitudePhaseNetwork(n_fft=256, hop_length=64, dim=16, blocks=2,
+                                                              carry_input=True, relative_magnitude=True),
 }
 
 
@@ -78,12 +80,44 @@ def test_a_network_is_rebuilt_from_its_captured_arguments(name):
 
 def test_captured_arguments_include_defaults_and_refuse_non_plain_values():
     assert MagnitudeNetwork(dim=8, blocks=1).init_args == {
-        "n_fft": 1024, "hop_length": 256, "dim": 8, "blocks": 1, "expansion": 3, "activation": "gelu", "phase": "shift"}
+        "n_fft": 1024, "hop_length": 256, "dim": 8, "blocks": 1, "expansion": 3, "activation": "gelu", "phase": "shift",
+        "relative_magnitude": False}
     with pytest.raises(TypeError, match="plain values"):
         UNet(channels=torch.tensor([4, 8]))
 
 
-@pytest.mark.parametrize("name", ["unet", "magnitude-shift", "magnitude-phase"])
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_relative_magnitude_head_starts_from_the_inputs_own_level_below_its_edge(relative):
+    # Untrained heads (zero weights): the absolute one invents the same magnitude whatever the
+    # input; the relative one e^-3 (26 dB) under the input's RMS at 7.5-9.5 kHz, frame by frame.
+    torch.manual_seed(0)
+    network = MagnitudePhaseNetwork(dim=16, blocks=1, relative_magnitude=relative)
+    network.bind_rates(SOURCE, TARGET)
+    noise = np.random.default_rng(0).standard_normal(SOURCE).astype(np.float32)
+    band = resample(resample(noise, SOURCE, 19_000, "soxr_vhq"), 19_000, SOURCE, "soxr_vhq")  # up to 9.5 kHz
+    envelope = np.repeat([1.0, 0.03, 0.3, 0.01], -(-len(band) // 4))[: len(band)].astype(np.float32)
+    rough = resample(0.1 * band * envelope, SOURCE, TARGET, "soxr_vhq").astype(np.float32)
+    magnitudes = []
+    for gain in (1.0, 0.1):
+        spectrum = network.stft(torch.from_numpy(gain * rough)[None])
+        with torch.no_grad():
+            magnitude = network.predicted_magnitude(network.backbone(spectrum), spectrum)
+        magnitudes.append(magnitude)
+        above = magnitude[0, network.edge + 1 - network.first_predicted:]  # the bins above 11.025 kHz
+        reference = network.reference_level(spectrum)[0, 0].exp()
+        if relative:
+            frames = slice(4, -4)  # frames that lie within the signal
+            torch.testing.assert_close(above[:, frames], (reference[frames] * np.exp(-3.0)).expand_as(above[:, frames]),
+                                       rtol=1e-4, atol=0)
+    loud, quiet = magnitudes
+    if relative:  # ten times quieter input, ten times quieter band; and a band that follows the envelope
+        torch.testing.assert_close(quiet, 0.1 * loud, rtol=1e-3, atol=1e-7)
+        assert loud[0, -1, 20].item() > 30 * loud[0, -1, -20].item()
+    else:
+        torch.testing.assert_close(quiet, loud)
+
+
+@pytest.mark.parametrize("name", ["unet", "magnitude-shift", "magnitude-phase", "magnitude-phase-relative"])
 def test_training_lowers_the_loss_on_a_real_batch(name):
     from audiosr.data import AudioPairDataModule, SyntheticCorpus
 

@@ -42,7 +42,14 @@ PREDICTED_FROM = 0.75
 # A quiet bin to start from (e^-6, about -70 dB below a full-scale sine's peak bin at
 # n_fft 1024): the predicted band begins near silence and grows where the loss asks.
 INITIAL_LOG_MAGNITUDE = -6.0
-# `carry_input`: the gain on the input's own bins stays within e^-6 .. e^6 (about +-52 dB).
+# `relative_magnitude`: the band each frame's reference level is measured in, as fractions of the
+# input's band edge (7.5-9.5 kHz at 22.05 kHz): below the corner of every degradation audiosr
+# trains with (0.9 x Nyquist and up), so every input has it; and where the invented band starts
+# relative to it (e^-3, about -26 dB).
+REFERENCE_BAND = (0.68, 0.86)
+INITIAL_RELATIVE_LOG_MAGNITUDE = -3.0
+# `carry_input`: the gain on the input's own bins stays within e^-6 .. e^6 (about +-52 dB) unless
+# `carry_gain_max_db` bounds it lower.
 CARRY_GAIN_LOG = 6.0
 
 class SpectralNetwork(SuperResolutionNetwork):
@@ -55,16 +62,25 @@ class SpectralNetwork(SuperResolutionNetwork):
         blocks: ConvNeXt blocks.
         expansion: width of each block's MLP, in multiples of ``dim``.
         activation: ``gelu`` (ConvNeXt's) or ``snake``.
+        relative_magnitude: predict each frame's log-magnitude *relative to the input's own
+            level* in ``REFERENCE_BAND`` (just below the band edge, in the same frame) instead of
+            in absolute terms. The band a recording lacks is best guessed from the band it has
+            next to it: a frame with little content at 7.5-9.5 kHz (clean speech) starts from a
+            quiet band, a bright one (rain, cymbals) from a loud one, and the network learns
+            how each kind of content falls off above it. The absolute head has to recover the
+            level through the backbone's layer norms, which discard it, and lands near the
+            training set's average band (10-20 dB too loud on clean speech, too quiet on rain).
     """
 
     tiny_args = {"dim": 16, "blocks": 1}
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
-                 expansion: int = 3, activation: Activation = "gelu") -> None:
+                 expansion: int = 3, activation: Activation = "gelu", relative_magnitude: bool = False) -> None:
         super().__init__()
         if n_fft % hop_length:
             raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
         self.n_fft, self.hop_length, self.dim = n_fft, hop_length, dim
+        self.relative_magnitude = bool(relative_magnitude)
         self.bins = n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
         self.blocks = nn.ModuleList(
@@ -125,8 +141,25 @@ class SpectralNetwork(SuperResolutionNetwork):
         """Frame features ``(B, N, dim)`` -> the predicted bins ``(B, F - first_predicted, N)``."""
         raise NotImplementedError
 
-    def predicted_magnitude(self, h: torch.Tensor) -> torch.Tensor:
-        return self.magnitude(h).transpose(1, 2).clamp(LOG_FLOOR, LOG_CEILING).float().exp()
+    def predicted_magnitude(self, h: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+        """The invented bins' magnitude ``(B, F - first_predicted, N)`` (see ``relative_magnitude``)."""
+        log_magnitude = self.magnitude(h).transpose(1, 2).float()
+        if self.relative_magnitude:
+            log_magnitude = log_magnitude + self.reference_level(spectrum)
+        return log_magnitude.clamp(LOG_FLOOR, LOG_CEILING).exp()
+
+    def reference_level(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, N)``: each frame's RMS log-magnitude in ``REFERENCE_BAND`` (``LOG_FLOOR`` if silent)."""
+        lo, hi = (max(1, round(f * self.edge)) for f in REFERENCE_BAND)
+        power = spectrum[:, lo: hi + 1].abs().square().mean(dim=1, keepdim=True)
+        return (0.5 * power.clamp_min(1e-30).log()).clamp_min(LOG_FLOOR)
+
+    def _magnitude_layer(self, predicted_bins: int) -> nn.Linear:
+        layer = nn.Linear(self.dim, predicted_bins)
+        nn.init.zeros_(layer.weight)
+        start = INITIAL_RELATIVE_LOG_MAGNITUDE if self.relative_magnitude else INITIAL_LOG_MAGNITUDE
+        nn.init.constant_(layer.bias, start)
+        return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, T)`` rough input -> ``(B, 1, T)`` full-band estimate."""
@@ -140,13 +173,6 @@ class SpectralNetwork(SuperResolutionNetwork):
             return self.istft(full, length).reshape(x.shape)
 
 
-def _quiet_linear(dim: int, bins: int) -> nn.Linear:
-    layer = nn.Linear(dim, bins)
-    nn.init.zeros_(layer.weight)
-    nn.init.constant_(layer.bias, INITIAL_LOG_MAGNITUDE)
-    return layer
-
-
 class MagnitudeNetwork(SpectralNetwork):
     """Predicts the log-magnitude of the missing band and reuses a phase (see the module docstring).
 
@@ -156,17 +182,18 @@ class MagnitudeNetwork(SpectralNetwork):
     """
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
-                 expansion: int = 3, activation: Activation = "gelu", phase: PhaseChoice = "shift") -> None:
-        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation)
+                 expansion: int = 3, activation: Activation = "gelu", phase: PhaseChoice = "shift",
+                 relative_magnitude: bool = False) -> None:
+        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation, relative_magnitude)
         if phase not in ("shift", "mirror"):
             raise ValueError(f"phase must be shift or mirror, got {phase!r}")
         self.phase = phase
 
     def build_head(self, predicted_bins: int) -> None:
-        self.magnitude = _quiet_linear(self.dim, predicted_bins)
+        self.magnitude = self._magnitude_layer(predicted_bins)
 
     def head(self, h, spectrum):
-        return torch.polar(self.predicted_magnitude(h), self.reused_phase(spectrum)[:, self.first_predicted:])
+        return torch.polar(self.predicted_magnitude(h, spectrum), self.reused_phase(spectrum)[:, self.first_predicted:])
 
     def reused_phase(self, spectrum: torch.Tensor) -> torch.Tensor:
         """The phase ``(B, F, N)`` for every bin: the input's below the band edge, reused above."""
@@ -200,15 +227,27 @@ class MagnitudePhaseNetwork(SpectralNetwork):
             input has the band, attenuated by the filter that made it, the network can
             restore its level with the input's own phase instead of inventing one; above
             the input's band ``X`` is empty and only the invented part remains.
+        carry_gain_max_db: the most that gain may raise a bin (dB; default about +52). Above the
+            input's edge its bins are the stop band of a filter the network does not know: a
+            steep resampler (``kaiser_best``) leaves 30-100 dB less there than a gentle filter,
+            so a gain learned on gentle filters makes a steep one's input far too loud (on
+            clean speech, 6-10 dB above the target's own level between the edge and the
+            input's Nyquist frequency). ``0`` lets the gain only lower the input's bins; the
+            invented part, with its own phase, then fills what is missing.
     """
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
-                 expansion: int = 3, activation: Activation = "gelu", carry_input: bool = False) -> None:
-        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation)
+                 expansion: int = 3, activation: Activation = "gelu", carry_input: bool = False,
+                 carry_gain_max_db: float | None = None, relative_magnitude: bool = False) -> None:
+        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation, relative_magnitude)
         self.carry_input = bool(carry_input)
+        ceiling = CARRY_GAIN_LOG if carry_gain_max_db is None else float(carry_gain_max_db) * math.log(10) / 20
+        if not -CARRY_GAIN_LOG < ceiling <= CARRY_GAIN_LOG:
+            raise ValueError(f"carry_gain_max_db must be above -52 dB and at most +52 dB, got {carry_gain_max_db!r}")
+        self.carry_gain_ceiling = ceiling
 
     def build_head(self, predicted_bins: int) -> None:
-        self.magnitude = _quiet_linear(self.dim, predicted_bins)
+        self.magnitude = self._magnitude_layer(predicted_bins)
         self.phase_real = nn.Linear(self.dim, predicted_bins)
         self.phase_imag = nn.Linear(self.dim, predicted_bins)
         if self.carry_input:
@@ -218,8 +257,8 @@ class MagnitudePhaseNetwork(SpectralNetwork):
 
     def head(self, h, spectrum):
         phase = torch.atan2(self.phase_imag(h), self.phase_real(h)).transpose(1, 2)
-        invented = torch.polar(self.predicted_magnitude(h), phase.float())
+        invented = torch.polar(self.predicted_magnitude(h, spectrum), phase.float())
         if not self.carry_input:
             return invented
-        gain = self.input_gain(h).transpose(1, 2).clamp(-CARRY_GAIN_LOG, CARRY_GAIN_LOG).float().exp()
+        gain = self.input_gain(h).transpose(1, 2).clamp(-CARRY_GAIN_LOG, self.carry_gain_ceiling).float().exp()
         return invented + gain * spectrum[:, self.first_predicted:]
