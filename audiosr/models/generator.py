@@ -28,8 +28,8 @@ the same :class:`Generator`, so what is measured is what users get:
    error there (an SNR 3 dB worse than an empty band's where that band dominates the
    error); a band a few dB under the level the network predicts costs little log-spectral
    distance and bounds that loss. Between the input's own edge and its Nyquist frequency
-   the network raises the input's attenuated bins, whose phase it has, so that band keeps
-   its level. Training ignores the gain (the network would learn to undo it); ``val/score``
+   the gain does not apply: that band is partly the input's own (attenuated), and a gain there
+   moved it 0.55 dB in ``tests/test_pretrained.py``'s test of the kept band. Training ignores the gain (the network would learn to undo it); ``val/score``
    and everything after training include it.
 4. **One precision.** :func:`inference_precision` runs the network in float32 unless a
    caller asks for bf16 / fp16; normalisation and band keeping always run in float32.
