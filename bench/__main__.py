@@ -15,7 +15,9 @@ Sections (``--sections``, comma-separated, in this order; default all):
 * ``ablation``     the known band kept or not, same budget;
 * ``degradations`` the best family on the test split degraded four different ways;
 * ``gan``          each generator with and without adversarial training, same budget;
-* ``memory``       ``audiosr upsample`` on long files: peak memory and speed against kaiser_best.
+* ``memory``       ``audiosr upsample`` on long files: peak memory and speed against kaiser_best;
+* ``precision``    (GPU only) each reference recipe trained in its own precision (bf16-mixed) and in
+                   fp32 from one seed: losses, held-out scores, step times; bf16 / fp16 inference.
 
 Every figure in the report is measured by this script in the same run; speeds are given as
 ratios to baselines measured alongside, because the machine may be noisy.
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiosr.evaluation.comparison import markdown_table
-from bench import loader, memory, quality, speed, training
+from bench import loader, memory, precision, quality, speed, training
 from bench.common import DEFAULT_DEV_DIR, REPO, Context, dev_split, loadavg, log, machine, portable, script_command
 
 SECTIONS = {
@@ -44,6 +46,7 @@ SECTIONS = {
     "degradations": quality.Degradations,
     "gan": quality.Gan,
     "memory": memory,
+    "precision": precision,
 }
 
 
@@ -90,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="speed: timed calls per method, median (default %(default)s)")
     parser.add_argument("--loader-batches", type=int, default=20, help="loader: timed batches (default %(default)s)")
     parser.add_argument("--train-steps", type=int, default=10, help="train: timed steps per family (default %(default)s)")
+    parser.add_argument("--precision-steps", type=int, default=300, help="precision: training steps per run (default %(default)s)")
     parser.add_argument("--memory-minutes", default="1,60", help="memory: input lengths in minutes (default %(default)s)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temporary folder (runs, long files)")
     args = parser.parse_args(argv)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from audiosr.evaluation.comparison import markdown_table
@@ -59,7 +61,9 @@ def run(ctx: Context) -> str:
             params, macs = generator.network.num_parameters(), macs_per_second(generator)
             for device in devices:
                 batch = 16 if device == "cuda" else 1
-                upsampler = Upsampler(generator, device=device, batch_size=batch)
+                # An Upsampler moves its generator to its device: each device gets its own copy, or the
+                # CUDA one would move the CPU one's network too.
+                upsampler = Upsampler(copy.deepcopy(generator), device=device, batch_size=batch)
                 what = (f"{params / 1e6:.3f} M params, {macs / 1e9:.2f} GMAC per s of audio, input "
                         f"{generator.spec.input_filter}; {' + '.join(configs)}; {device}, batch {batch}, fp32")
                 key = (family, size, device)

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from conftest import CONFIGS, REPO
@@ -135,6 +136,50 @@ def test_training_speed_uses_the_trainer_the_cli_builds(tmp_path):
     assert r["precision"] == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
     assert sorted(p.name for p in (tmp_path / "train").rglob("*.ckpt")) == []  # nothing kept
     assert os.listdir(tmp_path / "train")  # the CLI's run folder, under the bench's temporary folder
+
+
+def test_the_precision_section_says_it_needs_a_gpu_when_there_is_none(tmp_path, monkeypatch):
+    from bench import precision
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ctx = common.Context(SimpleNamespace(precision_steps=2), tmp_path, None)
+    text = precision.run(ctx)
+    assert ctx.skipped == "skipped: no GPU" and not ctx.problems
+    assert "No GPU in this run" in text and "|" not in text  # no table of numbers it did not measure
+
+
+@pytest.mark.slow
+def test_the_precision_comparison_trains_the_recipe_from_its_seed_and_scores_it_on_held_out_batches(tmp_path):
+    from bench import precision
+
+    import torch
+
+    measured = precision.compare(["magphase.yaml", "overlays/debug.yaml"], 4, tmp_path)
+    runs = measured["runs"]
+    # magphase.yaml asks for bf16-mixed: where there is no GPU the CLI makes it fp32, one run.
+    assert list(runs) == (["bf16-mixed", "32-true"] if torch.cuda.is_available() else ["32-true"])
+    fp32 = runs["32-true"]
+    assert fp32["used"] == "32-true" and fp32["step_s"] > 0
+    assert np.isfinite([fp32["first_loss"], fp32["loss"], fp32["snr"], fp32["lsd"]]).all()
+    # Band keeping: the trained generator keeps the input's band, so it scores near its rough input.
+    assert abs(fp32["snr"] - measured["input_snr"]) < 3 and fp32["lsd"] < measured["input_lsd"] + 0.5
+    # The same seed and batches: a second fp32 run starts from the same loss.
+    again = precision.compare(["magphase.yaml", "overlays/debug.yaml"], 1, tmp_path / "again")["runs"]["32-true"]
+    assert again["first_loss"] == pytest.approx(fp32["first_loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_the_shipped_models_precisions_are_compared_with_its_fp32_output():
+    from bench import precision
+
+    rows = precision.shipped_model_on_gpu(seconds=3.0, repeats=1, runs=[("cpu", "32", 1), ("cpu", "bf16", 2)])
+    (device, name, batch, snr, agreement, rtr, vs_kb), bf16 = rows
+    assert (device, name, batch, agreement) == ("cpu", "fp32", 1, "(reference)")
+    assert float(snr) > 10 and float(rtr) > 0 and float(vs_kb) > 0
+    # bf16 moves the output, but far less than the error against the target.
+    assert bf16[1] == "bf16" and 25 < float(bf16[4]) < 200 and abs(float(bf16[3]) - float(snr)) < 0.5
 
 
 def test_the_quality_bar_needs_every_part_it_can_tell():
