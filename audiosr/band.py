@@ -147,3 +147,101 @@ def filter_each(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         kernel_spectrum = kernel_spectrum.unsqueeze(1)
     full = torch.fft.irfft(torch.fft.rfft(x.float(), size) * kernel_spectrum, size)
     return full[..., taps // 2: taps // 2 + length]
+
+
+# `level_ceiling`: the input's level and slope just below its edge, in two bands (distances below
+# the edge, Hz), per STFT frame; the slope is followed this far above the nearer band, then held.
+CEILING_N_FFT, CEILING_HOP = 1024, 256
+CEILING_NEAR_HZ = (600.0, 300.0)
+CEILING_FAR_HZ = (1500.0, 600.0)
+CEILING_SPAN_HZ = 1000.0
+# The slope counts down to this (dB per kHz; steeper is taken as this), never up.
+CEILING_STEEPEST_DB_PER_KHZ = -40.0
+# The output's level is compared in a sliding band this wide, over three frames; the input's
+# reference is the loudest of CEILING_REACH frames each side (a transient keeps its band).
+CEILING_BAND_HZ = 500.0
+CEILING_REACH = 2
+CEILING_FADE_HZ = 200.0
+
+
+def level_ceiling(output: torch.Tensor, rough: torch.Tensor, edge_hz: torch.Tensor, rate: int,
+                  margin_db: float) -> torch.Tensor:
+    """Lower the output above each item's edge where it is louder than the input's own spectrum allows.
+
+    ``output``, ``rough``: ``(B, 1, T)``; ``edge_hz``: ``(B,)``. Per STFT frame, the input's power
+    density just below its edge (``CEILING_NEAR_HZ``) and the slope from the band under that
+    (``CEILING_FAR_HZ``, never rising) set a ceiling that continues the input's spectrum upwards
+    for ``CEILING_SPAN_HZ`` and stays level beyond, ``margin_db`` above it, and never under the
+    input's own level at the same frequency and time (a tone right at the edge). Above the reference
+    band (from ``CEILING_NEAR_HZ[1]`` below the edge: the crossover, where a ``Generator`` blends
+    the input into the network's output, is included), each bin of the output whose local level
+    (``CEILING_BAND_HZ``, three frames) is over the ceiling is scaled down to it, phase kept;
+    below, nothing changes. Why: a band the network invents louder than the recording's own
+    falloff supports costs SNR where the recording is clean (a bump at the band edge, or a loud
+    band above a spectrum that falls steeply), and nothing in the input argues for it.
+    """
+    with torch.no_grad(), torch.autocast(output.device.type, enabled=False):
+        batch, length = output.shape[0], output.shape[-1]
+        window = torch.hann_window(CEILING_N_FFT, periodic=True, device=output.device)
+
+        def stft(x: torch.Tensor) -> torch.Tensor:
+            return torch.stft(x.reshape(batch, length).float(), CEILING_N_FFT, CEILING_HOP, window=window,
+                              center=True, pad_mode="constant", return_complex=True)
+
+        full = stft(output)
+        # Only bins from under the lowest reference band up take part (the rest keep gain 1).
+        bin_hz = rate / CEILING_N_FFT
+        first = max(0, math.floor((float(edge_hz.min()) - CEILING_FAR_HZ[0] - CEILING_BAND_HZ) / bin_hz))
+        spectrum, reference = full[:, first:], stft(rough)[:, first:]
+        hz = (first + torch.arange(spectrum.shape[1], device=output.device, dtype=torch.float32)) * bin_hz
+        edge = edge_hz.float().reshape(batch, 1)
+        power = reference.real.square() + reference.imag.square()
+        tiny = 10 ** (FLOOR_DB / 10)
+
+        def band_db(lo_below: float, hi_below: float) -> torch.Tensor:
+            inside = ((hz >= edge - lo_below) & (hz < edge - hi_below)).float()  # (B, F)
+            density = (power * inside[..., None]).sum(dim=1) / inside.sum(dim=1, keepdim=True).clamp_min(1)
+            density = F.max_pool1d(density[:, None], 2 * CEILING_REACH + 1, 1, CEILING_REACH)[:, 0]
+            return 10 * torch.log10(density + tiny)  # (B, N)
+
+        near, far = band_db(*CEILING_NEAR_HZ), band_db(*CEILING_FAR_HZ)
+        near_centre = edge - sum(CEILING_NEAR_HZ) / 2  # (B, 1)
+        distance_khz = (sum(CEILING_FAR_HZ) - sum(CEILING_NEAR_HZ)) / 2000
+        slope = ((near - far) / distance_khz).clamp(CEILING_STEEPEST_DB_PER_KHZ, 0.0)  # (B, N)
+        above = ((hz - near_centre).clamp(0, CEILING_SPAN_HZ) / 1000)[..., None]  # (B, F, 1)
+        ceiling_db = near[:, None] + slope[:, None] * above + margin_db  # (B, F, N)
+        width = max(1, round(CEILING_BAND_HZ * CEILING_N_FFT / rate)) | 1
+
+        def local(p: torch.Tensor) -> torch.Tensor:
+            return _box_mean(_box_mean(p, 1, width), 2, 3)
+
+        # Never under the input's own level where it has one (a tone right at its edge is the recording).
+        allowed = torch.maximum(10 ** (ceiling_db / 10), local(power))
+        out_power = spectrum.real.square() + spectrum.imag.square()
+        gain = (allowed / local(out_power).clamp_min(tiny)).clamp(max=1.0).sqrt()
+        # From the top of the reference band up, faded in over CEILING_FADE_HZ; the gain smoothed over
+        # bins and frames: a step in it across bins would spread, through the frames' overlap-add,
+        # into the band below.
+        start = (edge - CEILING_NEAR_HZ[1])[..., None]
+        fade = ((hz[None, :, None] - start) / CEILING_FADE_HZ).clamp(0, 1)
+        gain = 1 - fade * (1 - gain)
+        smooth = max(1, round(CEILING_FADE_HZ * CEILING_N_FFT / rate / 2)) | 1
+        gain = _box_mean(_box_mean(gain, 1, smooth), 2, 3)
+        limited = torch.istft(torch.cat([full[:, :first], spectrum * gain], dim=1), CEILING_N_FFT, CEILING_HOP,
+                              window=window, center=True, length=length)
+        return limited.reshape(output.shape)
+
+
+def _box_mean(x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
+    """The mean over ``width`` (odd) neighbours along ``dim``, over those that exist at the ends.
+
+    From a cumulative sum: pooling layers cost several times more on a CPU for these shapes.
+    """
+    half, n = width // 2, x.shape[dim]
+    cumulative = F.pad(x.cumsum(dim).movedim(dim, -1), (1, 0)).movedim(-1, dim)
+    i = torch.arange(n, device=x.device)
+    upper, lower = (i + half + 1).clamp(max=n), (i - half).clamp(min=0)
+    total = cumulative.index_select(dim, upper) - cumulative.index_select(dim, lower)
+    shape = [1] * x.dim()
+    shape[dim] = n
+    return total / (upper - lower).to(x.dtype).reshape(shape)

@@ -302,6 +302,24 @@ def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, 
     }
 
 
+def recipe_ceiling() -> float | None:
+    """The recipe's ``level_ceiling_db`` (``configs/magphase.yaml``), as every ``audiosr test`` here uses it."""
+    from bench.common import _parsed
+
+    value = _parsed(CONFIGS).model.init_args.get("level_ceiling_db")
+    return None if value is None else float(value)
+
+
+def ceiling_text(spec) -> str:
+    """How the card describes the level ceiling."""
+    if spec.level_ceiling_db is None:
+        return ""
+    return (f" Above the edge the output is held under the input's own spectrum continued upwards "
+            f"(`level_ceiling_db` {spec.level_ceiling_db:g}, `audiosr.band.level_ceiling`: the level and slope of "
+            "the 1.5 kHz below the edge, frame by frame, followed for 1 kHz and then held), never under the "
+            "input's own level: no bump at the edge, and a quiet band where the recording's spectrum falls steeply.")
+
+
 def carry_text(spec) -> str:
     """How the card describes the network's gain on the input's own bins near its edge."""
     args = spec.network["init_args"]
@@ -331,7 +349,8 @@ def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int
     from audiosr.models.checkpoint import load_generator, save_generator
 
     generator = load_generator(checkpoint)
-    generator.spec = replace(generator.spec, invented_gain_db=gain_db)
+    # The tests ran with the recipe's ceiling (its config builds the module): the file gets the same.
+    generator.spec = replace(generator.spec, invented_gain_db=gain_db, level_ceiling_db=recipe_ceiling())
     history = f"\n- {args.history}" if getattr(args, "history", "") else ""
     args.output.mkdir(parents=True, exist_ok=True)
     path = save_generator(args.output / "default.pt", generator, extra={"trained_steps": steps, "best_step": best_step})
@@ -388,8 +407,8 @@ second of the whole path, measured in the same runs as resampy's).
   see `audiosr upsample --help`); output: {spec.target_rate} Hz. Runs in float32.
 - Up to where the input has content (the -10 dB point of the cliff of whatever filter made it,
   found per 6-s window: about 10.2 kHz for resampy `kaiser_best`, 10.5 kHz for soxr VHQ) the output *is* the
-  input; the network fills above{carry_text(spec)}. Every passage is level-normalised by a smooth
-  envelope around the network, so a quiet passage gets the band its own content asks for.
+  input; the network fills above{carry_text(spec)}.{ceiling_text(spec)} Every passage is level-normalised by a
+  smooth envelope around the network, so a quiet passage gets the band its own content asks for.
 
 ## How it was trained
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiosr.band import content_edge, filter_each, lowpass_kernels, mean_power
+from audiosr.band import CEILING_NEAR_HZ, content_edge, filter_each, level_ceiling, lowpass_kernels, mean_power
 from audiosr.data.degradations import Lowpass, Resample
 from audiosr.dsp import resample
 from audiosr.evaluation.metrics import quality, selection_score
@@ -163,6 +163,89 @@ def test_a_capped_carry_gain_never_raises_the_inputs_stop_band(cap_db):
         assert raised > 45
     else:
         assert raised < 0.1
+
+
+def with_band(low: np.ndarray, seed: int, lo_hz: float, level_db: float, reference_hz: float | None = None) -> np.ndarray:
+    """``low`` plus white noise above ``lo_hz``, ``level_db`` (per Hz) from ``low``'s level in the 300 Hz
+    below ``reference_hz`` (default: ``lo_hz``)."""
+    band = noise(seed=seed, tilt_db_per_khz=0.0)
+    f = np.fft.rfftfreq(band.shape[-1], 1 / TARGET)
+    band = np.fft.irfft(np.fft.rfft(band[0]) * (f >= lo_hz), band.shape[-1])[None].astype(np.float32)
+    top = lo_hz if reference_hz is None else reference_hz
+    gain = band_db(low, top - 300, top) - band_db(band, lo_hz, lo_hz + 300) + level_db
+    return low + band * np.float32(10 ** (gain / 20))
+
+
+def ceiling(output: np.ndarray, rough: np.ndarray, edge: float, margin_db: float = 0.0) -> np.ndarray:
+    return level_ceiling(torch.from_numpy(output)[None], torch.from_numpy(rough)[None], torch.tensor([edge]),
+                         TARGET, margin_db)[0].numpy()
+
+
+def falling(top_hz: float, steep_db_per_khz: float, steep_from_hz: float = 8000.0) -> np.ndarray:
+    """``noise`` that falls ``steep_db_per_khz`` more from ``steep_from_hz`` up, nothing above ``top_hz``."""
+    x = noise(seed=1, top_hz=top_hz)
+    f = np.fft.rfftfreq(x.shape[-1], 1 / TARGET)
+    shape = 10 ** (steep_db_per_khz * np.clip(f - steep_from_hz, 0, None) / 1000 / 20)
+    return np.fft.irfft(np.fft.rfft(x[0]) * shape, x.shape[-1])[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("tilt", [0.0, -20.0])
+def test_the_level_ceiling_lowers_a_band_louder_than_the_inputs_own_spectrum_continued(tilt):
+    # An input whose spectrum goes on falling gently (an ordinary recording) or steeply (a chime,
+    # a clean voice: 20 dB more per kHz) up to its edge at 10 kHz; an output that adds a band 20 dB
+    # above the input's level just below the edge (a bump): it comes down to the input's spectrum
+    # continued, within a few dB (the reference is the loudest of 5 frames: a little above).
+    edge = 10000.0
+    rough = falling(edge, tilt)
+    loud = with_band(rough, seed=2, lo_hz=edge, level_db=20.0)
+    limited = ceiling(loud, rough, edge)
+    near = band_db(rough, edge - 600, edge - 300)
+    continued = near + (tilt - 1.0) * 0.6  # from the near band's middle (450 Hz below the edge) to 150 Hz above it
+    assert band_db(loud, edge, edge + 300) - continued > 15
+    assert -1 < band_db(limited, edge, edge + 300) - continued < 4
+    # Far above the edge the ceiling holds the level the continued slope reached 1 kHz above the near band.
+    assert band_db(limited, 14000, 14300) < near + (tilt - 1.0) + 3
+    # Below the ceiling's start the output is untouched, and a band under the ceiling is left as it is.
+    below = (100, edge - CEILING_NEAR_HZ[1] - 100)
+    assert abs(band_db(limited, *below) - band_db(loud, *below)) < 0.01
+    quiet = with_band(rough, seed=2, lo_hz=edge + 1500, level_db=-6.0 + (tilt - 1.0) * 1.5, reference_hz=edge - 300)
+    assert abs(band_db(ceiling(quiet, rough, edge), edge + 1500, 20000) - band_db(quiet, edge + 1500, 20000)) < 0.5
+
+
+def test_the_level_ceiling_leaves_the_band_below_its_start_alone_and_follows_no_level():
+    rough = noise(seed=3, top_hz=10500)
+    output = with_band(rough, seed=4, lo_hz=10500, level_db=15.0)
+    limited = ceiling(output, rough, 10500.0)
+    assert band_db(limited, 11000, 20000) < band_db(output, 11000, 20000) - 10  # it did act above
+    assert band_db(limited - output, 100, 9900) < band_db(output, 100, 9900) - 100
+    # Scale-free: 40 dB quieter in, 40 dB quieter out, the same shape.
+    scaled = ceiling(output * 0.01, rough * 0.01, 10500.0)
+    assert np.allclose(scaled, limited * 0.01, atol=1e-6)
+    # Digital silence in the input: nothing above its edge can be supported.
+    silent = ceiling(output, np.zeros_like(rough), 10500.0)
+    assert band_db(silent, 11000, 20000) < band_db(output, 11000, 20000) - 60
+
+
+def test_the_generator_applies_the_level_ceiling_outside_training_only():
+    torch.manual_seed(0)
+    network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
+    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False, level_ceiling_db=0.0)
+    generator = Generator(network, spec)
+    plain = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False))
+    with torch.no_grad():
+        network.magnitude.bias.fill_(0.0)  # a loud invented band, far above a steeply falling input
+    rough = torch.from_numpy(rough_of(noise(top_hz=10800, tilt_db_per_khz=-8.0), Resample("kaiser_best")))[None]
+    with torch.no_grad():
+        trained = generator.train()(rough)[0].numpy()
+        run = generator.eval()(rough)[0].numpy()
+        unlimited = plain.eval()(rough)[0].numpy()
+    assert np.allclose(trained, unlimited, atol=1e-6)  # training: the network's own band, for the loss
+    assert band_db(run, 12000, 20000) < band_db(unlimited, 12000, 20000) - 10
+    assert generator.receptive_field > plain.receptive_field
+    assert "continued upwards (+0 dB)" in spec.describe()
+    assert ModelSpec.from_dict(spec.to_dict()).level_ceiling_db == 0.0
+    with pytest.raises(ValueError, match="level_ceiling_db"):
+        ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False, level_ceiling_db=50.0)
 
 
 def test_envelope_normalisation_never_lets_a_loud_passage_change_a_quiet_one_a_second_away():

@@ -206,6 +206,36 @@ def test_invented_gain_db_sets_the_level_of_the_invented_band_only(tmp_path, cap
     assert exit_.value.code == EXIT_USAGE and "must be between -60 and 0 dB" in capsys.readouterr().err
 
 
+def test_level_ceiling_db_holds_the_band_above_the_edge_under_the_inputs_own_spectrum_or_not(tmp_path, capsys):
+    # A recording whose spectrum falls steeply from 8 kHz (a chime, a clean voice): with the ceiling
+    # (the shipped model's, or 0 dB given) the band above the edge is far quieter than without it
+    # (off); below 9 kHz nothing changes.
+    src = tmp_path / "steep.wav"
+    rng = np.random.default_rng(1)
+    n = 2 * SOURCE
+    f = np.fft.rfftfreq(n, 1 / SOURCE)
+    x = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * 10 ** (-25 * np.clip(f - 8000, 0, None) / 1000 / 20), n)
+    sf.write(src, (0.3 * x / np.abs(x).max()).astype(np.float32), SOURCE, subtype="FLOAT")
+    power = {}
+    for ceiling in ("off", "0", "6"):
+        out = tmp_path / f"out{ceiling}"
+        assert main([str(src), "--output_dir", str(out), "--level_ceiling_db", ceiling]) == EXIT_OK
+        power[ceiling] = np.abs(np.fft.rfft(sf.read(out / "steep.wav", dtype="float64")[0])) ** 2
+    freqs = np.fft.rfftfreq(2 * n, 1 / TARGET)
+    low, high = freqs < 9_000, freqs > 11_500
+
+    def level_db(ceiling, band):
+        return 10 * np.log10(power[ceiling][band].sum())
+
+    assert level_db("0", high) < level_db("off", high) - 6
+    assert level_db("0", high) < level_db("6", high) <= level_db("off", high) + 0.01
+    assert abs(level_db("0", low) - level_db("off", low)) < 0.01
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([str(src), "--output_dir", str(tmp_path / "bad"), "--level_ceiling_db", "loud"])
+    assert exit_.value.code == EXIT_USAGE and "expected a number of dB or off" in capsys.readouterr().err
+
+
 # --- Nothing clipped, cut short or half-written in silence --------------------------------
 
 

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--invented_gain_db", type=float, default=None, metavar="DB",
                         help="level of the band the network invents, in dB (at most 0; default: what the model was "
                              "calibrated to, see its card); lower is duller but never further from the input")
+    parser.add_argument("--level_ceiling_db", type=ceiling_value, default=None, metavar="DB|off",
+                        help="hold the output above the input's edge under the input's own spectrum continued "
+                             "upwards, DB above it (default: what the model ships with, see its card); off: no ceiling")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
@@ -120,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds of extra, discarded network input each side of a window "
                              "(default: the model's receptive field)")
     return parser
+
+
+def ceiling_value(text: str) -> float | str:
+    """``--level_ceiling_db``: a number of dB, or ``off``."""
+    if text.strip().lower() in ("off", "none", "null"):
+        return "off"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of dB or off, got {text!r}") from None
+    if not -30 <= value <= 30:
+        raise argparse.ArgumentTypeError(f"must be between -30 and 30 dB (or off), got {value:g}")
+    return value
 
 
 def is_earlier_output(path: Path, output_dir: Path, folder: Path) -> bool:
@@ -337,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
                               context=args.context, batch_size=args.batch_size, precision=args.precision,
-                              nonfinite=args.nonfinite, invented_gain_db=args.invented_gain_db, notice=say)
+                              nonfinite=args.nonfinite, invented_gain_db=args.invented_gain_db,
+                              level_ceiling_db=args.level_ceiling_db, notice=say)
     except Exception as error:  # the options are checked above, so the device
         return usage_error(f"--device {args.device}: {describe(error)}")
 

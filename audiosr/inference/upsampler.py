@@ -86,6 +86,9 @@ class Upsampler:
             ``"zero"`` replaces them with zeros (one notice says how many).
         invented_gain_db: the level (dB, at most 0) of the band the network invents, instead
             of the one the model was calibrated to (its ``spec.invented_gain_db``).
+        level_ceiling_db: the margin (dB) of the ceiling that holds the output above the input's
+            edge under the input's own spectrum continued upwards (``audiosr.band.level_ceiling``),
+            instead of the model's own (``spec.level_ceiling_db``); ``"off"``: no ceiling.
         notice: where one-line notices go (resampling the input, ...); default: logging.
     """
 
@@ -101,6 +104,7 @@ class Upsampler:
         precision: Precision = "32",
         nonfinite: NonFinite = "error",
         invented_gain_db: float | None = None,
+        level_ceiling_db: float | Literal["off"] | None = None,
         notice: Callable[[str], None] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -108,8 +112,13 @@ class Upsampler:
         if nonfinite not in ("error", "zero"):
             raise ValueError(f"nonfinite must be 'error' or 'zero', got {nonfinite!r}")
         inference_precision("cpu", precision)  # validates the name
-        if invented_gain_db is not None:  # a new wrapper around the same network: the caller's is unchanged
-            generator = Generator(generator.network, replace(generator.spec, invented_gain_db=invented_gain_db))
+        changed: dict[str, float | None] = {}
+        if invented_gain_db is not None:
+            changed["invented_gain_db"] = invented_gain_db
+        if level_ceiling_db is not None:
+            changed["level_ceiling_db"] = None if level_ceiling_db == "off" else float(level_ceiling_db)
+        if changed:  # a new wrapper around the same network: the caller's is unchanged
+            generator = Generator(generator.network, replace(generator.spec, **changed))
         self.device = torch.device(device or default_device())
         self.generator = generator.to(self.device).eval()
         self.spec = generator.spec

@@ -31,7 +31,14 @@ the same :class:`Generator`, so what is measured is what users get:
    the gain does not apply: that band is partly the input's own (attenuated), and a gain there
    moved it 0.55 dB in ``tests/test_pretrained.py``'s test of the kept band. Training ignores the gain (the network would learn to undo it); ``val/score``
    and everything after training include it.
-4. **One precision.** :func:`inference_precision` runs the network in float32 unless a
+4. **The level ceiling** (``level_ceiling_db``; ``None``: off). Outside training, the output
+   above the input's edge is held under the input's own spectrum continued upwards
+   (``audiosr.band.level_ceiling``: frame by frame, the level just below the edge and the slope
+   under it, followed for 1 kHz, then held; never under the input's own level there). The
+   network's guess is right on average and wrong on clean recordings whose spectrum falls
+   steeply: there it made a bump at the edge, or a band 10-30 dB above the target's, and lost up
+   to 18 dB of SNR against ``kaiser_best``; the input says nothing that supports such a band.
+5. **One precision.** :func:`inference_precision` runs the network in float32 unless a
    caller asks for bf16 / fp16; normalisation and band keeping always run in float32.
 """
 
@@ -44,7 +51,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from audiosr.band import content_edge, filter_each, kernel_taps, lowpass_kernels
+from audiosr.band import CEILING_HOP, CEILING_N_FFT, CEILING_REACH, content_edge, filter_each, kernel_taps, level_ceiling, lowpass_kernels
 from audiosr.dsp import PEAK, crossover_kernel, nyquist
 from audiosr.models.base import SuperResolutionNetwork
 
@@ -87,6 +94,9 @@ class ModelSpec:
             around the network; ``"envelope"``: by a smooth envelope; ``False``: off.
         invented_gain_db: outside training, the gain (dB, at most 0) of the output above the
             input's Nyquist frequency, the band the network invents (see the module docstring).
+        level_ceiling_db: outside training, the output above the input's edge is held under the
+            input's own spectrum continued upwards, this many dB above it
+            (``audiosr.band.level_ceiling``); ``None``: no ceiling.
     """
 
     network: dict[str, Any]
@@ -96,6 +106,7 @@ class ModelSpec:
     keep_band: KeepBand = None
     normalise: Normalise = False
     invented_gain_db: float = 0.0
+    level_ceiling_db: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,6 +118,11 @@ class ModelSpec:
         if not -60.0 <= gain <= 0.0:
             raise ValueError(f"invented_gain_db must be between -60 and 0 dB, got {self.invented_gain_db!r}")
         object.__setattr__(self, "invented_gain_db", gain)
+        if self.level_ceiling_db is not None:
+            margin = float(self.level_ceiling_db)
+            if not -30.0 <= margin <= 30.0:
+                raise ValueError(f"level_ceiling_db must be between -30 and 30 dB (or null), got {self.level_ceiling_db!r}")
+            object.__setattr__(self, "level_ceiling_db", margin)
         if self.keep_band == "auto":
             return
         if isinstance(self.keep_band, str):
@@ -146,6 +162,8 @@ class ModelSpec:
             keep = "no band keeping"
         level = {"off": "off", "peak": "on (peak)", "envelope": "on (envelope)"}[str(self.normalise)]
         gain = f", invented band {self.invented_gain_db:+g} dB" if self.invented_gain_db else ""
+        if self.level_ceiling_db is not None:
+            gain += f", held under the input's own spectrum continued upwards ({self.level_ceiling_db:+g} dB)"
         return (f"{self.network['class_path'].rsplit('.', 1)[-1]}, {self.source_rate} -> {self.target_rate} Hz, "
                 f"input {self.input_filter}, {keep}{gain}, level normalisation {level}")
 
@@ -208,6 +226,8 @@ class Generator(nn.Module):
         reach += self.invented_crossover.shape[-1] // 2
         if self.spec.normalise == "envelope":
             reach += ENVELOPE_BLOCK * (ENVELOPE_REACH + ENVELOPE_SMOOTH + 1)
+        if self.spec.level_ceiling_db is not None:  # a frame's reach, and the reference's frames each side
+            reach += CEILING_N_FFT + CEILING_HOP * (CEILING_REACH + 1)
         return reach
 
     def level_scale(self, rough: torch.Tensor) -> torch.Tensor:
@@ -243,13 +263,17 @@ class Generator(nn.Module):
         return content_edge(rough[:, 0], self.spec.target_rate, AUTO_LOWEST * nyq, nyq)
 
     def _keep_band(self, rough: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        ceiling = self.spec.level_ceiling_db is not None and not self.training
+        edges = self.band_edges(rough) if self.spec.keep_band == "auto" or ceiling else None
         if self.spec.keep_band == "auto":
-            kernels = lowpass_kernels(self.band_edges(rough) - EDGE_GUARD_HZ / 2, self.spec.target_rate, EDGE_GUARD_HZ)
+            kernels = lowpass_kernels(edges - EDGE_GUARD_HZ / 2, self.spec.target_rate, EDGE_GUARD_HZ)
             output = estimate + filter_each(rough - estimate, kernels)
         elif self.crossover.numel() == 0:
             output = estimate
         else:
             output = estimate + fir_filter(rough - estimate, self.crossover)
+        if ceiling:
+            output = level_ceiling(output, rough, edges, self.spec.target_rate, self.spec.level_ceiling_db)
         if self.invented_crossover.numel() == 0 or self.training:
             return output
         # The kept band lies below the input's Nyquist frequency, so only invented content is

@@ -181,6 +181,12 @@ class AudioSRCLI(LightningCLI):
             print(f"audiosr: {path} was calibrated to invented_gain_db {spec.invented_gain_db:g}; this run uses the "
                   f"config's {configured:g} (--model.init_args.invented_gain_db {spec.invented_gain_db:g} runs it "
                   "as calibrated)", file=sys.stderr)
+        ceiling = config.model.init_args.get("level_ceiling_db")
+        ceiling = None if ceiling is None else float(ceiling)
+        if spec.level_ceiling_db != ceiling:
+            print(f"audiosr: {path} ships with level_ceiling_db {spec.level_ceiling_db}; this run uses the config's "
+                  f"{ceiling} (--model.init_args.level_ceiling_db {spec.level_ceiling_db} runs it as shipped)",
+                  file=sys.stderr)
         step = checkpoint_step(path)
         print(f"audiosr: --ckpt_path {given} -> {path}" + (f" (step {step})" if step is not None else ""),
               file=sys.stderr)

@@ -81,6 +81,9 @@ class SuperResolutionModule(L.LightningModule):
         invented_gain_db: outside training, the gain (dB, at most 0) of the output above the
             input's Nyquist frequency, the band the network invents (see
             ``audiosr.models.generator``); stored in checkpoints.
+        level_ceiling_db: outside training, hold the output above the input's edge under the
+            input's own spectrum continued upwards, this many dB above it (``null``: off; see
+            ``audiosr.band.level_ceiling``); stored in checkpoints.
         precision: the network's precision outside training (validation, ``audiosr
             test``): ``"32"``, ``"bf16"`` or ``"16"``; ``audiosr upsample --precision``
             is the same switch.
@@ -99,6 +102,7 @@ class SuperResolutionModule(L.LightningModule):
         keep_band: KeepBand = (0.8, 0.9),
         normalise: Normalise = True,
         invented_gain_db: float = 0.0,
+        level_ceiling_db: float | None = None,
         precision: Precision = "32",
         test_batch_size: int = 1,
     ) -> None:
@@ -106,7 +110,7 @@ class SuperResolutionModule(L.LightningModule):
         network = network if network is not None else UNet()
         spec = ModelSpec(network.rebuild_spec(), source_rate, target_rate, input_filter,
                          tuple(keep_band) if isinstance(keep_band, (list, tuple)) else keep_band, normalise,
-                         invented_gain_db)
+                         invented_gain_db, level_ceiling_db)
         self.generator = Generator(network, spec)
         self.loss = (loss if loss is not None else ReconstructionLoss()).setup(target_rate)
         self.optimizer = optimizer
