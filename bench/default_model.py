@@ -58,6 +58,9 @@ LABELS = {
 # The dev set's categories as the tables name them (its environmental sounds are "sounds").
 DEV_CATEGORIES = {"speech": "speech", "music": "music", "env": "sounds"}
 GAINS = "0,-3,-6"
+TOP_GAINS = "0,-6,-12,-24"
+# What each calibrated option scales, as the card and the log name it.
+CALIBRATED = {"invented_gain_db": "invented band", "top_band_gain_db": "band above 16 kHz"}
 
 
 @dataclass
@@ -204,15 +207,17 @@ def main(argv: list[str] | None = None) -> int:
                          "default.pt, with --minutes as it was trained): calibrate, test and describe it again")
     parser.add_argument("--gains", default=GAINS, help="invented-band gains (dB) the calibration tries on the "
                         "validation files (default %(default)s)")
+    parser.add_argument("--top-gains", default=TOP_GAINS, help="gains (dB) of the band above 16 kHz the calibration "
+                        "then tries on the validation files, at the chosen invented-band gain (default %(default)s)")
     parser.add_argument("--history", default="", help="with --generator: a sentence on the card's training "
                         "section saying what changed since the file's weights were trained")
     parser.add_argument("--output", type=Path, default=PRETRAINED, help="where default.pt and MODEL_CARD.md go")
     parser.add_argument("--work-dir", type=Path, help="with --run-dir or --generator: an earlier run's work folder (the "
                         "one it says it kept); its recorded tests.json is reused, so only the card is written again")
     args = parser.parse_args(argv)
-    gains = [float(g) for g in args.gains.split(",")]
-    if any(not -60 <= g <= 0 for g in gains):
-        parser.error(f"--gains must lie between -60 and 0 dB, got {args.gains}")
+    gains, top_gains = ([float(g) for g in text.split(",")] for text in (args.gains, args.top_gains))
+    if any(not -60 <= g <= 0 for g in [*gains, *top_gains]):
+        parser.error(f"--gains and --top-gains must lie between -60 and 0 dB, got {args.gains} and {args.top_gains}")
     dev = dev_split(args.dev_dir.resolve())
     if dev is None:
         parser.error(f"the dev recordings are not at {args.dev_dir}")
@@ -255,38 +260,55 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.work_dir and (args.run_dir or args.generator) and recorded.is_file():
         kept = json.loads(recorded.read_text())
-        gain, calibration, tests = kept["gain_db"], as_tested(kept["calibration"]), as_tested(kept["tests"])
+        gain, top, tests = kept["gain_db"], kept.get("top_gain_db", 0.0), as_tested(kept["tests"])
+        calibration, top_calibration = as_tested(kept["calibration"]), as_tested(kept.get("top_calibration", {}))
     else:
         log(f"calibration on the validation files: invented band at {', '.join(f'{g:+g}' for g in gains)} dB")
         gain, calibration = calibrate(checkpoint, lists, tmp, cache, gains)
-        log(f"  lowest validation LSD at {gain:+g} dB: every test runs at it")
-        tests = run_tests(checkpoint, lists, tmp, cache, gain)
-        recorded.write_text(json.dumps({"gain_db": gain, **{
+        log(f"  lowest validation LSD at {gain:+g} dB; the band above 16 kHz at "
+            f"{', '.join(f'{g:+g}' for g in top_gains)} dB more")
+        top, top_calibration = calibrate(checkpoint, lists, tmp, cache, top_gains, "top_band_gain_db",
+                                         ("--model.init_args.invented_gain_db", f"{gain:g}"))
+        log(f"  lowest validation LSD at {top:+g} dB: every test runs at {gain:+g} / {top:+g} dB")
+        tests = run_tests(checkpoint, lists, tmp, cache, gain, top)
+        recorded.write_text(json.dumps({"gain_db": gain, "top_gain_db": top, **{
             name: {k: {"label": t.label, "rows": t.rows, "items": t.items} for k, t in runs.items()}
-            for name, runs in (("calibration", calibration), ("tests", tests))}}))
-    write(args, dev, corpus, checkpoint, steps, best_step, fit_cmd, gain, calibration, tests, categories, tmp)
+            for name, runs in (("calibration", calibration), ("top_calibration", top_calibration), ("tests", tests))}}))
+    write(args, dev, corpus, checkpoint, steps, best_step, fit_cmd, (gain, top), (calibration, top_calibration), tests,
+          categories, tmp)
     log(f"work kept in {tmp}")
     return 0
 
 
-def gain_args(gain_db: float) -> list[str]:
-    return ["--model.init_args.invented_gain_db", f"{gain_db:g}"]
+def _cut_share(corpus) -> float:
+    """The share (%) of the corpus's files whose encoder cut them below 17 kHz (``lowpass_edge_hz``, MANIFEST.tsv)."""
+    with (corpus.root / "MANIFEST.tsv").open(newline="") as f:
+        edges = [float(r.get("lowpass_edge_hz") or 22050) for r in csv.DictReader(f, delimiter="\t")]
+    return 100 * float(np.mean([e < 17000 for e in edges])) if edges else 0.0
 
 
-def calibrate(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path,
-              gains: list[float]) -> tuple[float, dict[str, Tested]]:
-    """Each gain on the validation files; the one with the lowest mean LSD (ties: the louder)."""
-    tested = {f"{g:g}": run_test(f"validation files, invented band {g:+g} dB", f"calibrate{g:g}", checkpoint, lists,
-                                 "val", [*NO_VISQOL, *gain_args(g)], tmp, cache) for g in gains}
+def gain_args(gain_db: float, top_db: float = 0.0) -> list[str]:
+    return ["--model.init_args.invented_gain_db", f"{gain_db:g}", "--model.init_args.top_band_gain_db", f"{top_db:g}"]
+
+
+def calibrate(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gains: list[float],
+              option: str = "invented_gain_db", fixed: tuple[str, ...] = ()) -> tuple[float, dict[str, Tested]]:
+    """Each gain of ``option`` on the validation files (with ``fixed``, the options already chosen);
+    the one with the lowest mean LSD (ties: the louder)."""
+    prefix = "" if option == "invented_gain_db" else "-top"
+    tested = {f"{g:g}": run_test(f"validation files, {CALIBRATED[option]} {g:+g} dB", f"calibrate{prefix}{g:g}",
+                                 checkpoint, lists, "val", [*NO_VISQOL, *fixed, f"--model.init_args.{option}", f"{g:g}"],
+                                 tmp, cache) for g in gains}
     scored = [(t.row("model")["lsd"], -g, g) for g, t in zip(gains, tested.values()) if t.row("model")]
     if not scored:
         raise RuntimeError("the calibration measured nothing: every validation test failed")
     return min(scored)[2], tested
 
 
-def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gain_db: float) -> dict[str, Tested]:
+def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gain_db: float,
+              top_db: float) -> dict[str, Tested]:
     """Every test of the card: the dev split and the held-out files, two kinds of input; the ablation."""
-    g = gain_args(gain_db)  # every test at the calibrated gain
+    g = gain_args(gain_db, top_db)  # every test at the calibrated gains
     return {
         "dev": run_test(LABELS["dev"], "dev", checkpoint, lists, "test", g, tmp, cache),
         "dev-cheby": run_test(LABELS["dev-cheby"], "dev-cheby",
@@ -342,25 +364,31 @@ def curve_steps(csv_dir: Path) -> int | None:
 
 
 def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int | None, fit_cmd: list[str],
-          gain_db: float, calibration: dict[str, Tested], tests: dict[str, Tested], categories: dict[str, str],
-          tmp: Path) -> None:
+          gains: tuple[float, float], calibrations: tuple[dict[str, Tested], dict[str, Tested]], tests: dict[str, Tested],
+          categories: dict[str, str], tmp: Path) -> None:
     from dataclasses import replace
 
     from audiosr.models.checkpoint import load_generator, save_generator
 
     generator = load_generator(checkpoint)
     # The tests ran with the recipe's ceiling (its config builds the module): the file gets the same.
-    generator.spec = replace(generator.spec, invented_gain_db=gain_db, level_ceiling_db=recipe_ceiling())
+    (gain_db, top_db), (calibration, top_calibration) = gains, calibrations
+    generator.spec = replace(generator.spec, invented_gain_db=gain_db, top_band_gain_db=top_db,
+                             level_ceiling_db=recipe_ceiling())
     history = f"\n- {args.history}" if getattr(args, "history", "") else ""
     args.output.mkdir(parents=True, exist_ok=True)
     path = save_generator(args.output / "default.pt", generator, extra={"trained_steps": steps, "best_step": best_step})
     spec = generator.spec
-    calibration_rows = []
-    for key, t in calibration.items():
-        m, kb = t.row("model"), t.row("kaiser_best")
-        if m and kb:
-            calibration_rows.append([f"{float(key):+g} dB" + (" (kept)" if float(key) == gain_db else ""), m["snr"],
-                                     m["lsd"], m["worse"], kb["snr"], kb["lsd"]])
+    def calibration_rows(tested: dict[str, Tested], kept: float) -> list[list]:
+        rows = []
+        for key, t in tested.items():
+            m, kb = t.row("model"), t.row("kaiser_best")
+            if m and kb:
+                rows.append([f"{float(key):+g} dB" + (" (kept)" if float(key) == kept else ""), m["snr"], m["lsd"],
+                             m["worse"], kb["snr"], kb["lsd"]])
+        return rows
+
+    calibration_headers = ["SNR (dB) ↑", "LSD ↓", "> 3 dB worse (%) ↓", "kaiser_best SNR", "kaiser_best LSD"]
     train_minutes = corpus.total_minutes(corpus.train) + dev.minutes(dev.train)
     split = markdown_table(
         ["set", "files", "minutes", "what"],
@@ -428,8 +456,16 @@ second of the whole path, measured in the same runs as resampy's).
   A band whose phase cannot be known costs SNR even at the right level, so a band a little
   quieter than the network's guess can win on both SNR and LSD:
 
-{markdown_table(["invented band", "SNR (dB) ↑", "LSD ↓", "> 3 dB worse (%) ↓", "kaiser_best SNR", "kaiser_best LSD"],
-                calibration_rows, left={0})}
+{markdown_table(["invented band", *calibration_headers], calibration_rows(calibration, gain_db), left={0})}
+- Then the band above 16 kHz, at that gain, by each further gain below ({top_db:+g} dB kept,
+  `audiosr upsample --top_band_gain_db` overrides it). Many real recordings have nothing there
+  (lossy encoders cut at 13-21 kHz: in the build.sh corpus, {_cut_share(corpus):.0f} % of the files
+  are cut below 17 kHz), the input cannot tell which, and the training loss is blind above each
+  file's own cut-off: the network's level there is the level of the recordings that have the
+  band. Material known to be full-band wants 0 dB (the dev test split's VCTK speech, below,
+  was recorded full-band).
+
+{markdown_table(["band above 16 kHz", *calibration_headers], calibration_rows(top_calibration, top_db), left={0})}
 - Trained and tested by `python -m bench.default_model --train-dir DIR --minutes {args.minutes:g}`
   (`--generator audiosr/pretrained/default.pt` calibrates and tests it again) on
   {machine()['CPU (/proc/cpuinfo model name)']}, which runs:

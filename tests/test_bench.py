@@ -212,3 +212,22 @@ def test_the_calibration_keeps_the_gain_of_lowest_validation_lsd_and_the_louder_
     chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -3.0, -6.0, -9.0])
     assert chosen == -3.0 and list(tested) == ["0", "-3", "-6", "-9"]
     assert asked == [("val", 0.0), ("val", -3.0), ("val", -6.0), ("val", -9.0)]  # the validation files only
+
+
+def test_the_top_band_calibration_runs_at_the_chosen_invented_gain(monkeypatch, tmp_path):
+    from bench import default_model
+
+    lsd = {"0": 1.30, "-6": 1.20, "-12": 1.22}
+    asked = []
+
+    def fake_test(label, name, checkpoint, lists, split, extra, tmp, cache):
+        top = extra[extra.index("--model.init_args.top_band_gain_db") + 1]
+        asked.append((name, extra[extra.index("--model.init_args.invented_gain_db") + 1], float(top)))
+        return default_model.Tested(label, [], rows=[{"method": "audiosr MagPhase", "lsd": lsd[f"{float(top):g}"]}])
+
+    monkeypatch.setattr(default_model, "run_test", fake_test)
+    chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -6.0, -12.0],
+                                             "top_band_gain_db", ("--model.init_args.invented_gain_db", "-3"))
+    assert chosen == -6.0 and list(tested) == ["0", "-6", "-12"]
+    assert asked == [("calibrate-top0", "-3", 0.0), ("calibrate-top-6", "-3", -6.0), ("calibrate-top-12", "-3", -12.0)]
+    assert "band above 16 kHz -6 dB" in tested["-6"].label

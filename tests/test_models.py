@@ -219,3 +219,50 @@ def test_invented_gain_scales_only_the_band_above_the_inputs_nyquist_and_only_ou
     with pytest.raises(ValueError, match="between -60 and 0"):
         ModelSpec(spec.network, SOURCE, TARGET, "soxr_vhq", "auto", False, invented_gain_db=3.0)
     assert ModelSpec.from_dict(spec.to_dict()).invented_gain_db == -6.0
+
+
+def test_top_band_gain_scales_only_the_band_above_16_khz_on_top_of_the_invented_gain_and_only_outside_training():
+    """``top_band_gain_db``: -12 dB above 16.5 kHz (a 1 kHz transition centred on 16 kHz), on top of
+    ``invented_gain_db``; nothing changed below 15.5 kHz; training unchanged."""
+    def generator(invented_db: float, top_db: float) -> Generator:
+        torch.manual_seed(0)
+        network = FAMILIES["magnitude-phase"]()
+        g = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False,
+                                         invented_gain_db=invented_db, top_band_gain_db=top_db))
+        with torch.no_grad():
+            g.network.magnitude.bias.fill_(-1.0)  # a band about as loud as the input's
+        return g
+
+    rng = np.random.default_rng(1)
+    rough = torch.from_numpy(resample((0.3 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, TARGET,
+                                      "soxr_vhq", TARGET))[None, None]
+    freqs = np.fft.rfftfreq(rough.shape[-1], 1 / TARGET)
+    below, middle, top = freqs < 15_500, (freqs > 12_000) & (freqs < 15_500), (freqs > 16_500) & (freqs < 21_000)
+    window = np.hanning(rough.shape[-1])
+
+    def spectrum(g: Generator, training: bool = False) -> np.ndarray:
+        g.train(training)
+        with torch.no_grad():
+            return np.fft.rfft(g(rough)[0, 0].numpy() * window)
+
+    def power(x: np.ndarray, band: np.ndarray) -> float:
+        return float(np.sum(np.abs(x[band]) ** 2))
+
+    plain, cut = spectrum(generator(0.0, 0.0)), spectrum(generator(0.0, -12.0))
+    assert power(plain, top) > 1e-4 * power(plain, below)  # the network does write a band there (about -30 dB)
+    assert 10 * np.log10(power(cut, top) / power(plain, top)) == pytest.approx(-12.0, abs=0.05)
+    assert power(cut - plain, below) < 1e-6 * power(plain, below)  # the band below is untouched (-60 dB)
+    both = spectrum(generator(-6.0, -12.0))
+    assert 10 * np.log10(power(both, top) / power(plain, top)) == pytest.approx(-18.0, abs=0.05)  # the gains add
+    assert 10 * np.log10(power(both, middle) / power(plain, middle)) == pytest.approx(-6.0, abs=0.05)
+    assert spectrum(generator(0.0, -12.0), training=True) == pytest.approx(spectrum(generator(0.0, 0.0), training=True),
+                                                                            rel=1e-5)
+    spec = generator(0.0, -12.0).spec
+    assert "-12 dB more above 16 kHz" in spec.describe()
+    assert ModelSpec.from_dict(spec.to_dict()).top_band_gain_db == -12.0
+    with pytest.raises(ValueError, match="top_band_gain_db must be between -60 and 0"):
+        ModelSpec(spec.network, SOURCE, TARGET, "soxr_vhq", "auto", False, top_band_gain_db=6.0)
+    network = FAMILIES["magnitude-phase"]()
+    with pytest.raises(ValueError, match="between the input's Nyquist frequency"):  # 16 kHz is not above an 8 kHz input
+        Generator(network, ModelSpec(network.rebuild_spec(), 16_000, 32_000, "soxr_vhq", "auto", False,
+                                     top_band_gain_db=-6.0))

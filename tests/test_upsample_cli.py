@@ -206,6 +206,36 @@ def test_invented_gain_db_sets_the_level_of_the_invented_band_only(tmp_path, cap
     assert exit_.value.code == EXIT_USAGE and "must be between -60 and 0 dB" in capsys.readouterr().err
 
 
+def test_top_band_gain_db_sets_the_level_above_16_khz_only(tmp_path, capsys):
+    from audiosr.models.checkpoint import read_spec
+    from audiosr.pretrained import default_model_path
+
+    src = tmp_path / "noise.wav"
+    rng = np.random.default_rng(0)
+    sf.write(src, (0.2 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, subtype="FLOAT")
+    outputs = {}
+    for gain in (None, 0.0, -12.0):
+        out = tmp_path / f"out{gain}"
+        assert main([str(src), "--output_dir", str(out), *([] if gain is None else ["--top_band_gain_db", str(gain)])]) \
+            == EXIT_OK
+        outputs[gain] = np.abs(np.fft.rfft(sf.read(out / "noise.wav", dtype="float64")[0])) ** 2
+    freqs = np.fft.rfftfreq(2 * SOURCE, 1 / TARGET)
+    below, top = freqs < 15_000, (freqs > 17_000) & (freqs < 21_000)
+
+    def change_db(gain, band):
+        return 10 * np.log10(outputs[gain][band].sum() / outputs[0.0][band].sum())
+
+    assert outputs[0.0][top].sum() > 1e-6 * outputs[0.0][below].sum()  # the model does write a band there
+    assert change_db(-12.0, top) == pytest.approx(-12.0, abs=0.2)  # the option replaces the stored gain
+    assert change_db(-12.0, below) == pytest.approx(0.0, abs=0.01)
+    stored = read_spec(default_model_path()).top_band_gain_db
+    assert change_db(None, top) == pytest.approx(stored, abs=0.2)  # without the option: the calibrated level
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([str(src), "--output_dir", str(tmp_path / "bad"), "--top_band_gain_db", "2"])
+    assert exit_.value.code == EXIT_USAGE and "--top_band_gain_db must be between -60 and 0 dB" in capsys.readouterr().err
+
+
 def test_level_ceiling_db_holds_the_band_above_the_edge_under_the_inputs_own_spectrum_or_not(tmp_path, capsys):
     # A recording whose spectrum falls steeply from 8 kHz (a chime, a clean voice): with the ceiling
     # (the shipped model's, or 0 dB given) the band above the edge is far quieter than without it

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--invented_gain_db", type=float, default=None, metavar="DB",
                         help="level of the band the network invents, in dB (at most 0; default: what the model was "
                              "calibrated to, see its card); lower is duller but never further from the input")
+    parser.add_argument("--top_band_gain_db", type=float, default=None, metavar="DB",
+                        help="further level of the invented band above 16 kHz, in dB (at most 0; default: what the "
+                             "model was calibrated to, see its card); 0 for material known to be full-band")
     parser.add_argument("--level_ceiling_db", type=ceiling_value, default=None, metavar="DB|off",
                         help="hold the output above the input's edge under the input's own spectrum continued "
                              "upwards, DB above it (default: what the model ships with, see its card); off: no ceiling")
@@ -321,6 +324,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--report_files must be >= 0, got {args.report_files}")
     if args.invented_gain_db is not None and not -60 <= args.invented_gain_db <= 0:
         parser.error(f"--invented_gain_db must be between -60 and 0 dB, got {args.invented_gain_db:g}")
+    if args.top_band_gain_db is not None and not -60 <= args.top_band_gain_db <= 0:
+        parser.error(f"--top_band_gain_db must be between -60 and 0 dB, got {args.top_band_gain_db:g}")
     return args
 
 
@@ -354,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
                               context=args.context, batch_size=args.batch_size, precision=args.precision,
                               nonfinite=args.nonfinite, invented_gain_db=args.invented_gain_db,
+                              top_band_gain_db=args.top_band_gain_db,
                               level_ceiling_db=args.level_ceiling_db, notice=say)
     except Exception as error:  # the options are checked above, so the device
         return usage_error(f"--device {args.device}: {describe(error)}")

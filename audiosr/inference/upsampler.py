@@ -86,6 +86,8 @@ class Upsampler:
             ``"zero"`` replaces them with zeros (one notice says how many).
         invented_gain_db: the level (dB, at most 0) of the band the network invents, instead
             of the one the model was calibrated to (its ``spec.invented_gain_db``).
+        top_band_gain_db: the further level (dB, at most 0) of the band above 16 kHz, instead of
+            the model's calibrated one (its ``spec.top_band_gain_db``).
         level_ceiling_db: the margin (dB) of the ceiling that holds the output above the input's
             edge under the input's own spectrum continued upwards (``audiosr.band.level_ceiling``),
             instead of the model's own (``spec.level_ceiling_db``); ``"off"``: no ceiling.
@@ -104,6 +106,7 @@ class Upsampler:
         precision: Precision = "32",
         nonfinite: NonFinite = "error",
         invented_gain_db: float | None = None,
+        top_band_gain_db: float | None = None,
         level_ceiling_db: float | Literal["off"] | None = None,
         notice: Callable[[str], None] | None = None,
     ) -> None:
@@ -115,6 +118,8 @@ class Upsampler:
         changed: dict[str, float | None] = {}
         if invented_gain_db is not None:
             changed["invented_gain_db"] = invented_gain_db
+        if top_band_gain_db is not None:
+            changed["top_band_gain_db"] = top_band_gain_db
         if level_ceiling_db is not None:
             changed["level_ceiling_db"] = None if level_ceiling_db == "off" else float(level_ceiling_db)
         if changed:  # a new wrapper around the same network: the caller's is unchanged

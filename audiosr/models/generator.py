@@ -31,6 +31,12 @@ the same :class:`Generator`, so what is measured is what users get:
    the gain does not apply: that band is partly the input's own (attenuated), and a gain there
    moved it 0.55 dB in ``tests/test_pretrained.py``'s test of the kept band. Training ignores the gain (the network would learn to undo it); ``val/score``
    and everything after training include it.
+   **The top band's level** (``top_band_gain_db``, 0 by default) is a second gain on top of it
+   above ``TOP_BAND_HZ`` (16 kHz): many real recordings have nothing there (lossy encoders cut
+   at 13-21 kHz, microphones and converters roll off), and nothing in a 22.05 kHz input tells
+   which. Training masks the loss above each file's own edge, so the network learns the level of
+   the recordings that have that band; this gain is where the level all recordings call for is
+   set (``bench.default_model`` calibrates it on the validation files, like the gain above).
 4. **The level ceiling** (``level_ceiling_db``; ``None``: off). Outside training, the output
    above the input's edge is held under the input's own spectrum continued upwards
    (``audiosr.band.level_ceiling``: frame by frame, the level just below the edge and the slope
@@ -69,6 +75,9 @@ EDGE_GUARD_HZ = 300.0
 # `invented_gain_db` scales the output from INVENTED_WIDTH_HZ below the input's Nyquist
 # frequency up (a raised transition over that width, full gain above the Nyquist frequency).
 INVENTED_WIDTH_HZ = 300.0
+# `top_band_gain_db` scales the output above TOP_BAND_HZ, on top of `invented_gain_db` (a raised
+# transition TOP_BAND_WIDTH_HZ wide, centred on it).
+TOP_BAND_HZ, TOP_BAND_WIDTH_HZ = 16_000.0, 1_000.0
 # `normalise: envelope`: the envelope is the peak of blocks of ENVELOPE_BLOCK samples, the
 # maximum over ENVELOPE_REACH blocks each side, averaged over ENVELOPE_SMOOTH blocks each
 # side, then interpolated: never below |x|, smooth at a few Hz (about 64 ms reach at 44.1 kHz).
@@ -94,6 +103,8 @@ class ModelSpec:
             around the network; ``"envelope"``: by a smooth envelope; ``False``: off.
         invented_gain_db: outside training, the gain (dB, at most 0) of the output above the
             input's Nyquist frequency, the band the network invents (see the module docstring).
+        top_band_gain_db: outside training, a further gain (dB, at most 0) of the output above
+            ``TOP_BAND_HZ`` (see the module docstring).
         level_ceiling_db: outside training, the output above the input's edge is held under the
             input's own spectrum continued upwards, this many dB above it
             (``audiosr.band.level_ceiling``); ``None``: no ceiling.
@@ -107,6 +118,7 @@ class ModelSpec:
     normalise: Normalise = False
     invented_gain_db: float = 0.0
     level_ceiling_db: float | None = None
+    top_band_gain_db: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -114,10 +126,11 @@ class ModelSpec:
         if normalise not in ("off", "peak", "envelope"):
             raise ValueError(f"normalise must be true, false, peak or envelope, got {self.normalise!r}")
         object.__setattr__(self, "normalise", normalise)
-        gain = float(self.invented_gain_db)
-        if not -60.0 <= gain <= 0.0:
-            raise ValueError(f"invented_gain_db must be between -60 and 0 dB, got {self.invented_gain_db!r}")
-        object.__setattr__(self, "invented_gain_db", gain)
+        for name in ("invented_gain_db", "top_band_gain_db"):
+            gain = float(getattr(self, name))
+            if not -60.0 <= gain <= 0.0:
+                raise ValueError(f"{name} must be between -60 and 0 dB, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, gain)
         if self.level_ceiling_db is not None:
             margin = float(self.level_ceiling_db)
             if not -30.0 <= margin <= 30.0:
@@ -162,6 +175,8 @@ class ModelSpec:
             keep = "no band keeping"
         level = {"off": "off", "peak": "on (peak)", "envelope": "on (envelope)"}[str(self.normalise)]
         gain = f", invented band {self.invented_gain_db:+g} dB" if self.invented_gain_db else ""
+        if self.top_band_gain_db:
+            gain += f", {self.top_band_gain_db:+g} dB more above {TOP_BAND_HZ / 1000:g} kHz"
         if self.level_ceiling_db is not None:
             gain += f", held under the input's own spectrum continued upwards ({self.level_ceiling_db:+g} dB)"
         return (f"{self.network['class_path'].rsplit('.', 1)[-1]}, {self.source_rate} -> {self.target_rate} Hz, "
@@ -211,6 +226,14 @@ class Generator(nn.Module):
             nyq = spec.cutoff_hz
             invented = torch.from_numpy(crossover_kernel(nyq - INVENTED_WIDTH_HZ, nyq, spec.target_rate))
         self.register_buffer("invented_crossover", invented, persistent=False)
+        top = torch.zeros(0)
+        if spec.top_band_gain_db:
+            lo, hi = TOP_BAND_HZ - TOP_BAND_WIDTH_HZ / 2, TOP_BAND_HZ + TOP_BAND_WIDTH_HZ / 2
+            if not (spec.cutoff_hz <= lo and hi < nyquist(spec.target_rate)):
+                raise ValueError(f"top_band_gain_db needs {lo:g}-{hi:g} Hz between the input's Nyquist frequency "
+                                 f"({spec.cutoff_hz:g} Hz) and the output's ({nyquist(spec.target_rate):g} Hz)")
+            top = torch.from_numpy(crossover_kernel(lo, hi, spec.target_rate))
+        self.register_buffer("top_crossover", top, persistent=False)
 
     @property
     def length_multiple(self) -> int:
@@ -223,7 +246,7 @@ class Generator(nn.Module):
             reach += kernel_taps(self.spec.target_rate, EDGE_GUARD_HZ) // 2
         else:
             reach += self.crossover.shape[-1] // 2
-        reach += self.invented_crossover.shape[-1] // 2
+        reach += self.invented_crossover.shape[-1] // 2 + self.top_crossover.shape[-1] // 2
         if self.spec.normalise == "envelope":
             reach += ENVELOPE_BLOCK * (ENVELOPE_REACH + ENVELOPE_SMOOTH + 1)
         if self.spec.level_ceiling_db is not None:  # a frame's reach, and the reference's frames each side
@@ -274,19 +297,29 @@ class Generator(nn.Module):
             output = estimate + fir_filter(rough - estimate, self.crossover)
         if ceiling:
             output = level_ceiling(output, rough, edges, self.spec.target_rate, self.spec.level_ceiling_db)
-        if self.invented_crossover.numel() == 0 or self.training:
+        if self.training:
             return output
-        # The kept band lies below the input's Nyquist frequency, so only invented content is
-        # scaled. Mirrored ends: zeros outside would make a click of every start and end whose
-        # high-passed part the gain then changes at all frequencies.
-        half, length = self.invented_crossover.shape[-1] // 2, output.shape[-1]
-        padded = torch.nn.functional.pad(output, (half, half), mode="reflect") if length > half else output
-        below = fir_filter(padded, self.invented_crossover)
-        below = below[..., half: half + length] if length > half else below
-        return output + (10.0 ** (self.spec.invented_gain_db / 20.0) - 1.0) * (output - below)
+        # The kept band lies below the input's Nyquist frequency, so only invented content is scaled.
+        output = _scale_above(output, self.invented_crossover, self.spec.invented_gain_db)
+        return _scale_above(output, self.top_crossover, self.spec.top_band_gain_db)
 
     def extra_repr(self) -> str:
         return self.spec.describe()
+
+
+def _scale_above(output: torch.Tensor, lowpass: torch.Tensor, gain_db: float) -> torch.Tensor:
+    """``output`` with its part above the low-pass ``lowpass`` (a crossover kernel; empty: none) scaled by ``gain_db``.
+
+    Mirrored ends: zeros outside would make a click of every start and end whose high-passed
+    part the gain then changes at all frequencies.
+    """
+    if lowpass.numel() == 0:
+        return output
+    half, length = lowpass.shape[-1] // 2, output.shape[-1]
+    padded = torch.nn.functional.pad(output, (half, half), mode="reflect") if length > half else output
+    below = fir_filter(padded, lowpass)
+    below = below[..., half: half + length] if length > half else below
+    return output + (10.0 ** (gain_db / 20.0) - 1.0) * (output - below)
 
 
 def envelope(magnitude: torch.Tensor) -> torch.Tensor:

@@ -176,11 +176,11 @@ class AudioSRCLI(LightningCLI):
                      "cannot resume it; give a training checkpoint (.ckpt)")
         except (FileNotFoundError, CheckpointError) as error:
             fail(str(error))
-        configured = float(config.model.init_args.get("invented_gain_db") or 0.0)
-        if spec.invented_gain_db != configured:
-            print(f"audiosr: {path} was calibrated to invented_gain_db {spec.invented_gain_db:g}; this run uses the "
-                  f"config's {configured:g} (--model.init_args.invented_gain_db {spec.invented_gain_db:g} runs it "
-                  "as calibrated)", file=sys.stderr)
+        for name in ("invented_gain_db", "top_band_gain_db"):
+            configured, stored = float(config.model.init_args.get(name) or 0.0), getattr(spec, name)
+            if stored != configured:
+                print(f"audiosr: {path} was calibrated to {name} {stored:g}; this run uses the config's "
+                      f"{configured:g} (--model.init_args.{name} {stored:g} runs it as calibrated)", file=sys.stderr)
         ceiling = config.model.init_args.get("level_ceiling_db")
         ceiling = None if ceiling is None else float(ceiling)
         if spec.level_ceiling_db != ceiling:

@@ -81,6 +81,8 @@ class SuperResolutionModule(L.LightningModule):
         invented_gain_db: outside training, the gain (dB, at most 0) of the output above the
             input's Nyquist frequency, the band the network invents (see
             ``audiosr.models.generator``); stored in checkpoints.
+        top_band_gain_db: outside training, a further gain (dB, at most 0) of the output above
+            16 kHz (``audiosr.models.generator.TOP_BAND_HZ``); stored in checkpoints.
         level_ceiling_db: outside training, hold the output above the input's edge under the
             input's own spectrum continued upwards, this many dB above it (``null``: off; see
             ``audiosr.band.level_ceiling``); stored in checkpoints.
@@ -103,6 +105,7 @@ class SuperResolutionModule(L.LightningModule):
         normalise: Normalise = True,
         invented_gain_db: float = 0.0,
         level_ceiling_db: float | None = None,
+        top_band_gain_db: float = 0.0,
         precision: Precision = "32",
         test_batch_size: int = 1,
     ) -> None:
@@ -110,7 +113,7 @@ class SuperResolutionModule(L.LightningModule):
         network = network if network is not None else UNet()
         spec = ModelSpec(network.rebuild_spec(), source_rate, target_rate, input_filter,
                          tuple(keep_band) if isinstance(keep_band, (list, tuple)) else keep_band, normalise,
-                         invented_gain_db, level_ceiling_db)
+                         invented_gain_db, level_ceiling_db, top_band_gain_db)
         self.generator = Generator(network, spec)
         self.loss = (loss if loss is not None else ReconstructionLoss()).setup(target_rate)
         self.optimizer = optimizer
