@@ -168,3 +168,13 @@ def test_the_test_page_has_a_table_per_category_when_files_sit_in_folders(tmp_pa
     assert captions == ["All test recordings", "music: 1 recordings", "speech: 2 recordings"]
     music = dict(zip(report.tables[0].headers, report.tables[1].rows[0]))
     assert music["n"] == "1" and float(music["SNR (dB) ↑"]) == pytest.approx(comparison.items["model"][2]["snr"], abs=0.01)
+
+
+def test_a_report_scoring_visqol_on_the_first_seconds_says_so_in_its_caption():
+    from audiosr.evaluation.comparison import CAPTION
+    from audiosr.training.callbacks import BaselineComparison
+
+    assert BaselineComparison().caption == CAPTION
+    assert BaselineComparison(visqol_seconds=8).caption == f"{CAPTION}, on the first 8 s of each recording"
+    with pytest.raises(ValueError, match="visqol_seconds must be positive"):
+        BaselineComparison(visqol_seconds=0)

@@ -37,6 +37,19 @@ def test_identical_signals_score_highest_and_noise_lowers_the_score(visqol):
     assert 1.0 <= heavily < slightly < identical <= 5.0
 
 
+def test_a_scorer_of_the_first_seconds_sees_nothing_after_them():
+    scorer = visqol_scorer(seconds=1.0)
+    if scorer is None:
+        pytest.skip(MISSING)
+    x = music(2.0)
+    damaged = x.copy()
+    damaged[..., RATE + RATE // 10:] = 0.0  # silence from 1.1 s on
+    assert scorer(damaged, x, RATE) == pytest.approx(scorer(x, x, RATE), abs=1e-6)
+    assert visqol_scorer()(damaged, x, RATE) < scorer(x, x, RATE) - 0.1  # the whole clip does see it
+    with pytest.raises(ValueError, match="seconds must be positive"):
+        visqol_scorer(seconds=0.0)
+
+
 def test_the_table_gains_a_visqol_column_only_when_scored(visqol):
     x = music(2.0)
     plain, scored = Comparison(22050, RATE), Comparison(22050, RATE, visqol)

@@ -24,16 +24,27 @@ logger = logging.getLogger(__name__)
 
 
 class Visqol:
-    """``score(estimate, target, rate)``: ViSQOL MOS-LQO of ``(C, T)`` arrays, mean over channels."""
+    """``score(estimate, target, rate)``: ViSQOL MOS-LQO of ``(C, T)`` arrays, mean over channels.
 
-    def __init__(self) -> None:
+    ``seconds``: score only the first this many seconds of each (a convention of published
+    evaluations, e.g. 8 s; it also bounds the cost on long recordings); ``None``: all of it.
+    """
+
+    def __init__(self, seconds: float | None = None) -> None:
         from visqol import VisqolApi
+
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"seconds must be positive (or None), got {seconds}")
+        self.seconds = seconds
 
         self.api = VisqolApi()
         self.api.create(mode="audio")
 
     def __call__(self, estimate: np.ndarray, target: np.ndarray, rate: int) -> float:
         estimate, target = np.atleast_2d(estimate), np.atleast_2d(target)
+        if self.seconds is not None:
+            keep = max(1, round(self.seconds * rate))
+            estimate, target = estimate[..., :keep], target[..., :keep]
         scores = []
         for est, ref in zip(estimate, target):
             est48 = resample(est, rate, VISQOL_RATE, "soxr_vhq").astype(np.float64)
@@ -42,10 +53,11 @@ class Visqol:
         return float(np.mean(scores))
 
 
-def visqol_scorer(notice: Callable[[str], None] | None = None) -> Visqol | None:
-    """A ready :class:`Visqol`, or ``None`` (with one line to ``notice``) if the package is absent."""
+def visqol_scorer(notice: Callable[[str], None] | None = None, seconds: float | None = None) -> Visqol | None:
+    """A ready :class:`Visqol` (of the first ``seconds``), or ``None`` (with one line to ``notice``)
+    if the package is absent."""
     try:
-        return Visqol()
+        return Visqol(seconds)
     except ImportError:
         (notice or logger.warning)(MISSING)
         return None

@@ -71,14 +71,19 @@ class BaselineComparison(Callback):
         excerpt_seconds: how much of each of them the page plays (its loudest stretch).
         visqol: add a ViSQOL column (``audiosr.evaluation.perceptual``); ``null`` (default): when the
             optional package is installed, with one line saying so when it is not.
+        visqol_seconds: score ViSQOL on the first this many seconds of each recording only (e.g.
+            8, as published evaluations do; it bounds the cost of long recordings); ``null``: all.
     """
 
     def __init__(self, examples: int = 3, visqol: bool | None = None, listen: int = 8,
-                 excerpt_seconds: float = EXCERPT_SECONDS) -> None:
+                 excerpt_seconds: float = EXCERPT_SECONDS, visqol_seconds: float | None = None) -> None:
         if listen < 0 or excerpt_seconds <= 0:
             raise ValueError(f"need listen >= 0 and excerpt_seconds > 0, got {listen} and {excerpt_seconds}")
+        if visqol_seconds is not None and not visqol_seconds > 0:
+            raise ValueError(f"visqol_seconds must be positive (or null), got {visqol_seconds}")
         self.examples_wanted = examples
         self.visqol = visqol
+        self.visqol_seconds = visqol_seconds
         self.listen = listen
         self.excerpt_seconds = excerpt_seconds
         self.candidates: list[dict[str, Any]] = []
@@ -91,7 +96,8 @@ class BaselineComparison(Callback):
         spec = pl_module.spec
         scorer = None
         if self.visqol is not False:
-            scorer = visqol_scorer(notice=lambda line: trainer.is_global_zero and print(f"audiosr: {line}"))
+            scorer = visqol_scorer(notice=lambda line: trainer.is_global_zero and print(f"audiosr: {line}"),
+                                   seconds=self.visqol_seconds)
             if scorer is None and self.visqol:
                 raise RuntimeError(MISSING.replace("column skipped", "asked for (--report.visqol true)"))
         self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
@@ -150,6 +156,12 @@ class BaselineComparison(Callback):
         unique = {e["name"]: e for e in examples}
         self.examples = [unique[n] for n in sorted(unique)][: self.examples_wanted]
 
+    @property
+    def caption(self) -> str:
+        if self.visqol_seconds is None:
+            return CAPTION
+        return f"{CAPTION}, on the first {self.visqol_seconds:g} s of each recording"
+
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         directory = run_directory(trainer) / "test"
         if not trainer.is_global_zero or self.comparison is None:
@@ -165,7 +177,7 @@ class BaselineComparison(Callback):
             "data": trainer.datamodule.describe() if trainer.datamodule is not None else None,
             "config": yaml.safe_load(config_file.read_text()) if config_file.is_file() else None,
         }
-        paths = write_report(rows, directory, metadata, items=self.comparison.items)
+        paths = write_report(rows, directory, metadata, caption=self.caption, items=self.comparison.items)
         figure = None
         if self.examples:
             figure = comparison_figure(
@@ -185,7 +197,7 @@ class BaselineComparison(Callback):
         report = ListeningReport(directory, f"audiosr test: {spec.source_rate} Hz -> {spec.target_rate} Hz",
                                  self.excerpt_seconds)
         keys = shown_columns(rows)
-        report.intro = [CAPTION]
+        report.intro = [self.caption]
         report.tables.append(Table("All test recordings", [HEADERS[k] for k in keys], table_cells(rows, keys)))
         names = {item["name"] for items in self.comparison.items.values() for item in items}
         categories = sorted({category_of(n) for n in names})
