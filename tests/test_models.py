@@ -9,6 +9,7 @@ import torch
 from audiosr.dsp import resample
 from audiosr.inference.upsampler import Upsampler
 from audiosr.models import Generator, MagnitudeNetwork, MagnitudePhaseNetwork, ModelSpec, UNet, build_network
+from audiosr.models.generator import KeepBand
 from audiosr.training.losses import ReconstructionLoss
 
 SOURCE, TARGET = 22050, 44100
@@ -175,36 +176,50 @@ def test_spectral_families_work_at_any_rate_pair_and_keep_the_input_band(name, s
     assert error_db < -30
 
 
+def loud_generator(keep_band: KeepBand = "auto", **gains: float) -> Generator:
+    """A magnitude + phase generator (fixed seed) whose band is about as loud as the input's; ``gains``: the spec's."""
+    torch.manual_seed(0)
+    network = FAMILIES["magnitude-phase"]()
+    g = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", keep_band, False, **gains))
+    with torch.no_grad():
+        g.network.magnitude.bias.fill_(-1.0)
+    return g
+
+
+def rough_noise(seed: int) -> torch.Tensor:
+    """``(1, 1, T)``: 1 s of noise at SOURCE, soxr VHQ-upsampled to TARGET."""
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(resample((0.3 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, TARGET,
+                                     "soxr_vhq", TARGET))[None, None]
+
+
+def windowed_spectrum(x: torch.Tensor) -> np.ndarray:
+    """Hann-windowed: a plain FFT of a 1-s clip would leak its loud low band into the quiet top."""
+    return np.fft.rfft(x[0, 0].numpy() * np.hanning(x.shape[-1]))
+
+
+def band_power(x: np.ndarray, band: np.ndarray) -> float:
+    return float(np.sum(np.abs(x[band]) ** 2))
+
+
 def test_invented_gain_scales_only_the_band_above_the_inputs_nyquist_and_only_outside_training():
     """``invented_gain_db``: -6 dB above the input's Nyquist frequency, nothing changed below it
     (neither the input's band nor the network's bins near its edge), training unchanged (the
     network would learn to undo a gain it trained through)."""
     def loud(gain_db: float, keep_band="auto") -> Generator:
-        torch.manual_seed(0)
-        network = FAMILIES["magnitude-phase"]()
-        g = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", keep_band, False,
-                                         invented_gain_db=gain_db))
-        with torch.no_grad():
-            g.network.magnitude.bias.fill_(-1.0)  # a band about as loud as the input's
-        return g
+        return loud_generator(keep_band, invented_gain_db=gain_db)
 
-    rng = np.random.default_rng(0)
-    rough = torch.from_numpy(resample((0.3 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, TARGET,
-                                      "soxr_vhq", TARGET))[None, None]
+    rough = rough_noise(0)
     freqs = np.fft.rfftfreq(rough.shape[-1], 1 / TARGET)
     nyq = SOURCE / 2
     low, edge, high = freqs < 9_000, (freqs > 9_000) & (freqs < nyq - 300), freqs > nyq
-    # Hann-windowed: a plain FFT of a 1-s clip would leak its loud low band into the quiet top.
-    window = np.hanning(rough.shape[-1])
-    reference = np.fft.rfft(rough[0, 0].numpy() * window)
+    reference = windowed_spectrum(rough)
+    power = band_power
 
     def spectrum(g: Generator, training: bool = False) -> np.ndarray:
         g.train(training)
         with torch.no_grad():
-            return np.fft.rfft(g(rough)[0, 0].numpy() * window)
-
-    def power(x: np.ndarray, band: np.ndarray) -> float:
-        return float(np.sum(np.abs(x[band]) ** 2))
+            return windowed_spectrum(g(rough))
 
     for keep_band in ("auto", None):
         plain, quieter = spectrum(loud(0.0, keep_band)), spectrum(loud(-6.0, keep_band))
@@ -225,28 +240,17 @@ def test_top_band_gain_scales_only_the_band_above_16_khz_on_top_of_the_invented_
     """``top_band_gain_db``: -12 dB above 16.5 kHz (a 1 kHz transition centred on 16 kHz), on top of
     ``invented_gain_db``; nothing changed below 15.5 kHz; training unchanged."""
     def generator(invented_db: float, top_db: float) -> Generator:
-        torch.manual_seed(0)
-        network = FAMILIES["magnitude-phase"]()
-        g = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False,
-                                         invented_gain_db=invented_db, top_band_gain_db=top_db))
-        with torch.no_grad():
-            g.network.magnitude.bias.fill_(-1.0)  # a band about as loud as the input's
-        return g
+        return loud_generator(invented_gain_db=invented_db, top_band_gain_db=top_db)
 
-    rng = np.random.default_rng(1)
-    rough = torch.from_numpy(resample((0.3 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, TARGET,
-                                      "soxr_vhq", TARGET))[None, None]
+    rough = rough_noise(1)
     freqs = np.fft.rfftfreq(rough.shape[-1], 1 / TARGET)
     below, middle, top = freqs < 15_500, (freqs > 12_000) & (freqs < 15_500), (freqs > 16_500) & (freqs < 21_000)
-    window = np.hanning(rough.shape[-1])
+    power = band_power
 
     def spectrum(g: Generator, training: bool = False) -> np.ndarray:
         g.train(training)
         with torch.no_grad():
-            return np.fft.rfft(g(rough)[0, 0].numpy() * window)
-
-    def power(x: np.ndarray, band: np.ndarray) -> float:
-        return float(np.sum(np.abs(x[band]) ** 2))
+            return windowed_spectrum(g(rough))
 
     plain, cut = spectrum(generator(0.0, 0.0)), spectrum(generator(0.0, -12.0))
     assert power(plain, top) > 1e-4 * power(plain, below)  # the network does write a band there (about -30 dB)

@@ -176,20 +176,25 @@ def test_the_shipped_model_is_the_default(tmp_path, capsys):
     np.testing.assert_allclose(written, direct, atol=1 / 2**15)  # the same, up to 16-bit rounding
 
 
-def test_invented_gain_db_sets_the_level_of_the_invented_band_only(tmp_path, capsys):
-    from audiosr.models.checkpoint import read_spec
-    from audiosr.pretrained import default_model_path
-
+def gain_option_spectra(tmp_path: Path, option: str, gains: tuple) -> tuple[dict, np.ndarray, Path]:
+    """The default model on 1 s of noise, once per value of ``option`` (``None``: not given):
+    the outputs' power spectra by value, their frequencies, and the input file."""
     src = tmp_path / "noise.wav"
     rng = np.random.default_rng(0)
     sf.write(src, (0.2 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, subtype="FLOAT")
     outputs = {}
-    for gain in (None, 0.0, -6.0):
+    for gain in gains:
         out = tmp_path / f"out{gain}"
-        assert main([str(src), "--output_dir", str(out), *([] if gain is None else ["--invented_gain_db", str(gain)])]) \
-            == EXIT_OK
+        assert main([str(src), "--output_dir", str(out), *([] if gain is None else [option, str(gain)])]) == EXIT_OK
         outputs[gain] = np.abs(np.fft.rfft(sf.read(out / "noise.wav", dtype="float64")[0])) ** 2
-    freqs = np.fft.rfftfreq(2 * SOURCE, 1 / TARGET)
+    return outputs, np.fft.rfftfreq(2 * SOURCE, 1 / TARGET), src
+
+
+def test_invented_gain_db_sets_the_level_of_the_invented_band_only(tmp_path, capsys):
+    from audiosr.models.checkpoint import read_spec
+    from audiosr.pretrained import default_model_path
+
+    outputs, freqs, src = gain_option_spectra(tmp_path, "--invented_gain_db", (None, 0.0, -6.0))
     low, high = freqs < 9_000, freqs > 12_000
 
     def change_db(gain, band):
@@ -210,16 +215,7 @@ def test_top_band_gain_db_sets_the_level_above_16_khz_only(tmp_path, capsys):
     from audiosr.models.checkpoint import read_spec
     from audiosr.pretrained import default_model_path
 
-    src = tmp_path / "noise.wav"
-    rng = np.random.default_rng(0)
-    sf.write(src, (0.2 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, subtype="FLOAT")
-    outputs = {}
-    for gain in (None, 0.0, -12.0):
-        out = tmp_path / f"out{gain}"
-        assert main([str(src), "--output_dir", str(out), *([] if gain is None else ["--top_band_gain_db", str(gain)])]) \
-            == EXIT_OK
-        outputs[gain] = np.abs(np.fft.rfft(sf.read(out / "noise.wav", dtype="float64")[0])) ** 2
-    freqs = np.fft.rfftfreq(2 * SOURCE, 1 / TARGET)
+    outputs, freqs, src = gain_option_spectra(tmp_path, "--top_band_gain_db", (None, 0.0, -12.0))
     below, top = freqs < 15_000, (freqs > 17_000) & (freqs < 21_000)
 
     def change_db(gain, band):
