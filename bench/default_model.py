@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  lowest validation LSD at {gain:+g} dB; the band above 16 kHz at "
             f"{', '.join(f'{g:+g}' for g in top_gains)} dB more")
         top, top_calibration = calibrate(checkpoint, lists, tmp, cache, top_gains, "top_band_gain_db",
-                                         ("--model.init_args.invented_gain_db", f"{gain:g}"))
+                                         ("--model.init_args.invented_gain_db", f"{gain:g}"),
+                                         known={"0": calibration[f"{gain:g}"]})  # that run had no top gain
         log(f"  lowest validation LSD at {top:+g} dB: every test runs at {gain:+g} / {top:+g} dB")
         tests = run_tests(checkpoint, lists, tmp, cache, gain, top)
         recorded.write_text(json.dumps({"gain_db": gain, "top_gain_db": top, **{
@@ -294,13 +295,15 @@ def gain_args(gain_db: float, top_db: float = 0.0) -> list[str]:
 
 
 def calibrate(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gains: list[float],
-              option: str = "invented_gain_db", fixed: tuple[str, ...] = ()) -> tuple[float, dict[str, Tested]]:
+              option: str = "invented_gain_db", fixed: tuple[str, ...] = (),
+              known: dict[str, Tested] | None = None) -> tuple[float, dict[str, Tested]]:
     """Each gain of ``option`` on the validation files (with ``fixed``, the options already chosen);
-    the one with the lowest mean LSD (ties: the louder)."""
+    the one with the lowest mean LSD (ties: the louder). ``known``: gains already tested so, not run again."""
     prefix = "" if option == "invented_gain_db" else "-top"
-    tested = {f"{g:g}": run_test(f"validation files, {CALIBRATED[option]} {g:+g} dB", f"calibrate{prefix}{g:g}",
-                                 checkpoint, lists, "val", [*NO_VISQOL, *fixed, f"--model.init_args.{option}", f"{g:g}"],
-                                 tmp, cache) for g in gains}
+    known = known or {}
+    tested = {f"{g:g}": known.get(f"{g:g}") or run_test(
+        f"validation files, {CALIBRATED[option]} {g:+g} dB", f"calibrate{prefix}{g:g}", checkpoint, lists, "val",
+        [*NO_VISQOL, *fixed, f"--model.init_args.{option}", f"{g:g}"], tmp, cache) for g in gains}
     scored = [(t.row("model")["lsd"], -g, g) for g, t in zip(gains, tested.values()) if t.row("model")]
     if not scored:
         raise RuntimeError("the calibration measured nothing: every validation test failed")

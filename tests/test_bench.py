@@ -231,3 +231,10 @@ def test_the_top_band_calibration_runs_at_the_chosen_invented_gain(monkeypatch, 
     assert chosen == -6.0 and list(tested) == ["0", "-6", "-12"]
     assert asked == [("calibrate-top0", "-3", 0.0), ("calibrate-top-6", "-3", -6.0), ("calibrate-top-12", "-3", -12.0)]
     assert "band above 16 kHz -6 dB" in tested["-6"].label
+    # A gain already measured (the invented band's calibration ran without a top gain) is not run again.
+    asked.clear()
+    earlier = default_model.Tested("earlier", [], rows=[{"method": "audiosr MagPhase", "lsd": 1.10}])
+    chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -6.0, -12.0],
+                                             "top_band_gain_db", ("--model.init_args.invented_gain_db", "-3"),
+                                             known={"0": earlier})
+    assert chosen == 0.0 and tested["0"] is earlier and [a[0] for a in asked] == ["calibrate-top-6", "calibrate-top-12"]
