@@ -66,6 +66,7 @@ def tiny_generator(source_rate: int = 22050, target_rate: int = 44100, input_fil
 
     from audiosr.models.generator import Generator, ModelSpec
     from audiosr.models.unet import UNet
+    from audiosr.output_stage import OutputStage
 
     torch.manual_seed(seed)
     net = UNet(channels=[4, 8, 8])
@@ -75,5 +76,5 @@ def tiny_generator(source_rate: int = 22050, target_rate: int = 44100, input_fil
             if isinstance(module, torch.nn.BatchNorm1d):
                 module.running_mean.normal_(0.0, 0.1)
                 module.running_var.uniform_(0.5, 2.0)
-    spec = ModelSpec(net.rebuild_spec(), source_rate, target_rate, input_filter, keep_band, normalise)
+    spec = ModelSpec(net.rebuild_spec(), source_rate, target_rate, input_filter, normalise, OutputStage(keep_band=keep_band))
     return Generator(net, spec).eval()

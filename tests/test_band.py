@@ -14,7 +14,8 @@ from audiosr.band import CEILING_NEAR_HZ, content_edge, filter_each, level_ceili
 from audiosr.data.degradations import Lowpass, Resample
 from audiosr.dsp import resample
 from audiosr.evaluation.metrics import quality, selection_score
-from audiosr.models.generator import EDGE_GUARD_HZ, Generator, ModelSpec, envelope
+from audiosr.models.generator import Generator, ModelSpec, envelope
+from audiosr.output_stage import EDGE_GUARD_HZ, OutputStage
 from audiosr.models.spectral import MagnitudePhaseNetwork
 
 SOURCE, TARGET = 22050, 44100
@@ -109,7 +110,7 @@ def auto_generator(normalise="envelope", seed: int = 0) -> Generator:
     """A random (untrained) magnitude + phase generator: its output differs from its input everywhere it may."""
     torch.manual_seed(seed)
     network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
-    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", normalise)
+    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", normalise, OutputStage(keep_band="auto"))
     generator = Generator(network, spec).eval()
     with torch.no_grad():
         for layer in (network.magnitude, network.input_gain):
@@ -149,7 +150,7 @@ def test_a_capped_carry_gain_never_raises_the_inputs_stop_band(cap_db):
     # 0 dB, the output there is never louder than the input.
     torch.manual_seed(0)
     network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True, carry_gain_max_db=cap_db)
-    generator = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False)).eval()
+    generator = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", False, OutputStage(keep_band="auto"))).eval()
     with torch.no_grad():
         network.input_gain.bias.fill_(10.0)
         network.magnitude.bias.fill_(-100.0)  # clamped to the floor: nothing invented
@@ -229,9 +230,9 @@ def test_the_level_ceiling_leaves_the_band_below_its_start_alone_and_follows_no_
 def test_the_generator_applies_the_level_ceiling_outside_training_only():
     torch.manual_seed(0)
     network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
-    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False, level_ceiling_db=0.0)
+    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", False, OutputStage(keep_band="auto", level_ceiling_db=0.0))
     generator = Generator(network, spec)
-    plain = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False))
+    plain = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", False, OutputStage(keep_band="auto")))
     with torch.no_grad():
         network.magnitude.bias.fill_(0.0)  # a loud invented band, far above a steeply falling input
     rough = torch.from_numpy(rough_of(noise(top_hz=10800, tilt_db_per_khz=-8.0), Resample("kaiser_best")))[None]
@@ -243,9 +244,9 @@ def test_the_generator_applies_the_level_ceiling_outside_training_only():
     assert band_db(run, 12000, 20000) < band_db(unlimited, 12000, 20000) - 10
     assert generator.receptive_field > plain.receptive_field
     assert "continued upwards (+0 dB)" in spec.describe()
-    assert ModelSpec.from_dict(spec.to_dict()).level_ceiling_db == 0.0
+    assert ModelSpec.from_dict(spec.to_dict()).stage.level_ceiling_db == 0.0
     with pytest.raises(ValueError, match="level_ceiling_db"):
-        ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", "auto", False, level_ceiling_db=50.0)
+        OutputStage(keep_band="auto", level_ceiling_db=50.0)
 
 
 def test_envelope_normalisation_never_lets_a_loud_passage_change_a_quiet_one_a_second_away():
@@ -281,7 +282,7 @@ def module_for_losses():
 
     network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
     return SuperResolutionModule(network, source_rate=SOURCE, target_rate=TARGET, input_filter="soxr_vhq",
-                                 keep_band="auto", normalise="envelope")
+                                 output_stage=OutputStage(keep_band="auto"), normalise="envelope")
 
 
 def test_the_losses_see_the_level_normalised_pair_so_a_quiet_item_weighs_as_much_as_a_loud_one():

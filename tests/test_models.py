@@ -9,7 +9,7 @@ import torch
 from audiosr.dsp import resample
 from audiosr.inference.upsampler import Upsampler
 from audiosr.models import Generator, MagnitudeNetwork, MagnitudePhaseNetwork, ModelSpec, UNet, build_network
-from audiosr.models.generator import KeepBand
+from audiosr.output_stage import KeepBand, OutputStage
 from audiosr.training.losses import ReconstructionLoss
 
 SOURCE, TARGET = 22050, 44100
@@ -29,7 +29,7 @@ FAMILIES = {
 def generator(name: str, keep_band=(0.8, 0.9)) -> Generator:
     torch.manual_seed(0)
     network = FAMILIES[name]()
-    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", keep_band, False)
+    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", False, OutputStage(keep_band=keep_band))
     return Generator(network, spec).eval()
 
 
@@ -162,7 +162,7 @@ def test_spectral_families_work_at_any_rate_pair_and_keep_the_input_band(name, s
     reproduces the input below its band edge (what an untrained network adds above it is small)."""
     torch.manual_seed(0)
     network = FAMILIES[name]()
-    g = Generator(network, ModelSpec(network.rebuild_spec(), source, target, "soxr_vhq", None, False)).eval()
+    g = Generator(network, ModelSpec(network.rebuild_spec(), source, target, "soxr_vhq", False, OutputStage(keep_band=None))).eval()
     rng = np.random.default_rng(0)
     low = (0.3 * rng.standard_normal(source)).astype(np.float32)  # one second, full band at the source rate
     rough = resample(low, source, target, "soxr_vhq", target)
@@ -176,11 +176,12 @@ def test_spectral_families_work_at_any_rate_pair_and_keep_the_input_band(name, s
     assert error_db < -30
 
 
-def loud_generator(keep_band: KeepBand = "auto", **gains: float) -> Generator:
-    """A magnitude + phase generator (fixed seed) whose band is about as loud as the input's; ``gains``: the spec's."""
+def loud_generator(keep_band: KeepBand = "auto", **settings: float) -> Generator:
+    """A magnitude + phase generator (fixed seed) whose band is about as loud as the input's; ``settings``: its stage's."""
     torch.manual_seed(0)
     network = FAMILIES["magnitude-phase"]()
-    g = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", keep_band, False, **gains))
+    stage = OutputStage(keep_band=keep_band, **settings)
+    g = Generator(network, ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", False, stage))
     with torch.no_grad():
         g.network.magnitude.bias.fill_(-1.0)
     return g
@@ -202,17 +203,16 @@ def band_power(x: np.ndarray, band: np.ndarray) -> float:
     return float(np.sum(np.abs(x[band]) ** 2))
 
 
-def test_invented_gain_scales_only_the_band_above_the_inputs_nyquist_and_only_outside_training():
-    """``invented_gain_db``: -6 dB above the input's Nyquist frequency, nothing changed below it
-    (neither the input's band nor the network's bins near its edge), training unchanged (the
-    network would learn to undo a gain it trained through)."""
+def test_invented_gain_scales_only_the_band_above_the_inputs_edge_and_only_outside_training():
+    """``invented_gain_db``: -6 dB from 300 Hz above the input's edge (found per item with ``auto``, the
+    Nyquist frequency without band keeping), nothing changed below the edge (neither the input's band
+    nor the network's bins near it), training unchanged (the network would learn to undo a gain it
+    trained through)."""
     def loud(gain_db: float, keep_band="auto") -> Generator:
         return loud_generator(keep_band, invented_gain_db=gain_db)
 
     rough = rough_noise(0)
     freqs = np.fft.rfftfreq(rough.shape[-1], 1 / TARGET)
-    nyq = SOURCE / 2
-    low, edge, high = freqs < 9_000, (freqs > 9_000) & (freqs < nyq - 300), freqs > nyq
     reference = windowed_spectrum(rough)
     power = band_power
 
@@ -221,52 +221,20 @@ def test_invented_gain_scales_only_the_band_above_the_inputs_nyquist_and_only_ou
         with torch.no_grad():
             return windowed_spectrum(g(rough))
 
-    for keep_band in ("auto", None):
+    for keep_band, expected_edge in (("auto", (10_000, 10_900)), (None, (SOURCE / 2, SOURCE / 2))):
+        edge = float(loud(0.0, keep_band).band_edges(rough)[0])
+        assert expected_edge[0] <= edge <= expected_edge[1]
+        below, above = (freqs > 8_000) & (freqs < edge - 100), freqs > edge + 400
         plain, quieter = spectrum(loud(0.0, keep_band)), spectrum(loud(-6.0, keep_band))
-        assert power(plain, high) > 0
-        assert 10 * np.log10(power(quieter, high) / power(plain, high)) == pytest.approx(-6.0, abs=0.05)
-        assert power(quieter - plain, edge) < 1e-6 * power(plain, edge)  # the band below it is untouched (-60 dB)
+        assert power(plain, above) > 0
+        assert 10 * np.log10(power(quieter, above) / power(plain, above)) == pytest.approx(-6.0, abs=0.05)
+        assert power(quieter - plain, below) < 1e-6 * power(plain, below)  # the band below is untouched (-60 dB)
     kept = spectrum(loud(-6.0))
+    low = freqs < 9_000
     assert power(kept - reference, low) < 1e-5 * power(reference, low)  # the input's band is the input (-50 dB)
     assert spectrum(loud(-6.0), training=True) == pytest.approx(spectrum(loud(0.0), training=True), rel=1e-5)
     spec = loud(-6.0).spec
-    assert "invented band -6 dB" in spec.describe()
+    assert "band above the edge -6 dB" in spec.describe()
     with pytest.raises(ValueError, match="between -60 and 0"):
-        ModelSpec(spec.network, SOURCE, TARGET, "soxr_vhq", "auto", False, invented_gain_db=3.0)
-    assert ModelSpec.from_dict(spec.to_dict()).invented_gain_db == -6.0
-
-
-def test_top_band_gain_scales_only_the_band_above_16_khz_on_top_of_the_invented_gain_and_only_outside_training():
-    """``top_band_gain_db``: -12 dB above 16.5 kHz (a 1 kHz transition centred on 16 kHz), on top of
-    ``invented_gain_db``; nothing changed below 15.5 kHz; training unchanged."""
-    def generator(invented_db: float, top_db: float) -> Generator:
-        return loud_generator(invented_gain_db=invented_db, top_band_gain_db=top_db)
-
-    rough = rough_noise(1)
-    freqs = np.fft.rfftfreq(rough.shape[-1], 1 / TARGET)
-    below, middle, top = freqs < 15_500, (freqs > 12_000) & (freqs < 15_500), (freqs > 16_500) & (freqs < 21_000)
-    power = band_power
-
-    def spectrum(g: Generator, training: bool = False) -> np.ndarray:
-        g.train(training)
-        with torch.no_grad():
-            return windowed_spectrum(g(rough))
-
-    plain, cut = spectrum(generator(0.0, 0.0)), spectrum(generator(0.0, -12.0))
-    assert power(plain, top) > 1e-4 * power(plain, below)  # the network does write a band there (about -30 dB)
-    assert 10 * np.log10(power(cut, top) / power(plain, top)) == pytest.approx(-12.0, abs=0.05)
-    assert power(cut - plain, below) < 1e-6 * power(plain, below)  # the band below is untouched (-60 dB)
-    both = spectrum(generator(-6.0, -12.0))
-    assert 10 * np.log10(power(both, top) / power(plain, top)) == pytest.approx(-18.0, abs=0.05)  # the gains add
-    assert 10 * np.log10(power(both, middle) / power(plain, middle)) == pytest.approx(-6.0, abs=0.05)
-    assert spectrum(generator(0.0, -12.0), training=True) == pytest.approx(spectrum(generator(0.0, 0.0), training=True),
-                                                                            rel=1e-5)
-    spec = generator(0.0, -12.0).spec
-    assert "-12 dB more above 16 kHz" in spec.describe()
-    assert ModelSpec.from_dict(spec.to_dict()).top_band_gain_db == -12.0
-    with pytest.raises(ValueError, match="top_band_gain_db must be between -60 and 0"):
-        ModelSpec(spec.network, SOURCE, TARGET, "soxr_vhq", "auto", False, top_band_gain_db=6.0)
-    network = FAMILIES["magnitude-phase"]()
-    with pytest.raises(ValueError, match="between the input's Nyquist frequency"):  # 16 kHz is not above an 8 kHz input
-        Generator(network, ModelSpec(network.rebuild_spec(), 16_000, 32_000, "soxr_vhq", "auto", False,
-                                     top_band_gain_db=-6.0))
+        OutputStage(keep_band="auto", invented_gain_db=3.0)
+    assert ModelSpec.from_dict(spec.to_dict()).stage.invented_gain_db == -6.0

@@ -176,25 +176,31 @@ def test_the_shipped_model_is_the_default(tmp_path, capsys):
     np.testing.assert_allclose(written, direct, atol=1 / 2**15)  # the same, up to 16-bit rounding
 
 
-def gain_option_spectra(tmp_path: Path, option: str, gains: tuple) -> tuple[dict, np.ndarray, Path]:
-    """The default model on 1 s of noise, once per value of ``option`` (``None``: not given):
-    the outputs' power spectra by value, their frequencies, and the input file."""
+def gain_option_spectra(tmp_path: Path, option: str, gains: tuple, ckpt: Path | None = None) -> tuple[dict, np.ndarray, Path]:
+    """A model (default: the shipped one) on 1 s of noise, once per value of ``option`` (``None``: not
+    given): the outputs' power spectra by value, their frequencies, and the input file."""
     src = tmp_path / "noise.wav"
     rng = np.random.default_rng(0)
     sf.write(src, (0.2 * rng.standard_normal(SOURCE)).astype(np.float32), SOURCE, subtype="FLOAT")
     outputs = {}
     for gain in gains:
         out = tmp_path / f"out{gain}"
-        assert main([str(src), "--output_dir", str(out), *([] if gain is None else [option, str(gain)])]) == EXIT_OK
+        model = [] if ckpt is None else ["--ckpt_path", str(ckpt)]
+        assert main([str(src), "--output_dir", str(out), *model, *([] if gain is None else [option, str(gain)])]) == EXIT_OK
         outputs[gain] = np.abs(np.fft.rfft(sf.read(out / "noise.wav", dtype="float64")[0])) ** 2
     return outputs, np.fft.rfftfreq(2 * SOURCE, 1 / TARGET), src
 
 
-def test_invented_gain_db_sets_the_level_of_the_invented_band_only(tmp_path, capsys):
-    from audiosr.models.checkpoint import read_spec
+def test_invented_gain_db_replaces_the_models_stored_level_of_the_band_above_the_edge(tmp_path, capsys):
+    """The shipped model's weights with -3 dB stored in its stage: without the option the band above
+    the edge is 3 dB under the 0-dB output; ``--invented_gain_db -6`` gives -6 dB (replaced, not -9)."""
+    from audiosr.models.checkpoint import load_generator, save_generator
     from audiosr.pretrained import default_model_path
 
-    outputs, freqs, src = gain_option_spectra(tmp_path, "--invented_gain_db", (None, 0.0, -6.0))
+    generator = load_generator(default_model_path())
+    generator.spec = generator.spec.with_stage(invented_gain_db=-3.0)
+    ckpt = save_generator(tmp_path / "stored-3.pt", generator)
+    outputs, freqs, src = gain_option_spectra(tmp_path, "--invented_gain_db", (None, 0.0, -6.0), ckpt)
     low, high = freqs < 9_000, freqs > 12_000
 
     def change_db(gain, band):
@@ -203,33 +209,11 @@ def test_invented_gain_db_sets_the_level_of_the_invented_band_only(tmp_path, cap
     assert outputs[0.0][high].sum() > 1e-4 * outputs[0.0][low].sum()  # the model does invent a band
     assert change_db(-6.0, high) == pytest.approx(-6.0, abs=0.1)  # the gain replaces the stored one, not adds
     assert change_db(-6.0, low) == pytest.approx(0.0, abs=0.01)
-    stored = read_spec(default_model_path()).invented_gain_db
-    assert change_db(None, high) == pytest.approx(stored, abs=0.1)  # without the option: the calibrated level
+    assert change_db(None, high) == pytest.approx(-3.0, abs=0.1)  # without the option: the stored level
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main([str(src), "--output_dir", str(tmp_path / "bad"), "--invented_gain_db", "3"])
     assert exit_.value.code == EXIT_USAGE and "must be between -60 and 0 dB" in capsys.readouterr().err
-
-
-def test_top_band_gain_db_sets_the_level_above_16_khz_only(tmp_path, capsys):
-    from audiosr.models.checkpoint import read_spec
-    from audiosr.pretrained import default_model_path
-
-    outputs, freqs, src = gain_option_spectra(tmp_path, "--top_band_gain_db", (None, 0.0, -12.0))
-    below, top = freqs < 15_000, (freqs > 17_000) & (freqs < 21_000)
-
-    def change_db(gain, band):
-        return 10 * np.log10(outputs[gain][band].sum() / outputs[0.0][band].sum())
-
-    assert outputs[0.0][top].sum() > 1e-6 * outputs[0.0][below].sum()  # the model does write a band there
-    assert change_db(-12.0, top) == pytest.approx(-12.0, abs=0.2)  # the option replaces the stored gain
-    assert change_db(-12.0, below) == pytest.approx(0.0, abs=0.01)
-    stored = read_spec(default_model_path()).top_band_gain_db
-    assert change_db(None, top) == pytest.approx(stored, abs=0.2)  # without the option: the calibrated level
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main([str(src), "--output_dir", str(tmp_path / "bad"), "--top_band_gain_db", "2"])
-    assert exit_.value.code == EXIT_USAGE and "--top_band_gain_db must be between -60 and 0 dB" in capsys.readouterr().err
 
 
 def test_level_ceiling_db_holds_the_band_above_the_edge_under_the_inputs_own_spectrum_or_not(tmp_path, capsys):
@@ -259,7 +243,7 @@ def test_level_ceiling_db_holds_the_band_above_the_edge_under_the_inputs_own_spe
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main([str(src), "--output_dir", str(tmp_path / "bad"), "--level_ceiling_db", "loud"])
-    assert exit_.value.code == EXIT_USAGE and "expected a number of dB or off" in capsys.readouterr().err
+    assert exit_.value.code == EXIT_USAGE and "expected a number, auto, LO,HI or off" in capsys.readouterr().err
 
 
 # --- Nothing clipped, cut short or half-written in silence --------------------------------

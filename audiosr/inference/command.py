@@ -49,11 +49,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audiosr.audio_io import AUDIO_EXTENSIONS, list_audio
 from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW
+from audiosr.output_stage import OutputStage, parse_setting
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -106,15 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "output for the first --report_files written files, and the run's summary")
     parser.add_argument("--report_files", type=int, default=8, metavar="N",
                         help="files with players on the --report page (default %(default)s)")
-    parser.add_argument("--invented_gain_db", type=float, default=None, metavar="DB",
-                        help="level of the band the network invents, in dB (at most 0; default: what the model was "
-                             "calibrated to, see its card); lower is duller but never further from the input")
-    parser.add_argument("--top_band_gain_db", type=float, default=None, metavar="DB",
-                        help="further level of the invented band above 16 kHz, in dB (at most 0; default: what the "
-                             "model was calibrated to, see its card); 0 for material known to be full-band")
-    parser.add_argument("--level_ceiling_db", type=ceiling_value, default=None, metavar="DB|off",
-                        help="hold the output above the input's edge under the input's own spectrum continued "
-                             "upwards, DB above it (default: what the model ships with, see its card); off: no ceiling")
+    stage = parser.add_argument_group("output stage", "what happens after the network; default: what the model "
+                                      "ships with (its checkpoint's stage, see its card)")
+    for setting in fields(OutputStage):  # one option per setting of the stage
+        stage.add_argument(f"--{setting.name}", type=stage_value, default=None, metavar="VALUE",
+                           help=setting.metadata["help"])
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
@@ -128,17 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ceiling_value(text: str) -> float | str:
-    """``--level_ceiling_db``: a number of dB, or ``off``."""
-    if text.strip().lower() in ("off", "none", "null"):
-        return "off"
+def stage_value(text: str) -> Any:
+    """An output-stage option: a number, ``auto``, ``LO,HI`` or ``off`` (checked by the stage itself)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of dB or off, got {text!r}") from None
-    if not -30 <= value <= 30:
-        raise argparse.ArgumentTypeError(f"must be between -30 and 30 dB (or off), got {value:g}")
-    return value
+        return parse_setting(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def stage_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The output-stage settings given on the command line (``off`` is given: it is ``None``)."""
+    given = {s.name for s in fields(OutputStage)} & getattr(args, "_given", set())
+    return {name: getattr(args, name) for name in sorted(given)}
 
 
 def is_earlier_output(path: Path, output_dir: Path, folder: Path) -> bool:
@@ -322,10 +321,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
     if args.report_files < 0:
         parser.error(f"--report_files must be >= 0, got {args.report_files}")
-    if args.invented_gain_db is not None and not -60 <= args.invented_gain_db <= 0:
-        parser.error(f"--invented_gain_db must be between -60 and 0 dB, got {args.invented_gain_db:g}")
-    if args.top_band_gain_db is not None and not -60 <= args.top_band_gain_db <= 0:
-        parser.error(f"--top_band_gain_db must be between -60 and 0 dB, got {args.top_band_gain_db:g}")
+    args._given = {a.lstrip("-").split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
+    try:
+        OutputStage().replace(**stage_changes(args))  # the stage's own checks, before any file is touched
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -358,9 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
                               context=args.context, batch_size=args.batch_size, precision=args.precision,
-                              nonfinite=args.nonfinite, invented_gain_db=args.invented_gain_db,
-                              top_band_gain_db=args.top_band_gain_db,
-                              level_ceiling_db=args.level_ceiling_db, notice=say)
+                              nonfinite=args.nonfinite, output_stage=stage_changes(args), notice=say)
     except Exception as error:  # the options are checked above, so the device
         return usage_error(f"--device {args.device}: {describe(error)}")
 

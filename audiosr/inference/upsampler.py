@@ -20,10 +20,10 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
@@ -43,6 +43,7 @@ from audiosr.dsp import crossover_kernel, crossover_stream, fit_stream, nyquist,
 from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, refine_in_windows
 from audiosr.models.checkpoint import load_generator
 from audiosr.models.generator import Generator, Precision, inference_precision
+from audiosr.output_stage import OutputStage
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +85,10 @@ class Upsampler:
             the same flag as ``audiosr test --model.init_args.precision``.
         nonfinite: what NaN / infinite input samples do: ``"error"`` fails the input,
             ``"zero"`` replaces them with zeros (one notice says how many).
-        invented_gain_db: the level (dB, at most 0) of the band the network invents, instead
-            of the one the model was calibrated to (its ``spec.invented_gain_db``).
-        top_band_gain_db: the further level (dB, at most 0) of the band above 16 kHz, instead of
-            the model's calibrated one (its ``spec.top_band_gain_db``).
-        level_ceiling_db: the margin (dB) of the ceiling that holds the output above the input's
-            edge under the input's own spectrum continued upwards (``audiosr.band.level_ceiling``),
-            instead of the model's own (``spec.level_ceiling_db``); ``"off"``: no ceiling.
+        output_stage: settings of the model's output stage to change, by name
+            (``{"invented_gain_db": -3}``, ``{"level_ceiling_db": None}``; see
+            ``audiosr.output_stage.OutputStage``), or a whole ``OutputStage``; the model's
+            own stage otherwise (``spec.stage``, as stored in its checkpoint).
         notice: where one-line notices go (resampling the input, ...); default: logging.
     """
 
@@ -105,9 +103,7 @@ class Upsampler:
         batch_size: int = 1,
         precision: Precision = "32",
         nonfinite: NonFinite = "error",
-        invented_gain_db: float | None = None,
-        top_band_gain_db: float | None = None,
-        level_ceiling_db: float | Literal["off"] | None = None,
+        output_stage: OutputStage | Mapping[str, Any] | None = None,
         notice: Callable[[str], None] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -115,15 +111,9 @@ class Upsampler:
         if nonfinite not in ("error", "zero"):
             raise ValueError(f"nonfinite must be 'error' or 'zero', got {nonfinite!r}")
         inference_precision("cpu", precision)  # validates the name
-        changed: dict[str, float | None] = {}
-        if invented_gain_db is not None:
-            changed["invented_gain_db"] = invented_gain_db
-        if top_band_gain_db is not None:
-            changed["top_band_gain_db"] = top_band_gain_db
-        if level_ceiling_db is not None:
-            changed["level_ceiling_db"] = None if level_ceiling_db == "off" else float(level_ceiling_db)
-        if changed:  # a new wrapper around the same network: the caller's is unchanged
-            generator = Generator(generator.network, replace(generator.spec, **changed))
+        if output_stage:  # a new wrapper around the same network: the caller's is unchanged
+            stage = output_stage if isinstance(output_stage, OutputStage) else generator.spec.stage.replace(**output_stage)
+            generator = Generator(generator.network, replace(generator.spec, stage=stage))
         self.device = torch.device(device or default_device())
         self.generator = generator.to(self.device).eval()
         self.spec = generator.spec

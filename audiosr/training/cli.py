@@ -7,18 +7,22 @@ import importlib
 import logging
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins import CheckpointIO
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from audiosr.data.datamodule import AudioPairDataModule
+from audiosr.dsp import nyquist
 from audiosr.models.checkpoint import (
     CheckpointError, check_compatible, checkpoint_step, is_generator_path, read_spec, resolve_checkpoint,
 )
+from audiosr.output_stage import OutputStage
 from audiosr.training.callbacks import BaselineComparison, LearningRate
 from audiosr.training.examples import AudioExamples
 from audiosr.training.module import SuperResolutionModule
@@ -129,6 +133,7 @@ class AudioSRCLI(LightningCLI):
         # The run family is named after the first --config of the command line. jsonargparse's
         # own list is no guide: a file that includes another (`config: vctk.yaml`) replaces it.
         argv = sys.argv[1:] if args is None else args if isinstance(args, list) else []
+        self.command_line = [str(a) for a in argv]
         self.command_line_configs = [
             value.split("=", 1)[1] if "=" in value else argv[i + 1]
             for i, value in enumerate(argv)
@@ -176,22 +181,29 @@ class AudioSRCLI(LightningCLI):
                      "cannot resume it; give a training checkpoint (.ckpt)")
         except (FileNotFoundError, CheckpointError) as error:
             fail(str(error))
-        for name in ("invented_gain_db", "top_band_gain_db"):
-            configured, stored = float(config.model.init_args.get(name) or 0.0), getattr(spec, name)
-            if stored != configured:
-                print(f"audiosr: {path} was calibrated to {name} {stored:g}; this run uses the config's "
-                      f"{configured:g} (--model.init_args.{name} {stored:g} runs it as calibrated)", file=sys.stderr)
-        ceiling = config.model.init_args.get("level_ceiling_db")
-        ceiling = None if ceiling is None else float(ceiling)
-        if spec.level_ceiling_db != ceiling:
-            print(f"audiosr: {path} ships with level_ceiling_db {spec.level_ceiling_db}; this run uses the config's "
-                  f"{ceiling} (--model.init_args.level_ceiling_db {spec.level_ceiling_db} runs it as shipped)",
-                  file=sys.stderr)
+        if self.subcommand in ("test", "validate", "predict"):
+            self._stage_from_checkpoint(config, spec.stage, path)
         step = checkpoint_step(path)
         print(f"audiosr: --ckpt_path {given} -> {path}" + (f" (step {step})" if step is not None else ""),
               file=sys.stderr)
         config.ckpt_path = str(path)
         return path
+
+    def _stage_from_checkpoint(self, config: Any, stored: OutputStage, path: Path) -> None:
+        """Run the checkpoint's own output stage; a setting given on the command line overrides it.
+
+        Config files describe how to train; the stage stored in a checkpoint is what was validated
+        (and calibrated, for the shipped model), so it wins over them.
+        """
+        prefix = "--model.init_args.output_stage"
+        named = [a.split("=", 1)[0] for a in getattr(self, "command_line", []) if a.startswith(prefix)]
+        configured = config.model.init_args.get("output_stage")
+        configured = OutputStage.from_dict(configured.as_dict()) if configured is not None else OutputStage()
+        given = {f.name for f in fields(OutputStage)} if prefix in named else {a[len(prefix) + 1:] for a in named}
+        stage = stored.replace(**{name: getattr(configured, name) for name in sorted(given)})
+        config.model.init_args.output_stage = Namespace(stage.to_dict())
+        print(f"audiosr: output stage of {path.name}" + (f", {', '.join(sorted(given))} from the command line" if given else "")
+              + f": {stage.describe(nyquist(config.data.source_rate))}", file=sys.stderr)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         plugins = kwargs.get("plugins", self._get(self.config_init, "trainer", default={}).get("plugins"))

@@ -24,9 +24,8 @@ from audiosr.dsp import nyquist
 from audiosr.evaluation.metrics import quality, selection_score
 from audiosr.models.base import SuperResolutionNetwork
 from audiosr.models.checkpoint import CHECKPOINT_KEY
-from audiosr.models.generator import (
-    PRECISION_NAMES, Generator, KeepBand, ModelSpec, Normalise, Precision, inference_precision,
-)
+from audiosr.models.generator import PRECISION_NAMES, Generator, ModelSpec, Normalise, Precision, inference_precision
+from audiosr.output_stage import OutputStage
 from audiosr.models.unet import UNet
 from audiosr.training.divergence import ensure_finite, refuse_non_finite_gradients
 from audiosr.training.losses import ReconstructionLoss
@@ -71,21 +70,15 @@ class SuperResolutionModule(L.LightningModule):
         lr_scheduler: optional; stepped every optimizer step.
         source_rate, target_rate, input_filter: linked from the data module; stored in
             checkpoints so inference needs nothing else.
-        keep_band: ``(lo, hi)`` fractions of the source Nyquist frequency: the output is
-            the input below ``lo`` and the network's above ``hi``; ``auto``: the input up to
-            its own band edge, found per item (``null``: off); see ``audiosr.models.generator``.
         normalise: scale every item (every window at inference) around the network, and
             back: ``peak`` (or ``true``) to the training peak level, ``envelope`` by a smooth
             envelope (every passage at full level); ``false``: off. The losses see the pair
             scaled the same way.
-        invented_gain_db: outside training, the gain (dB, at most 0) of the output above the
-            input's Nyquist frequency, the band the network invents (see
-            ``audiosr.models.generator``); stored in checkpoints.
-        top_band_gain_db: outside training, a further gain (dB, at most 0) of the output above
-            16 kHz (``audiosr.models.generator.TOP_BAND_HZ``); stored in checkpoints.
-        level_ceiling_db: outside training, hold the output above the input's edge under the
-            input's own spectrum continued upwards, this many dB above it (``null``: off; see
-            ``audiosr.band.level_ceiling``); stored in checkpoints.
+        output_stage: what happens after the network (``audiosr.output_stage.OutputStage``:
+            keeping the input's band, the level ceiling, the invented band's level); stored in
+            checkpoints. ``audiosr test`` / ``validate`` run a checkpoint's own stage, and a field
+            given on the command line (``--model.init_args.output_stage.invented_gain_db -3``)
+            overrides it.
         precision: the network's precision outside training (validation, ``audiosr
             test``): ``"32"``, ``"bf16"`` or ``"16"``; ``audiosr upsample --precision``
             is the same switch.
@@ -101,19 +94,15 @@ class SuperResolutionModule(L.LightningModule):
         source_rate: int = 22050,
         target_rate: int = 44100,
         input_filter: str = "kaiser_fast",
-        keep_band: KeepBand = (0.8, 0.9),
         normalise: Normalise = True,
-        invented_gain_db: float = 0.0,
-        level_ceiling_db: float | None = None,
-        top_band_gain_db: float = 0.0,
+        output_stage: OutputStage | None = None,
         precision: Precision = "32",
         test_batch_size: int = 1,
     ) -> None:
         super().__init__()
         network = network if network is not None else UNet()
-        spec = ModelSpec(network.rebuild_spec(), source_rate, target_rate, input_filter,
-                         tuple(keep_band) if isinstance(keep_band, (list, tuple)) else keep_band, normalise,
-                         invented_gain_db, level_ceiling_db, top_band_gain_db)
+        spec = ModelSpec(network.rebuild_spec(), source_rate, target_rate, input_filter, normalise,
+                         output_stage if output_stage is not None else OutputStage())
         self.generator = Generator(network, spec)
         self.loss = (loss if loss is not None else ReconstructionLoss()).setup(target_rate)
         self.optimizer = optimizer

@@ -1,0 +1,238 @@
+"""The output stage: what happens to the network's estimate before anyone hears it.
+
+Training, validation, ``audiosr test``, ``audiosr upsample`` and the Python API all run the same
+:class:`OutputStage`, held in the model's :class:`~audiosr.models.generator.ModelSpec`, so the
+checkpoint validation chose is the behaviour shipped. It is stored once in every checkpoint and
+read back from it; a caller overrides one field explicitly (``OutputStage.replace``). Every part
+works relative to the input's own band edge, never at a fixed frequency:
+
+1. **Known-band keeping** (``keep_band``). Below the edge the output *is* the input; above it
+   the network's; a complementary linear-phase crossover (``y + h * (rough - y)``, ``h`` a
+   Kaiser-windowed low-pass) blends the two. The network can then only add the missing band,
+   never damage the band the input has, and the loss sees what users get. ``auto`` finds, per
+   item (per window at inference), where the input's content really ends
+   (:func:`audiosr.band.content_edge`: the -10 dB point of the cliff of whatever filter made it)
+   and keeps the input up to ``EDGE_GUARD_HZ`` below it; ``(lo, hi)`` fractions of the source
+   Nyquist frequency fix the crossover; ``None`` leaves the network's output everywhere.
+2. **The level ceiling** (``level_ceiling_db``; ``None``: off). Outside training, the output above
+   the edge is held under the input's own spectrum continued upwards
+   (:func:`audiosr.band.level_ceiling`): the level just below the edge and the slope under it,
+   followed for 1 kHz, then held. The network's guess is right on average and wrong on clean
+   recordings whose spectrum falls steeply: there it would make a bump at the edge, or a band far
+   louder than the input supports.
+3. **The invented band's level** (``invented_gain_db``, 0 by default). Outside training, the
+   output above the edge (a raised transition ``INVENTED_WIDTH_HZ`` wide from the edge up) is
+   scaled by this gain. Its phase cannot be known from the input, and a band of the right level
+   but unrelated phase doubles the error there; a band a few dB under the level the network
+   predicts costs little log-spectral distance and bounds that loss. ``bench.default_model``
+   calibrates it on the validation files. Training ignores it (the network would learn to undo it).
+
+A new setting is one field here, validated in ``__post_init__``, and its use in ``__call__``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+# torch and the filters load when the stage first runs: `audiosr upsample --help` and its option
+# checks read the settings alone.
+
+KeepBand = tuple[float, float] | Literal["auto"] | None
+# `keep_band: auto`: the input is searched for its edge from this fraction of its Nyquist
+# frequency up (networks predict from 0.75 x, see audiosr.models.spectral), and kept up to
+# EDGE_GUARD_HZ below the edge, the crossover spanning that guard.
+AUTO_LOWEST = 0.8
+EDGE_GUARD_HZ = 300.0
+# `invented_gain_db` reaches its full value this far above the edge (a raised transition from the edge).
+INVENTED_WIDTH_HZ = 300.0
+GAIN_RANGE_DB = (-60.0, 0.0)
+CEILING_RANGE_DB = (-30.0, 30.0)
+
+
+@dataclass(frozen=True)
+class OutputStage:
+    """The settings of the output stage (see the module docstring); validated on construction.
+
+    Args:
+        keep_band: ``(lo, hi)`` fractions of the source Nyquist frequency (the input is kept below
+            ``lo``, the network fills above ``hi``), ``"auto"`` (up to the input's own edge, found
+            per item) or ``None`` (no keeping).
+        level_ceiling_db: outside training, hold the output above the edge under the input's own
+            spectrum continued upwards, this many dB above it; ``None``: no ceiling.
+        invented_gain_db: outside training, the gain (dB, at most 0) of the output above the edge.
+    """
+
+    keep_band: KeepBand = field(default=(0.8, 0.9), metadata={"help": (
+        "where the input is kept: auto (up to its own band edge, found per window), LO,HI (fractions of the input's "
+        "Nyquist frequency) or off (the network's output everywhere)")})
+    level_ceiling_db: float | None = field(default=None, metadata={"help": (
+        "hold the output above the input's edge under the input's own spectrum continued upwards, DB above it; "
+        "off: no ceiling")})
+    invented_gain_db: float = field(default=0.0, metadata={"help": (
+        "level of the band above the input's edge, in dB (at most 0); lower is duller but never further from the input")})
+
+    def __post_init__(self) -> None:
+        keep = self.keep_band
+        if isinstance(keep, (list, tuple)):
+            lo, hi = (float(v) for v in keep)
+            if not 0 < lo < hi <= 1:
+                raise ValueError(f"keep_band must be (lo, hi) with 0 < lo < hi <= 1, got {keep}")
+            object.__setattr__(self, "keep_band", (lo, hi))
+        elif keep not in ("auto", None):
+            raise ValueError(f"keep_band must be (lo, hi), auto or null, got {keep!r}")
+        gain = float(self.invented_gain_db)
+        if not GAIN_RANGE_DB[0] <= gain <= GAIN_RANGE_DB[1]:
+            raise ValueError(f"invented_gain_db must be between {GAIN_RANGE_DB[0]:g} and {GAIN_RANGE_DB[1]:g} dB, "
+                             f"got {self.invented_gain_db!r}")
+        object.__setattr__(self, "invented_gain_db", gain)
+        if self.level_ceiling_db is not None:
+            margin = float(self.level_ceiling_db)
+            if not CEILING_RANGE_DB[0] <= margin <= CEILING_RANGE_DB[1]:
+                raise ValueError(f"level_ceiling_db must be between {CEILING_RANGE_DB[0]:g} and "
+                                 f"{CEILING_RANGE_DB[1]:g} dB (or null), got {self.level_ceiling_db!r}")
+            object.__setattr__(self, "level_ceiling_db", margin)
+
+    def replace(self, **changes: Any) -> OutputStage:
+        """This stage with some fields changed (validated again); unknown names are an error."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"the output stage has no setting {', '.join(sorted(unknown))}; "
+                             f"it has {', '.join(f.name for f in fields(self))}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if isinstance(self.keep_band, tuple):
+            data["keep_band"] = list(self.keep_band)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputStage:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def describe(self, source_nyquist: float) -> str:
+        if self.keep_band == "auto":
+            text = f"input kept up to {EDGE_GUARD_HZ:.0f} Hz below its own band edge (found per window), network above it"
+        elif self.keep_band:
+            lo, hi = self.keep_band
+            text = f"input kept below {lo * source_nyquist / 1000:.2f} kHz, network above {hi * source_nyquist / 1000:.2f} kHz"
+        else:
+            text = "no band keeping"
+        if self.level_ceiling_db is not None:
+            text += f", held under the input's own spectrum continued upwards ({self.level_ceiling_db:+g} dB)"
+        if self.invented_gain_db:
+            text += f", band above the edge {self.invented_gain_db:+g} dB"
+        return text
+
+    def reach(self, rate: int) -> int:
+        """Samples each side that one output sample depends on, beyond the network's own reach."""
+        from audiosr.band import CEILING_HOP, CEILING_N_FFT, CEILING_REACH, kernel_taps
+
+        if self.keep_band == "auto":
+            reach = kernel_taps(rate, EDGE_GUARD_HZ) // 2
+        elif self.keep_band:
+            reach = _crossover(self.keep_band[0], self.keep_band[1], rate).shape[-1] // 2
+        else:
+            reach = 0
+        if self.invented_gain_db:
+            reach += kernel_taps(rate, INVENTED_WIDTH_HZ) // 2
+        if self.level_ceiling_db is not None:  # a frame's reach, and the reference's frames each side
+            reach += CEILING_N_FFT + CEILING_HOP * (CEILING_REACH + 1)
+        return reach
+
+    def edges(self, rough: torch.Tensor, rate: int, source_nyquist: float) -> torch.Tensor:
+        """``(B, 1, T)`` -> ``(B,)``: where each item's content ends (Hz), as this stage sees it."""
+        import torch
+
+        from audiosr.band import content_edge
+
+        batch = rough.shape[0]
+        if self.keep_band == "auto":
+            return content_edge(rough[:, 0], rate, AUTO_LOWEST * source_nyquist, source_nyquist)
+        edge = self.keep_band[1] * source_nyquist if self.keep_band else source_nyquist
+        return torch.full((batch,), float(edge), device=rough.device)
+
+    def __call__(self, rough: torch.Tensor, estimate: torch.Tensor, rate: int, source_nyquist: float,
+                 training: bool) -> torch.Tensor:
+        """The output ``(B, 1, T)`` float32 from the rough input and the network's estimate (both float32)."""
+        import torch
+
+        from audiosr.band import filter_each, level_ceiling, lowpass_kernels
+
+        ceiling = self.level_ceiling_db is not None and not training
+        gain = bool(self.invented_gain_db) and not training
+        edges = self.edges(rough, rate, source_nyquist) if self.keep_band == "auto" or ceiling or gain else None
+        if self.keep_band == "auto":
+            kernels = lowpass_kernels(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ)
+            output = estimate + filter_each(rough - estimate, kernels)
+        elif self.keep_band:
+            kernel = torch.from_numpy(_crossover(self.keep_band[0] * source_nyquist, self.keep_band[1] * source_nyquist,
+                                                 rate)).to(rough.device)
+            output = estimate + filter_each(rough - estimate, kernel)
+        else:
+            output = estimate
+        if ceiling:
+            output = level_ceiling(output, rough, edges, rate, self.level_ceiling_db)
+        if gain:
+            below = _mirrored_lowpass(output, lowpass_kernels(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ))
+            output = output + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (output - below)
+        return output
+
+
+@functools.lru_cache(maxsize=16)
+def _crossover(lo_hz: float, hi_hz: float, rate: int) -> np.ndarray:
+    import numpy as np
+
+    from audiosr.dsp import crossover_kernel
+
+    return crossover_kernel(lo_hz, hi_hz, rate).astype(np.float32)
+
+
+def _mirrored_lowpass(output: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """``output`` low-passed by one kernel per item, its ends mirrored.
+
+    Zeros outside would make a click of every start and end whose high-passed part a gain then
+    changes at all frequencies.
+    """
+    import torch
+
+    from audiosr.band import filter_each
+
+    half, length = kernels.shape[-1] // 2, output.shape[-1]
+    if length <= half:
+        return filter_each(output, kernels)
+    padded = torch.nn.functional.pad(output, (half, half), mode="reflect")
+    return filter_each(padded, kernels)[..., half: half + length]
+
+
+def stage_from_legacy(data: dict[str, Any]) -> OutputStage:
+    """The stage of a spec written before the stage had a name (flat ``keep_band``, ... fields).
+
+    ``top_band_gain_db`` (a further gain above a fixed 16 kHz) is not carried over: it made a step
+    in every output's spectrum, and it won only where references were empty because an encoder cut them.
+    """
+    keep = data.get("keep_band")
+    return OutputStage(keep_band=tuple(keep) if isinstance(keep, list) else keep,
+                       level_ceiling_db=data.get("level_ceiling_db"),
+                       invented_gain_db=data.get("invented_gain_db", 0.0) or 0.0)
+
+
+
+def parse_setting(text: str) -> Any:
+    """A stage setting as typed on a command line: a number, ``auto``, ``LO,HI`` or ``off``."""
+    word = text.strip().lower()
+    if word in ("off", "none", "null"):
+        return None
+    if word == "auto":
+        return "auto"
+    parts = word.strip("[]()").split(",")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"expected a number, auto, LO,HI or off, got {text!r}") from None
+    return numbers[0] if len(numbers) == 1 else tuple(numbers)

@@ -1,0 +1,111 @@
+"""The output stage: validated once, stored in checkpoints, read back, and replaced (never added to) by overrides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiosr.inference.upsampler import Upsampler
+from audiosr.models.checkpoint import CHECKPOINT_KEY
+from audiosr.models.generator import Generator, ModelSpec
+from audiosr.output_stage import OutputStage, parse_setting, stage_from_legacy
+from conftest import tiny_generator
+
+SOURCE, TARGET = 22050, 44100
+
+
+def test_settings_are_checked_once_by_the_stage_with_the_name_and_the_range():
+    assert OutputStage(keep_band=[0.7, 0.9]).keep_band == (0.7, 0.9)
+    for bad, match in (({"keep_band": (0.9, 0.8)}, "keep_band"), ({"keep_band": "edge"}, "keep_band"),
+                       ({"invented_gain_db": 1.0}, "invented_gain_db must be between -60 and 0"),
+                       ({"level_ceiling_db": 31.0}, "level_ceiling_db must be between -30 and 30")):
+        with pytest.raises(ValueError, match=match):
+            OutputStage(**bad)
+    with pytest.raises(ValueError, match="no setting top_band_gain_db"):
+        OutputStage().replace(top_band_gain_db=-12.0)
+    assert OutputStage(level_ceiling_db=3.0).replace(invented_gain_db=-6.0) == OutputStage(level_ceiling_db=3.0,
+                                                                                          invented_gain_db=-6.0)
+    assert [parse_setting(t) for t in ("off", "auto", "-3", "0.8,0.9", "[0.7, 0.95]")] == [
+        None, "auto", -3.0, (0.8, 0.9), (0.7, 0.95)]
+    with pytest.raises(ValueError, match="expected a number, auto, LO,HI or off"):
+        parse_setting("loud")
+
+
+def test_a_spec_round_trips_its_stage_and_an_older_flat_spec_is_read_without_the_fixed_step():
+    spec = tiny_generator().spec.with_stage(keep_band="auto", level_ceiling_db=3.0, invented_gain_db=-4.0)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    flat = {k: v for k, v in spec.to_dict().items() if k != "stage"}
+    flat.update(keep_band=[0.8, 0.9], level_ceiling_db=0.0, invented_gain_db=-3.0, top_band_gain_db=-12.0)
+    old = ModelSpec.from_dict(flat)
+    assert old.stage == OutputStage(keep_band=(0.8, 0.9), level_ceiling_db=0.0, invented_gain_db=-3.0)
+    assert stage_from_legacy({}) == OutputStage(keep_band=None)  # the oldest specs had no band keeping
+
+
+def test_a_training_checkpoint_stores_the_stage_validation_ran():
+    from audiosr.training.module import SuperResolutionModule
+
+    stage = OutputStage(keep_band="auto", level_ceiling_db=2.0, invented_gain_db=-5.0)
+    module = SuperResolutionModule(tiny_generator().network, source_rate=SOURCE, target_rate=TARGET,
+                                   input_filter="soxr_vhq", output_stage=stage)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    assert ModelSpec.from_dict(checkpoint[CHECKPOINT_KEY]).stage == stage == module.spec.stage
+
+
+def upsampled(generator: Generator, low: np.ndarray, **options) -> np.ndarray:
+    return Upsampler(generator, device="cpu", notice=lambda _: None, **options).upsample(low, SOURCE)
+
+
+def test_an_override_replaces_the_stored_setting_and_leaves_the_others_as_stored():
+    """Stored: ceiling +6 dB, band above the edge -3 dB (neither is the default nor the override)."""
+    from test_models import loud_generator  # a band about as loud as the input's, so both settings act
+
+    # Noise whose spectrum falls 25 dB per kHz above 8 kHz: the ceiling, continuing that fall, acts.
+    rng = np.random.default_rng(0)
+    f = np.fft.rfftfreq(SOURCE, 1 / SOURCE)
+    x = np.fft.irfft(np.fft.rfft(rng.standard_normal(SOURCE)) * 10 ** (-25 * np.clip(f - 8000, 0, None) / 20_000), SOURCE)
+    low = (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+    def stored(**settings) -> Generator:
+        return loud_generator("auto", **settings).eval()
+
+    shipped = stored(level_ceiling_db=6.0, invented_gain_db=-3.0)
+    as_stored = upsampled(shipped, low)
+    np.testing.assert_array_equal(as_stored, upsampled(stored(level_ceiling_db=6.0, invented_gain_db=-3.0), low))
+    gain = upsampled(shipped, low, output_stage={"invented_gain_db": -6.0})
+    np.testing.assert_allclose(gain, upsampled(stored(level_ceiling_db=6.0, invented_gain_db=-6.0), low), atol=1e-6)
+    ceiling = upsampled(shipped, low, output_stage={"level_ceiling_db": -6.0})
+    np.testing.assert_allclose(ceiling, upsampled(stored(level_ceiling_db=-6.0, invented_gain_db=-3.0), low), atol=1e-6)
+    off = upsampled(shipped, low, output_stage={"level_ceiling_db": None})
+    np.testing.assert_allclose(off, upsampled(stored(invented_gain_db=-3.0), low), atol=1e-6)
+    # Each override changes what it names: the band above the edge moves, the kept band does not.
+    window = np.hanning(2 * SOURCE)
+    spectra = {name: np.abs(np.fft.rfft(x * window)) ** 2 for name, x in
+               (("stored", as_stored), ("gain", gain), ("ceiling", ceiling), ("off", off))}
+    freqs = np.fft.rfftfreq(2 * SOURCE, 1 / TARGET)
+    high, low_band = (freqs > 11_500) & (freqs < 20_000), freqs < 8_000
+
+    def level_db(name: str, band: np.ndarray) -> float:
+        return 10 * np.log10(spectra[name][band].sum())
+
+    assert level_db("off", high) > level_db("off", low_band) - 40  # without the ceiling the band is loud
+    # Measured: stored 1.1, gain -1.9, ceiling -10.9, off 43.8 dB.
+    assert level_db("gain", high) == pytest.approx(level_db("stored", high) - 3.0, abs=0.3)  # -6, not -9
+    assert level_db("ceiling", high) < level_db("stored", high) - 1 < level_db("off", high) - 1
+    for name in ("gain", "ceiling", "off"):
+        assert level_db(name, low_band) == pytest.approx(level_db("stored", low_band), abs=0.01)
+    assert shipped.spec.stage == OutputStage(keep_band="auto", level_ceiling_db=6.0, invented_gain_db=-3.0)
+
+
+def test_the_stage_runs_in_float32_outside_training_only():
+    generator = tiny_generator(keep_band=(0.8, 0.9))
+    generator = Generator(generator.network, generator.spec.with_stage(invented_gain_db=-20.0))
+    rough = torch.randn(1, 1, TARGET)
+    generator.train()
+    training = generator(rough)
+    generator.eval()
+    with torch.no_grad():
+        quieter = generator(rough)
+    assert training.dtype == quieter.dtype == torch.float32
+    assert not torch.allclose(training.detach(), quieter, atol=1e-4)
