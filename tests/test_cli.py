@@ -76,6 +76,19 @@ def test_fit_then_resume_from_last_in_the_same_run(tmp_path, cli_env):
     assert content["rows"][0]["precision"] == "fp32" and content["metadata"]["precision"] == "fp32"
     assert content["metadata"]["checkpoint"].endswith(".ckpt") and content["metadata"]["config"]["data"]
     assert "synthetic" in content["metadata"]["data"]
+    # The LSD below each reference's own edge, its edge per item, and the intervals against kaiser_best.
+    assert "| LSD ↓ " in tested.stdout and "| LSD < ref edge ↓ " in tested.stdout
+    assert "SNR − kaiser_best (dB)" in tested.stdout and "95 % bootstrap interval" in tested.stdout
+    assert all(0 < r["lsd_below_edge"] <= 1.5 * r["lsd"] for r in content["rows"])
+    assert all(0 < i["ref_edge_hz"] <= 22050 for items in content["items"].values() for i in items)
+    by_method = {r["method"]: r for r in content["rows"]}
+    assert by_method["kaiser_best"]["snr_vs_kaiser_best_ci"] is None
+    for key in ("snr_vs_kaiser_best_ci", "lsd_vs_kaiser_best_ci", "lsd_below_edge_vs_kaiser_best_ci"):
+        low, high = by_method["audiosr UNet"][key]
+        assert low <= high
+    # Every method got a 16-bit low-rate input, and the report says so.
+    assert content["metadata"]["test_input"] == "16-bit PCM (rounded, no dither)"
+    assert "16-bit PCM" in content["caption"] and "16-bit PCM" in content["metadata"]["data"]
     assert (report.parent / "comparison.md").is_file() and (report.parent / "comparison.csv").is_file()
     assert (report.parent / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
     # The listening page: both test clips (fewer than 8), each with its low-rate input, the
@@ -162,32 +175,37 @@ def test_checkpoint_lookup_stays_in_its_family_and_mismatches_are_refused(tmp_pa
     assert "was trained for source_rate 22050 (config: 16000)" in line and "Traceback" not in wrong.stderr
 
 
-def test_a_generator_file_is_tested_like_its_checkpoint_and_cannot_be_resumed(tmp_path, cli_env):
-    """`audiosr test --ckpt_path default.pt`: the shipped kind of file, compared with resampling."""
-    from dataclasses import replace
-
+def test_a_generator_file_is_tested_with_its_own_output_stage_and_cannot_be_resumed(tmp_path, cli_env):
+    """`audiosr test --ckpt_path default.pt`: the shipped kind of file, compared with resampling. The
+    stage stored in the file (-3 dB, neither the config's 0 nor the override's -6) is the one that
+    runs; a setting on the command line replaces it, it does not add to it."""
     from audiosr.models.checkpoint import load_generator, save_generator
 
     result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], tmp_path, cli_env)
     assert result.returncode == 0, result.stderr[-3000:]
     (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
     generator = load_generator(last)
-    generator.spec = replace(generator.spec, invented_gain_db=-3.0)
+    generator.spec = generator.spec.with_stage(invented_gain_db=-3.0)
     weights = save_generator(tmp_path / "generator.pt", generator, extra={"trained_steps": 2})
 
-    def model_row(ckpt: Path) -> dict:
+    def model_row(ckpt: Path, gain: str | None = None) -> tuple[dict, str]:
+        override = ["--model.init_args.output_stage.invented_gain_db", gain] if gain else []
         tested = run_audiosr(["test", *DEBUG, "--trainer.logger", "false", "--report.visqol", "false",
-                              "--ckpt_path", str(ckpt)], tmp_path, cli_env)
+                              "--ckpt_path", str(ckpt), *override], tmp_path, cli_env)
         assert tested.returncode == 0, tested.stderr[-3000:]
-        (report,) = [p for p in tmp_path.rglob("comparison.json")
-                     if json.loads(p.read_text())["metadata"]["checkpoint"] == str(ckpt)]
+        report = max(tmp_path.rglob("comparison.json"), key=lambda p: p.stat().st_mtime_ns)
+        assert json.loads(report.read_text())["metadata"]["checkpoint"] == str(ckpt)
         return json.loads(report.read_text())["rows"][0], tested.stderr
 
-    (direct, _), (from_file, said) = model_row(last), model_row(weights)
-    assert from_file["method"] == direct["method"] == "audiosr UNet"
-    assert from_file["snr"] == pytest.approx(direct["snr"], abs=1e-6)
-    assert from_file["lsd"] == pytest.approx(direct["lsd"], abs=1e-6)
-    assert "calibrated to invented_gain_db -3; this run uses the config's 0" in said
+    (as_calibrated, _), (from_file, said) = model_row(last, "-3"), model_row(weights)
+    assert from_file["method"] == as_calibrated["method"] == "audiosr UNet"
+    assert from_file["snr"] == pytest.approx(as_calibrated["snr"], abs=1e-6)
+    assert from_file["lsd"] == pytest.approx(as_calibrated["lsd"], abs=1e-6)
+    assert "output stage of generator.pt: " in said and "band above the edge -3 dB" in said
+    (at_six, _), (file_at_six, said) = model_row(last, "-6"), model_row(weights, "-6")
+    assert "invented_gain_db from the command line" in said and "band above the edge -6 dB" in said
+    assert file_at_six["lsd"] == pytest.approx(at_six["lsd"], abs=1e-6)
+    assert file_at_six["lsd"] != pytest.approx(from_file["lsd"], abs=1e-6)
     resumed = run_audiosr(["fit", *DEBUG, "--ckpt_path", str(weights)], tmp_path, cli_env)
     assert resumed.returncode == 2 and "is a generator file (weights only" in resumed.stderr
     assert "Traceback" not in resumed.stderr
@@ -264,7 +282,8 @@ def test_test_on_two_processes_builds_one_table(tmp_path, cli_env):
                           "--trainer.strategy", "ddp", "--trainer.logger", "false", "--data.corpus.init_args.test_clips", "3"],
                          tmp_path, cli_env)
     assert tested.returncode == 0, tested.stderr[-3000:]
-    assert tested.stdout.count("| audiosr UNet ") == 1  # printed once, by rank zero
+    # Printed once, by rank zero: one row in the table, one in the intervals against kaiser_best under it.
+    assert tested.stdout.count("| audiosr UNet ") == 2 and tested.stdout.count("LSD < ref edge ↓") == 1
     (report,) = (tmp_path / "runs").rglob("comparison.json")
     rows = json.loads(report.read_text())["rows"]
     assert all(r["n"] == 3 for r in rows)  # every clip once, although DDP pads 3 clips to 4

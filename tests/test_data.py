@@ -247,3 +247,58 @@ def test_train_shares_balance_the_sources_whatever_their_length(tmp_path):
     assert abs(share_of_short([1.0, 1.0]) - 0.5) < 0.08  # by share
     with pytest.raises(ValueError, match="one positive share per train source"):
         AudioFolders(sources, sources, train_shares=[1.0])
+
+
+def test_test_inputs_are_16_bit_by_default_and_float_on_request(tmp_path):
+    def test_item(**options):
+        data = AudioPairDataModule(SyntheticCorpus(1, 1, 1, clip_seconds=1.0), segment_seconds=0.5, num_workers=0,
+                                   cache_dir=str(tmp_path), **options)
+        data.setup("test")
+        return data, data.datasets["test"][0]
+
+    data, item = test_item()
+    codes = item["low"].double() * 32768
+    assert torch.equal(codes, codes.round()) and codes.abs().max() > 1000  # every sample on the 16-bit grid
+    assert codes.min() >= -32768 and codes.max() <= 32767
+    target = item["target"].double() * 32768
+    assert not torch.equal(target, target.round())  # the target stays as read
+    assert "16-bit PCM" in data.describe() and data.test_input == "16-bit PCM (rounded, no dither)"
+    for float_input in (None, 32):
+        data, plain = test_item(test_input_bits=float_input)
+        codes = plain["low"].double() * 32768
+        assert not torch.equal(codes, codes.round()) and data.test_input.startswith("float32")
+        # The same signal, only not rounded: at most half a step apart.
+        assert (plain["low"] - item["low"]).abs().max() <= 0.5 / 32768 + 1e-9
+        assert torch.equal(plain["target"], item["target"])
+    # Training and validation inputs are never quantised.
+    data.setup("fit")
+    val = data.datasets["val"][0]["low"].double() * 32768
+    assert not torch.equal(val, val.round())
+    with pytest.raises(ValueError, match="test_input_bits"):
+        AudioPairDataModule(test_input_bits=12)
+
+
+def test_to_pcm_rounds_to_the_nearest_step_and_clips():
+    from audiosr.data.pairs import to_pcm
+
+    step = 2.0 ** -15
+    x = np.array([0.4 * step, 0.6 * step, -1.7 * step, 1.0, -1.5, 0.25], dtype=np.float32)
+    assert to_pcm(x, 16).tolist() == [0.0, step, -2 * step, 1 - step, -1.0, 0.25]
+    assert to_pcm(x, 16).dtype == np.float32
+
+
+@pytest.mark.parametrize("column", ["file", "path"])  # build.sh's manifest, the dev set's
+def test_a_manifest_above_the_files_gives_each_test_recording_its_edge(tmp_path, column):
+    root = tmp_path / "corpus"
+    for name in ("music/cut.wav", "music/unknown.wav", "speech/unlisted.wav"):
+        write_audio(root / name, 44100, 0.5)
+    (root / "MANIFEST.tsv").write_text(f"{column}\tcategory\tlowpass_edge_hz\n"
+                                       "music/cut.wav\tmusic\t15500\nmusic/unknown.wav\tmusic\t\n")
+    listed = tmp_path / "test.txt"  # a list file, as bench/default_model.py passes the test split
+    listed.write_text("".join(f"{root / n}\n" for n in ("music/cut.wav", "music/unknown.wav", "speech/unlisted.wav")))
+    data = AudioPairDataModule(AudioFolders([str(root)], [str(root)], [str(listed)]), segment_seconds=0.25,
+                               num_workers=0, cache_dir=str(tmp_path / "cache"))
+    data.setup("test")
+    edges = {Path(item["name"]).name: item["ref_edge_hz"].item() for item in data.datasets["test"]}
+    assert edges["cut.wav"] == 15500.0
+    assert np.isnan(edges["unknown.wav"]) and np.isnan(edges["unlisted.wav"])  # measured by the comparison

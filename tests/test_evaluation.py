@@ -16,7 +16,8 @@ import torch
 from audiosr.data.pairs import make_pair
 from audiosr.evaluation import comparison as evaluation
 from audiosr.evaluation.comparison import BASELINES, CAPTION, Comparison, Row, time_method, to_markdown, write_report
-from audiosr.evaluation.metrics import lsd_bands, snr
+from audiosr.evaluation.metrics import lsd, lsd_bands, lsd_below, snr
+from audiosr.evaluation.spread import bootstrap_interval, mean_difference, mean_ratio
 
 SOURCE_RATE, TARGET_RATE = 22050, 44100
 
@@ -115,12 +116,13 @@ def test_comparison_means_equal_hand_computed_means():
     cmp = Comparison(SOURCE_RATE, TARGET_RATE)
     for e, t in zip(estimate, target):
         cmp.add("m", e, torch.from_numpy(t))  # numpy and tensors both accepted
-    by_hand = {"snr": [], "lsd": [], "lsd_hf": [], "lsd_lf": []}
+    by_hand = {"snr": [], "lsd": [], "lsd_hf": [], "lsd_lf": [], "lsd_below_edge": []}
     for e, t in zip(estimate, target):
         e, t = torch.from_numpy(e), torch.from_numpy(t)
         by_hand["snr"].append(snr(e, t).mean().item())  # channels averaged per utterance
         for k, v in lsd_bands(e, t, TARGET_RATE, SOURCE_RATE / 2).items():
             by_hand[k].append(v.mean().item())
+        by_hand["lsd_below_edge"].append(lsd(e, t).mean().item())  # white noise: no edge below Nyquist
     (row,) = cmp.rows()
     assert row.method == "m" and row.n == 3
     for k, values in by_hand.items():
@@ -243,8 +245,9 @@ def test_report_files_parse_back(rows, tmp_path):
     with paths["csv"].open(newline="") as f:
         table = list(csv.DictReader(f))
     assert [r["method"] for r in table] == [r.method for r in rows]
-    assert set(table[0]) == {"method", "n", "snr", "lsd", "lsd_hf", "lsd_lf", "rtr", "batch_size", "device", "precision",
-                             "visqol", "worse"}
+    intervals = {f"{k}_vs_kaiser_best_ci_{end}" for k in ("snr", "lsd", "lsd_below_edge") for end in ("lo", "hi")}
+    assert set(table[0]) == {"method", "n", "snr", "lsd", "lsd_below_edge", "lsd_hf", "lsd_lf", "rtr", "batch_size",
+                             "device", "precision", "visqol", "worse", *intervals}
     assert float(table[0]["snr"]) == pytest.approx(rows[0].snr)
     assert float(table[1]["rtr"]) == pytest.approx(50.0)
     payload = json.loads(paths["json"].read_text())
@@ -272,3 +275,129 @@ def test_the_worse_column_counts_the_recordings_that_lose_more_than_3_db_against
     assert rows["model"].snr == pytest.approx(np.mean([25.0, 18.0, 16.5, 10.0]), abs=1e-3)
     assert "> 3 dB worse" in to_markdown(cmp.rows())
     assert cmp.rows({"f0", "f1"})[1].worse == 0.0  # per category: only those files
+
+
+def cut_noise(n: int, edge_hz: float, seed: int) -> np.ndarray:
+    """A reference an encoder cut at ``edge_hz``: ``(1, n)`` white noise, nothing above the edge."""
+    return band_limited_noise(n, TARGET_RATE, edge_hz, seed)
+
+
+def invented_band(n: int) -> np.ndarray:
+    """``(1, n)`` tones from 18 kHz up, what a method might invent above a reference's 16 kHz edge.
+
+    Each sits on an LSD bin and ``n = 2048 * m + 1``: the STFT's reflect padding continues them
+    exactly, so they leak into no bin below (see ``tests/test_metrics.py``).
+    """
+    t = np.arange(n)
+    return sum(0.02 * np.cos(2 * np.pi * k * t / 2048) for k in range(840, 1021, 10))[None].astype(np.float32)
+
+
+def test_the_comparison_scores_below_the_edge_it_measures_on_the_reference():
+    n = 16 * 2048 + 1
+    target = cut_noise(n, 16000, seed=3)
+    estimate = target + 0.1 * cut_noise(n, 16000, seed=4)
+    cmp = Comparison(SOURCE_RATE, TARGET_RATE)
+    cmp.add("plain", estimate, target, "a")
+    cmp.add("invented", estimate + invented_band(n), target, "a")
+    plain, invented = (cmp.items[m][0] for m in ("plain", "invented"))
+    assert plain["ref_edge_hz"] == invented["ref_edge_hz"] == pytest.approx(16000, abs=150)
+    assert plain["ref_edge_hz"] == cmp.reference_edge(target)
+    expected = lsd_below(torch.from_numpy(estimate), torch.from_numpy(target), TARGET_RATE, plain["ref_edge_hz"])
+    assert plain["lsd_below_edge"] == pytest.approx(expected.item(), rel=1e-6)
+    # What lies above the reference's edge moves the whole-band LSD only.
+    assert invented["lsd_below_edge"] == pytest.approx(plain["lsd_below_edge"], rel=1e-4)
+    assert invented["lsd"] > plain["lsd"] + 0.5
+    # A full-band reference has no edge below the Nyquist frequency: both LSDs agree.
+    full = band_limited_noise(n, TARGET_RATE, TARGET_RATE / 2, seed=6)
+    scored = cmp.add("full", full + 0.1 * cut_noise(n, 16000, seed=7), full, "b")
+    assert cmp.items["full"][0]["ref_edge_hz"] == TARGET_RATE / 2 and scored["lsd_below_edge"] == scored["lsd"]
+
+
+def test_a_manifest_edge_wins_over_the_measured_one():
+    n = 4 * 8192
+    target = cut_noise(n, 16000, seed=3)
+    estimate = target + 0.1 * cut_noise(n, 16000, seed=4)
+    cmp = Comparison(SOURCE_RATE, TARGET_RATE)
+    scored = cmp.add("m", estimate, target, "a", edge_hz=12000.0)
+    assert cmp.items["m"][0]["ref_edge_hz"] == 12000.0
+    expected = lsd_below(torch.from_numpy(estimate), torch.from_numpy(target), TARGET_RATE, 12000.0).item()
+    assert scored["lsd_below_edge"] == pytest.approx(expected, rel=1e-6)
+    assert cmp.reference_edge(target, math.nan) == cmp.reference_edge(target) != 12000.0  # NaN: none known
+    assert cmp.reference_edge(target, 30000.0) == TARGET_RATE / 2  # never above the Nyquist frequency
+
+
+def test_the_test_callback_takes_the_batchs_manifest_edge_and_names_the_input_it_gave():
+    from types import SimpleNamespace
+
+    from audiosr.training.callbacks import BaselineComparison
+    from audiosr.training.module import UpsampledRecording
+
+    callback = BaselineComparison(examples=0, visqol=False, listen=0)
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(test_input="16-bit PCM (rounded, no dither)"))
+    module = SimpleNamespace(spec=SimpleNamespace(source_rate=SOURCE_RATE, target_rate=TARGET_RATE,
+                                                  input_filter="kaiser_fast"))
+    callback.on_test_epoch_start(trainer, module)
+    assert callback.caption.endswith("every method's low-rate input: 16-bit PCM (rounded, no dither)")
+    for name, known in (("listed", 12000.0), ("unlisted", math.nan)):
+        target = cut_noise(8192, 16000, seed=8)
+        low, rough = make_pair(target, TARGET_RATE, SOURCE_RATE)
+        batch = {"name": [name], "low": torch.from_numpy(low)[None], "target": torch.from_numpy(target)[None],
+                 "input": torch.from_numpy(rough)[None], "ref_edge_hz": torch.tensor([known])}
+        callback.on_test_batch_end(trainer, module, UpsampledRecording(rough, 0.1, "model", 1, "cpu", "fp32"), batch, 0)
+    edges = {(m, i["name"]): i["ref_edge_hz"] for m, items in callback.comparison.items.items() for i in items}
+    assert len(edges) == 2 * (1 + len(BASELINES))
+    assert all(e == 12000.0 for (_, name), e in edges.items() if name == "listed")
+    assert all(e == pytest.approx(16000, abs=150) for (_, name), e in edges.items() if name == "unlisted")
+
+
+def test_the_bootstrap_interval_holds_the_true_difference_and_narrows_with_more_files():
+    # Per-file SNRs of two methods: the first is 0.5 dB better on average, with a spread of 2 dB per file.
+    def files(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        b = rng.normal(20.0, 5.0, n)
+        return b + 0.5 + rng.normal(0.0, 2.0, n), b
+
+    covered = [lo <= 0.5 <= hi for lo, hi in (bootstrap_interval(*files(40, seed)) for seed in range(40))]
+    assert np.mean(covered) >= 0.85  # a 95 % interval, from 40 draws of 40 files
+    few, many = bootstrap_interval(*files(20, 1)), bootstrap_interval(*files(500, 1))
+    assert (many[1] - many[0]) < 0.4 * (few[1] - few[0])  # width ~ 1 / sqrt(files): 5 times narrower
+    assert bootstrap_interval(*files(20, 1)) == few  # a fixed seed: the same interval every time
+    # A ratio of means: an LSD halved on every file, whatever the file's own LSD.
+    lsd_b = np.random.default_rng(2).uniform(0.5, 2.0, 50)
+    lo, hi = bootstrap_interval(0.5 * lsd_b, lsd_b, mean_ratio, resamples=500, seed=3)
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    assert bootstrap_interval([1.0], [0.0], mean_difference) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="equally long"):
+        bootstrap_interval([1.0, 2.0], [1.0])
+
+
+def test_rows_carry_the_intervals_against_kaiser_best_and_the_reports_show_them(tmp_path):
+    rng = np.random.default_rng(0)
+    cmp = Comparison(SOURCE_RATE, TARGET_RATE)
+    for index in range(12):
+        target = rng.standard_normal((1, 8192)).astype(np.float32)
+        noise = rng.standard_normal(target.shape).astype(np.float32)
+        noise /= np.sqrt((noise ** 2).sum() / (target ** 2).sum())
+        # kaiser_best at 10 dB SNR on every file, the model at 14 to 16 dB.
+        cmp.add("kaiser_best", target + noise * np.float32(10 ** (-10 / 20)), target, name=f"f{index}")
+        cmp.add("model", target + noise * np.float32(10 ** (-(14 + index % 3) / 20)), target, name=f"f{index}")
+        cmp.add("unnamed", target, target)  # cannot be paired: no interval
+    rows = {r.method: r for r in cmp.rows()}
+    lo, hi = rows["model"].snr_vs_kaiser_best_ci
+    assert 14 - 10 <= lo <= rows["model"].snr - rows["kaiser_best"].snr <= hi <= 16 - 10
+    for key in ("lsd_vs_kaiser_best_ci", "lsd_below_edge_vs_kaiser_best_ci"):
+        lo, hi = getattr(rows["model"], key)
+        assert lo <= rows["model"].lsd / rows["kaiser_best"].lsd <= hi < 1  # less noise: a lower LSD
+    assert rows["kaiser_best"].snr_vs_kaiser_best_ci is None and rows["unnamed"].snr_vs_kaiser_best_ci is None
+    text = to_markdown(list(rows.values()))
+    assert "| LSD ↓ " in text and "| LSD < ref edge ↓ " in text and "SNR − kaiser_best (dB)" in text
+    assert f"+{rows['model'].snr - rows['kaiser_best'].snr:.2f} [+" in text and "95 % bootstrap interval" in text
+    paths = write_report(list(rows.values()), tmp_path, {}, items=cmp.items)
+    payload = json.loads(paths["json"].read_text())
+    model = next(r for r in payload["rows"] if r["method"] == "model")
+    assert model["snr_vs_kaiser_best_ci"] == pytest.approx(list(rows["model"].snr_vs_kaiser_best_ci))
+    assert set(payload["items"]["model"][0]) >= {"lsd", "lsd_below_edge", "ref_edge_hz", "name"}
+    with paths["csv"].open(newline="") as f:
+        table = {r["method"]: r for r in csv.DictReader(f)}
+    assert float(table["model"]["snr_vs_kaiser_best_ci_lo"]) == pytest.approx(rows["model"].snr_vs_kaiser_best_ci[0])
+    assert table["kaiser_best"]["snr_vs_kaiser_best_ci_hi"] == ""

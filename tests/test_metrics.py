@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiosr.evaluation.metrics import lsd, lsd_bands, snr
+from audiosr.evaluation.metrics import lsd, lsd_bands, lsd_below, snr
 
 SR = 44100
 N_FFT = 2048
@@ -27,8 +27,8 @@ def _bin_cosine(k: int, length: int, amplitude: float) -> torch.Tensor:
     return (amplitude * torch.cos(2 * math.pi * k * n / N_FFT)).float()
 
 
-def _numpy_lsd(est: np.ndarray, ref: np.ndarray, n_fft: int, hop: int, eps: float) -> float:
-    """LSD written out the way torch.stft(center=True, pad_mode="reflect") frames."""
+def _numpy_lsd(est: np.ndarray, ref: np.ndarray, n_fft: int, hop: int, eps: float, bins: int | None = None) -> float:
+    """LSD written out the way torch.stft(center=True, pad_mode="reflect") frames; over the first ``bins`` bins."""
 
     def log_power(x: np.ndarray) -> np.ndarray:
         padded = np.pad(x.astype(np.float64), n_fft // 2, mode="reflect")
@@ -38,7 +38,7 @@ def _numpy_lsd(est: np.ndarray, ref: np.ndarray, n_fft: int, hop: int, eps: floa
         power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
         return np.log10(np.maximum(power, eps))
 
-    diff = log_power(est) - log_power(ref)  # (frames, bins)
+    diff = (log_power(est) - log_power(ref))[:, :bins]  # (frames, bins)
     return float(np.mean(np.sqrt(np.mean(diff**2, axis=-1))))
 
 
@@ -193,6 +193,52 @@ def test_lsd_lf_ignores_a_high_band_difference() -> None:
     bands = lsd_bands(estimate, target, SR, CUTOFF)
     assert bands["lsd_lf"].item() < 1e-4
     assert bands["lsd_hf"].item() > 0.05
+
+
+def _band_noise(n: int, low_hz: float, high_hz: float, seed: int) -> np.ndarray:
+    """White noise ``(n,)`` float32 with only the FFT bins in ``[low_hz, high_hz]`` kept, peak 0.5."""
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    spectrum[(freqs < low_hz) | (freqs > high_hz)] = 0
+    x = np.fft.irfft(spectrum, n)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def test_lsd_below_the_reference_edge_matches_numpy_and_ignores_an_invented_band_above_it() -> None:
+    # The reference: an encoder's cut at 16 kHz. Both estimates differ from it below the edge
+    # alike; the second also invents a band above 18 kHz (tones on bins, which leak nowhere,
+    # see _bin_cosine), where the reference is empty.
+    n = N_FFT * 8 + 1
+    reference = _band_noise(n, 0, 16000, seed=1)
+    estimate = reference + 0.3 * _band_noise(n, 0, 16000, seed=2)
+    invented = estimate + sum(_bin_cosine(k, n, 0.05) for k in range(840, 1021, 10)).numpy()
+    below, whole = [], []
+    for x in (estimate, invented):
+        # 16 kHz at 44.1 kHz / 2048: bins 0..743 (743 * 44100 / 2048 = 15998 Hz).
+        expected = _numpy_lsd(x, reference, N_FFT, 512, 1e-8, bins=744)
+        got = lsd_below(torch.from_numpy(x), torch.from_numpy(reference), SR, 16000.0)
+        assert got.shape == () and got.item() == pytest.approx(expected, rel=1e-4)
+        below.append(got.item())
+        whole.append(lsd(torch.from_numpy(x), torch.from_numpy(reference)).item())
+    assert below[1] == pytest.approx(below[0], abs=1e-5)
+    assert whole[1] > whole[0] + 1.0  # the whole band counts the invented band against the estimate
+
+
+def test_lsd_below_takes_one_edge_per_item_and_the_nyquist_edge_is_the_whole_band() -> None:
+    gen = torch.Generator().manual_seed(9)
+    y = torch.randn(3, 8192, generator=gen)
+    y_hat = y + 0.2 * torch.randn(3, 8192, generator=gen)
+    edges = torch.tensor([8000.0, 16000.0, SR / 2])
+    each = lsd_below(y_hat, y, SR, edges)
+    assert each.shape == (3,)
+    for i, edge in enumerate(edges.tolist()):
+        torch.testing.assert_close(each[i], lsd(y_hat[i], y[i], bins=slice(0, math.floor(edge * N_FFT / SR) + 1)))
+    torch.testing.assert_close(each[2], lsd(y_hat[2], y[2]))
+    bands = lsd_bands(y_hat, y, SR, CUTOFF, edge_hz=edges)  # the same from lsd_bands' single STFT
+    torch.testing.assert_close(bands["lsd_below_edge"], each)
+    for wrong in (0.0, SR / 2 + 1):
+        with pytest.raises(ValueError, match="edge_hz"):
+            lsd_below(y_hat, y, SR, wrong)
 
 
 def test_lsd_bands_rejects_a_cutoff_outside_the_spectrum() -> None:

@@ -83,7 +83,9 @@ class AudioFolders(Corpus):
             categories differ in size (e.g. four hours of music beside twenty minutes of speech).
 
     Inside folders, audio files are found by name, with the same rule as
-    ``audiosr upsample`` (``audiosr.audio_io.is_audio_name``).
+    ``audiosr upsample`` (``audiosr.audio_io.is_audio_name``). A ``MANIFEST.tsv`` beside the
+    files or in a folder above them (``build.sh``'s, with ``file`` and ``lowpass_edge_hz``
+    columns) gives each listed file's band edge: ``audiosr test`` scores the LSD below it.
     """
 
     def __init__(self, train: list[str], val: list[str], test: list[str] | None = None,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from audiosr.data.corpora import Corpus, SyntheticCorpus
 from audiosr.data.datasets import EpochSampler, FixedCrops, RandomCrops, WholeRecordings
 from audiosr.data.degradations import Degradation, Resample
-from audiosr.data.pairs import PairMaker
+from audiosr.data.pairs import PairMaker, check_input_bits
 from audiosr.data.recordings import default_cache_dir
 from audiosr.dsp import check_resampler
 from audiosr.evaluation.metrics import LSD_N_FFT
@@ -39,6 +41,10 @@ class AudioPairDataModule(L.LightningDataModule):
         train_degradation: how training low-rate signals are made, e.g.
             ``audiosr.data.RandomLowpass`` (random filters and gains); default: ``lowpass_filter``.
         test_degradation: how test low-rate signals are made; default: ``lowpass_filter``.
+        test_input_bits: the test's low-rate signal, what every method compared by ``audiosr test``
+            receives, is put on the grid of this many bits after its degradation (16: what a
+            user's 16-bit file holds; rounded, clipped, no dither); ``null`` or 32: float32, as
+            the degradation made it. Targets are never quantised, nor training or validation inputs.
         cache_dir: where converted files and file checks are kept
             (default ``$AUDIOSR_CACHE`` or ``~/.cache/audiosr``).
 
@@ -58,6 +64,7 @@ class AudioPairDataModule(L.LightningDataModule):
         input_filter: str = "kaiser_fast",
         train_degradation: Degradation | None = None,
         test_degradation: Degradation | None = None,
+        test_input_bits: int | None = 16,
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
@@ -76,6 +83,10 @@ class AudioPairDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.train_items_per_epoch = train_items_per_epoch
         self.input_filter = input_filter
+        try:
+            self.test_input_bits = check_input_bits(test_input_bits)
+        except ValueError as error:
+            raise ValueError(f"test_input_bits: {error}") from None
         standard = Resample(lowpass_filter)
         self.degradations = {
             "train": train_degradation or standard,
@@ -92,7 +103,15 @@ class AudioPairDataModule(L.LightningDataModule):
         return {"train": self.segment_frames, "val": self.segment_frames, "test": 2 * LSD_N_FFT}
 
     def pair_maker(self, split: str) -> PairMaker:
-        return PairMaker(self.source_rate, self.target_rate, self.input_filter, self.degradations[split])
+        bits = self.test_input_bits if split == "test" else None
+        return PairMaker(self.source_rate, self.target_rate, self.input_filter, self.degradations[split], bits)
+
+    @property
+    def test_input(self) -> str:
+        """What the test's low-rate input is, in words (the report's metadata and caption)."""
+        if self.test_input_bits is None:
+            return "float32 (not quantised)"
+        return f"{self.test_input_bits}-bit PCM (rounded, no dither)"
 
     def prepare_data(self) -> None:
         self.corpus.prepare(self.target_rate, self.cache_dir, self.min_frames)
@@ -112,7 +131,7 @@ class AudioPairDataModule(L.LightningDataModule):
             # Scored at their own level, as published systems score: LSD depends on level
             # through its floor, so a normalised copy would not give the published number.
             own_level = [r.at_own_level() for r in recordings("test")]
-            self.datasets["test"] = WholeRecordings(own_level, self.pair_maker("test"), seed)
+            self.datasets["test"] = ScoredRecordings(own_level, self.pair_maker("test"), seed)
 
     def _loader(self, split: str, batch_size: int, **kwargs: Any) -> DataLoader:
         return DataLoader(
@@ -143,4 +162,17 @@ class AudioPairDataModule(L.LightningDataModule):
 
     def describe(self) -> str:
         return (f"{self.corpus.describe()}; {self.source_rate} Hz -> {self.target_rate} Hz; "
-                f"test input made by {self.degradations['test'].describe()}, network input by {self.input_filter}")
+                f"test input made by {self.degradations['test'].describe()}, then {self.test_input}; "
+                f"network input by {self.input_filter}")
+
+
+class ScoredRecordings(WholeRecordings):
+    """:class:`WholeRecordings` whose items also carry ``ref_edge_hz``: the band edge a manifest
+    gives for the recording (``Recording.manifest_edge_hz``), NaN where none does (the comparison
+    then measures it from the target)."""
+
+    def __getitem__(self, index: int) -> dict:
+        item = super().__getitem__(index)
+        edge = self.items[index][0].manifest_edge_hz
+        item["ref_edge_hz"] = torch.tensor(math.nan if edge is None else float(edge))
+        return item

@@ -14,6 +14,33 @@ from audiosr.dsp import nyquist, resample
 # A target's own edge (an encoder's low-pass) is searched for from this far above the
 # source Nyquist frequency up: below, the input carries whatever the target has.
 TARGET_EDGE_FROM_HZ = 1000.0
+# What `PairMaker.input_bits` accepts: PCM word lengths, and 32 (or None) for float.
+PCM_BITS = (8, 16, 24)
+FLOAT_BITS = 32
+
+
+def to_pcm(x: np.ndarray, bits: int) -> np.ndarray:
+    """``x`` on the grid of ``bits``-bit PCM, as a file of that depth holds it: float32, same shape.
+
+    Each sample rounds to the nearest multiple of ``2 ** -(bits - 1)`` (ties to even) and is
+    clipped to ``[-1, 1 - 2 ** -(bits - 1)]``; no dither. That grid is what soundfile reads from
+    a ``PCM_16`` file (``bits=16``: code / 32768). Writing one, libsndfile 1.2 truncates
+    (``floor(x * 32768)``) instead of rounding: a steady half-step offset, not copied here.
+    """
+    if bits not in PCM_BITS:
+        raise ValueError(f"bits must be one of {PCM_BITS}, got {bits}")
+    steps = float(2 ** (bits - 1))
+    codes = np.clip(np.round(np.asarray(x, dtype=np.float64) * steps), -steps, steps - 1)
+    return (codes / steps).astype(np.float32)
+
+
+def check_input_bits(bits: int | None) -> int | None:
+    """``bits`` as :class:`PairMaker` keeps it: a PCM word length, or ``None`` for float (``32`` or ``None``)."""
+    if bits is None or bits == FLOAT_BITS:
+        return None
+    if bits not in PCM_BITS:
+        raise ValueError(f"input bits must be one of {PCM_BITS} (PCM) or {FLOAT_BITS} / null (float), got {bits}")
+    return int(bits)
 
 
 def make_pair(
@@ -43,17 +70,27 @@ class PairMaker:
     Args:
         degradation: makes the low-rate signal (default: resampy ``kaiser_best``).
         input_filter: brings it back to the target rate as the network's input.
+        input_bits: put the low-rate signal on the grid of this many bits (:func:`to_pcm`)
+            after the degradation, as a user's 16-bit file would be; the network's input is
+            made from that. ``None`` (or 32): float, as the degradation made it. The target
+            is never quantised.
     """
 
     source_rate: int
     target_rate: int
     input_filter: str = "kaiser_fast"
     degradation: Degradation = field(default_factory=Resample)
+    input_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_bits", check_input_bits(self.input_bits))
 
     def __call__(self, target: np.ndarray, rng: np.random.Generator | None = None, **extra) -> dict:
         rng = rng if rng is not None else np.random.default_rng(0)
         target = np.ascontiguousarray(target, dtype=np.float32)
         low, gain = self.degradation(target, self.source_rate, self.target_rate, rng)
+        if self.input_bits is not None:
+            low = to_pcm(low, self.input_bits)
         rough = resample(low, self.source_rate, self.target_rate, self.input_filter, target.shape[-1])
         top = nyquist(self.target_rate)
         edge = content_edge(torch.from_numpy(target), self.target_rate,

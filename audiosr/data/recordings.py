@@ -5,11 +5,16 @@ one warning naming the file and the reason (unreadable, not audio, empty, cut sh
 what its header says, shorter than a crop, silent, NaN; length is judged first), so a bad file never crashes a loader worker or slips zeros into a
 batch. Files at another rate are resampled once and cached; the verdict for each file is
 cached too, keyed by path, size and modification time, so later runs start at once.
+
+A ``MANIFEST.tsv`` in a file's folder or a folder above it (as ``build.sh`` writes one) may
+give the file's band edge (``lowpass_edge_hz``: where its encoder cut it); the recording
+carries it as ``manifest_edge_hz`` (see :func:`manifest_edges`).
 """
 
 from __future__ import annotations
 
 
+import csv
 import hashlib
 import json
 import os
@@ -40,12 +45,15 @@ class Recording(ABC):
 
     ``weight`` scales how often training crops come from it (crops are drawn in proportion
     to ``frames * channels * weight``): a corpus can balance its sources with it.
+    ``manifest_edge_hz`` is where its content ends according to a manifest (an encoder's
+    low-pass, Hz); ``None`` where none says (it is then measured where it is needed).
     """
 
     name: str
     frames: int
     channels: int
     weight: float = 1.0
+    manifest_edge_hz: float | None = None
 
     @abstractmethod
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -61,6 +69,7 @@ class ArrayRecording(Recording):
     name: str
     data: np.ndarray  # (C, T) float32
     weight: float = 1.0
+    manifest_edge_hz: float | None = None
 
     @property
     def frames(self) -> int:
@@ -82,6 +91,7 @@ class FileRecording(Recording):
     channels: int
     gain: float
     weight: float = 1.0
+    manifest_edge_hz: float | None = None
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         data, _ = sf.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)
@@ -180,6 +190,56 @@ class _VerdictCache:
         tmp.replace(self.file)
 
 
+MANIFEST = "MANIFEST.tsv"
+# The manifest's columns: the file, relative to the manifest's folder (build.sh writes `file`,
+# the dev set `path`), and its band edge in Hz (empty: not known).
+MANIFEST_FILE_COLUMNS = ("file", "path")
+MANIFEST_EDGE_COLUMN = "lowpass_edge_hz"
+
+
+def _read_manifest(manifest: Path) -> dict[Path, float | None]:
+    """Resolved file path -> its ``lowpass_edge_hz`` (``None`` where empty or absent)."""
+    edges: dict[Path, float | None] = {}
+    with manifest.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            name = next((row[c] for c in MANIFEST_FILE_COLUMNS if row.get(c)), None)
+            if name is None:
+                continue
+            value = (row.get(MANIFEST_EDGE_COLUMN) or "").strip()
+            try:
+                edges[(manifest.parent / name).resolve()] = float(value) if value else None
+            except ValueError:
+                raise ValueError(f"{manifest}: {MANIFEST_EDGE_COLUMN} of {name} is not a number: {value!r}") from None
+    return edges
+
+
+def manifest_edges(paths: Sequence[Path]) -> dict[Path, float]:
+    """The band edges (Hz) that manifests give for these files, by resolved path.
+
+    A file's manifest is the nearest ``MANIFEST.tsv`` in its folder or a folder above it that
+    lists it: a ``file`` or ``path`` column relative to the manifest's folder, and a
+    ``lowpass_edge_hz`` column. Files no manifest lists, or listed with an empty edge, are left out.
+    """
+    tables: dict[Path, dict[Path, float | None] | None] = {}
+
+    def table(folder: Path) -> dict[Path, float | None] | None:
+        if folder not in tables:
+            manifest = folder / MANIFEST
+            tables[folder] = _read_manifest(manifest) if manifest.is_file() else None
+        return tables[folder]
+
+    edges: dict[Path, float] = {}
+    for path in paths:
+        path = Path(path).resolve()
+        for folder in path.parents:
+            listed = table(folder)
+            if listed is not None and path in listed:
+                if listed[path] is not None:
+                    edges[path] = listed[path]
+                break
+    return edges
+
+
 def index_files(
     paths: Sequence[Path],
     sample_rate: int,
@@ -200,7 +260,8 @@ def index_files(
             splits is named once.
 
     Returns:
-        The usable recordings, peak-normalised to ``PEAK`` on read.
+        The usable recordings, peak-normalised to ``PEAK`` on read, each with the band edge
+        its manifest gives (:func:`manifest_edges`) as ``manifest_edge_hz``.
     """
     cache = _VerdictCache(Path(cache_dir), sample_rate)
     recordings: list[FileRecording] = []
@@ -235,4 +296,5 @@ def index_files(
         )
     if changed:
         cache.save()
-    return recordings
+    edges = manifest_edges([Path(r.name) for r in recordings])
+    return [replace(r, manifest_edge_hz=edges.get(Path(r.name).resolve())) for r in recordings]

@@ -1,8 +1,19 @@
 """Compare upsampling methods on the test split: classical baselines, metrics, timing, reports.
 
 One :class:`Comparison` collects, per method, the per-utterance SNR / LSD / LSD-HF /
-LSD-LF of :mod:`audiosr.evaluation.metrics` and the wall time of the whole low-rate -> high-rate
-path; :func:`write_report` writes the resulting table as Markdown, CSV and JSON.
+LSD-LF of :mod:`audiosr.evaluation.metrics`, the LSD below the reference's own band edge, and
+the wall time of the whole low-rate -> high-rate path; its rows hold the means, and for each
+method bootstrap intervals of its difference from kaiser_best (:mod:`audiosr.evaluation.spread`);
+:func:`write_report` writes the resulting table as Markdown, CSV and JSON.
+
+The reference's edge: many real references were MP3 or Vorbis files whose encoder cut their
+band (13-19.5 kHz at 44.1 kHz); above that edge the reference is empty because of the encoder,
+not the sound, and scoring a method against it there rewards the encoder's cut. Each
+utterance's edge (``ref_edge_hz``) is the one its corpus manifest gives (``MANIFEST.tsv``'s
+``lowpass_edge_hz``, see ``audiosr.data.recordings.manifest_edges``) and otherwise measured
+from the reference with ``audiosr.band.content_edge``, searched from ``REFERENCE_EDGE_FROM_HZ``
+(or the source Nyquist frequency, if lower) to the target Nyquist frequency; ``lsd_below_edge``
+is the LSD over the bins at or below it, ``lsd`` for a reference with no such edge.
 
 Every method, baseline or model, is a callable ``fn(low, source_rate, target_rate)``
 mapping ``(C, T_low)`` at ``source_rate`` to ``(C, ceil(T_low * target_rate /
@@ -27,14 +38,25 @@ import torch
 from torch import Tensor
 
 from audiosr.audio_io import atomic_output
+from audiosr.band import content_edge
 from audiosr.dsp import nyquist, output_length, resample
 from audiosr.evaluation.metrics import lsd_bands, snr
+from audiosr.evaluation.spread import RESAMPLES, bootstrap_interval, mean_difference, mean_ratio
 
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
 
+# A reference's own edge is searched for from here up (or from the source Nyquist frequency, if
+# lower): encoders cut at 13-21 kHz at 44.1 kHz, and a manifest's edge (build.sh) is the first
+# above 4 kHz too.
+REFERENCE_EDGE_FROM_HZ = 4000.0
+
 CAPTION = ("Every recording scored at its own level (no gain); "
            "> 3 dB worse: share of recordings whose SNR is more than 3 dB below kaiser_best's; "
-           "LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; SNR dB; RTR = audio s / wall s, whole path; "
+           "LSD: log10 power, STFT 2048/512 Hann, clamp 1e-8; "
+           "LSD < ref edge: the same LSD over only the bins at or below the reference's own band edge "
+           f"(its MANIFEST.tsv lowpass_edge_hz, else measured from {REFERENCE_EDGE_FROM_HZ / 1000:g} kHz up), "
+           "above which an encoder's low-pass left the reference no truth; "
+           "SNR dB; RTR = audio s / wall s, whole path; "
            "ViSQOL (if shown): audio mode MOS-LQO 1-5, both signals resampled to 48 kHz (soxr VHQ)")
 
 
@@ -110,6 +132,7 @@ class Row:
     n: int
     snr: float
     lsd: float
+    lsd_below_edge: float
     lsd_hf: float
     lsd_lf: float
     rtr: float | None = None
@@ -120,11 +143,23 @@ class Row:
     # Share (%) of the utterances whose SNR is more than WORSE_DB below kaiser_best's on the
     # same utterance: a mean can hide a file that got much worse.
     worse: float | None = None
+    # 95 % bootstrap intervals over utterances (paired by name, RESAMPLES resamples) of the mean SNR
+    # difference from kaiser_best (dB) and of the ratios of mean LSD and mean below-edge LSD to
+    # kaiser_best's; None for kaiser_best itself and where the utterances cannot be paired.
+    snr_vs_kaiser_best_ci: list[float] | None = None
+    lsd_vs_kaiser_best_ci: list[float] | None = None
+    lsd_below_edge_vs_kaiser_best_ci: list[float] | None = None
 
 
-METRICS = ("snr", "lsd", "lsd_hf", "lsd_lf")
-# The reference of the `worse` column, and by how much an utterance must lose against it.
+METRICS = ("snr", "lsd", "lsd_below_edge", "lsd_hf", "lsd_lf")
+# The reference of the `worse` column and of the intervals, and by how much an utterance must lose against it.
 WORSE_REFERENCE, WORSE_DB = "kaiser_best", 3.0
+# Row field -> (metric, statistic of the method's and the reference's values over the same utterances).
+SPREAD = {
+    "snr_vs_kaiser_best_ci": ("snr", mean_difference),
+    "lsd_vs_kaiser_best_ci": ("lsd", mean_ratio),
+    "lsd_below_edge_vs_kaiser_best_ci": ("lsd_below_edge", mean_ratio),
+}
 
 
 def _as_tensor(x: np.ndarray | Tensor) -> Tensor:
@@ -150,21 +185,40 @@ class Comparison:
         self.items: dict[str, list[dict[str, float]]] = {}
         self._timing: dict[str, dict[str, Any]] = {}
 
+    def reference_edge(self, target: np.ndarray | Tensor, known: float | None = None) -> float:
+        """Where the reference ``target`` ``(C, T)``'s own content ends (Hz): the edge its scores use.
+
+        ``known`` (a manifest's edge) wins where given and finite, capped at the target Nyquist
+        frequency. Otherwise ``audiosr.band.content_edge`` measures it, searched from
+        ``min(REFERENCE_EDGE_FROM_HZ, source Nyquist)`` up; the highest of the channels' edges.
+        """
+        top = nyquist(self.target_rate)
+        if known is not None and math.isfinite(known):
+            if not known > 0:
+                raise ValueError(f"a reference's edge must be positive, got {known} Hz")
+            return min(float(known), top)
+        lowest = min(REFERENCE_EDGE_FROM_HZ, nyquist(self.source_rate))
+        return float(content_edge(_as_tensor(target), self.target_rate, lowest, top).max())
+
     def add(self, method: str, estimate: np.ndarray | Tensor, target: np.ndarray | Tensor,
-            name: str | None = None) -> dict[str, float]:
+            name: str | None = None, edge_hz: float | None = None) -> dict[str, float]:
         """Score one utterance: ``estimate`` and ``target`` ``(C, T)`` at ``target_rate``.
 
         Shapes must match exactly (no cropping: a length mismatch hints at misalignment).
         A multi-channel utterance scores the mean of its channels. ``name`` identifies the
-        utterance when comparisons of several processes are merged. Returns its metrics.
+        utterance when comparisons of several processes are merged. ``edge_hz``: the
+        reference's own band edge, as :meth:`reference_edge` gives it (measured when ``None``;
+        pass it when scoring several methods on one target, to measure once). Returns its
+        metrics; the stored item adds ``name`` and ``ref_edge_hz``.
         """
         est, ref = _as_tensor(estimate), _as_tensor(target)
-        values = lsd_bands(est, ref, self.target_rate, nyquist(self.source_rate))
+        edge = self.reference_edge(ref, edge_hz)
+        values = lsd_bands(est, ref, self.target_rate, nyquist(self.source_rate), edge_hz=edge)
         values["snr"] = snr(est, ref)
         item = {k: float(values[k].mean()) for k in METRICS}
         if self.perceptual is not None:
             item["visqol"] = float(self.perceptual(est.numpy(), ref.numpy(), self.target_rate))
-        self.items.setdefault(method, []).append({**item, "name": name})
+        self.items.setdefault(method, []).append({**item, "ref_edge_hz": edge, "name": name})
         return item
 
     def add_timing(self, method: str, audio_seconds: float, wall_seconds: float, batch_size: int = 1,
@@ -184,15 +238,15 @@ class Comparison:
     def evaluate(
         self, method: str, fn: Method, low: np.ndarray | Tensor, target: np.ndarray | Tensor, *,
         device: str = "cpu", sync_cuda: bool = False, warmup: int = 1, batch_size: int = 1,
-        precision: str | None = None, name: str | None = None,
+        precision: str | None = None, name: str | None = None, edge_hz: float | None = None,
     ) -> np.ndarray | Tensor:
-        """Run ``fn(low (C, T_low), source_rate, target_rate)``, time it and score it.
+        """Run ``fn(low (C, T_low), source_rate, target_rate)``, time it and score it (``edge_hz``: as in :meth:`add`).
 
         The first call per method is preceded by ``warmup`` untimed calls. Returns the output.
         """
         first = method not in self._timing
         out, seconds = time_method(fn, low, self.source_rate, self.target_rate, warmup=warmup if first else 0, sync_cuda=sync_cuda)
-        self.add(method, out, target, name)
+        self.add(method, out, target, name, edge_hz)
         self.add_timing(method, out.shape[-1] / self.target_rate, seconds, batch_size, device, precision)
         return out
 
@@ -200,19 +254,25 @@ class Comparison:
         """One :class:`Row` per method: means over utterances and RTR = audio s / wall s.
 
         With ``names``, the means cover only those utterances (a category's rows); timing,
-        measured over the whole run, is then left out.
+        measured over the whole run, is then left out. The ``worse`` share and the intervals
+        against kaiser_best (:data:`SPREAD`) need every utterance of a method named and
+        scored by kaiser_best too.
         """
         rows = []
         reference = next((m for m in self.items if m.startswith(WORSE_REFERENCE)), None)
-        reference_snr = {i["name"]: i["snr"] for i in self.items.get(reference, []) if i["name"] is not None}
+        by_name = {i["name"]: i for i in self.items.get(reference, []) if i["name"] is not None}
         for method in dict.fromkeys([*self.items, *self._timing]):
             items = self.items.get(method, [])
             if names is not None:
                 items = [i for i in items if i["name"] in names]
             means = {k: float(np.mean([i[k] for i in items])) if items else math.nan for k in METRICS}
-            paired = [i["snr"] - reference_snr[i["name"]] for i in items if i["name"] in reference_snr]
-            if paired and len(paired) == len(items):
-                means["worse"] = 100.0 * float(np.mean([d < -WORSE_DB for d in paired]))
+            if items and all(i["name"] in by_name for i in items):
+                paired = [by_name[i["name"]] for i in items]
+                means["worse"] = 100.0 * float(np.mean([i["snr"] - r["snr"] < -WORSE_DB for i, r in zip(items, paired)]))
+                if method != reference:
+                    for key, (metric, statistic) in SPREAD.items():
+                        interval = bootstrap_interval([i[metric] for i in items], [r[metric] for r in paired], statistic)
+                        means[key] = list(interval)
             if items and all("visqol" in i for i in items):
                 means["visqol"] = float(np.mean([i["visqol"] for i in items]))
             timing = self._timing.get(method) if names is None else None
@@ -242,9 +302,14 @@ class Comparison:
                             timing["precision"])
 
 
-HEADERS = {"method": "method", "n": "n", "snr": "SNR (dB) ↑", "lsd": "LSD ↓", "lsd_hf": "LSD-HF ↓",
-           "lsd_lf": "LSD-LF ↓", "visqol": "ViSQOL ↑", "worse": "> 3 dB worse (%) ↓", "rtr": "RTR ↑",
-           "batch_size": "batch", "device": "device", "precision": "precision"}
+HEADERS = {"method": "method", "n": "n", "snr": "SNR (dB) ↑", "lsd": "LSD ↓", "lsd_below_edge": "LSD < ref edge ↓",
+           "lsd_hf": "LSD-HF ↓", "lsd_lf": "LSD-LF ↓", "visqol": "ViSQOL ↑", "worse": "> 3 dB worse (%) ↓",
+           "rtr": "RTR ↑", "batch_size": "batch", "device": "device", "precision": "precision"}
+# The intervals' table: row field -> header (its point value is the rows' difference or ratio of means).
+SPREAD_HEADERS = {"snr_vs_kaiser_best_ci": "SNR − kaiser_best (dB)", "lsd_vs_kaiser_best_ci": "LSD ÷ kaiser_best",
+                  "lsd_below_edge_vs_kaiser_best_ci": "LSD < ref edge ÷ kaiser_best"}
+SPREAD_CAPTION = (f"Against kaiser_best on the same recordings: the difference of mean SNRs and the ratios of mean LSDs, "
+                  f"each with its 95 % bootstrap interval over recordings ({RESAMPLES} resamples)")
 
 
 def cell(value: Any, digits: int = 2) -> str:
@@ -279,20 +344,61 @@ def shown_columns(rows: list[Row], keys: Collection[str] = tuple(HEADERS)) -> li
     return [k for k in keys if k not in optional or any(getattr(r, k) is not None for r in rows)]
 
 
+def spread_table(rows: list[Row], digits: int = 2) -> str:
+    """Each method against kaiser_best: ``point [low, high]`` per interval of :data:`SPREAD`; ``""`` without any.
+
+    The point is the difference (SNR) or ratio (LSD) of the rows' means; the interval, the row's.
+    """
+    reference = next((r for r in rows if r.method.startswith(WORSE_REFERENCE)), None)
+    shown = [r for r in rows if any(getattr(r, k) is not None for k in SPREAD)]
+    if reference is None or not shown:
+        return ""
+
+    def text(row: Row, key: str) -> str:
+        metric, statistic = SPREAD[key]
+        interval = getattr(row, key)
+        if interval is None:
+            return "–"
+        sign = "+" if statistic is mean_difference else ""
+        point = float(statistic(np.array([getattr(row, metric)]), np.array([getattr(reference, metric)])))
+        low, high = (f"{v:{sign}.{digits}f}" for v in interval)
+        return f"{point:{sign}.{digits}f} [{low}, {high}]"
+
+    return markdown_table(["method", *SPREAD_HEADERS.values()], [[r.method, *(text(r, k) for k in SPREAD)] for r in shown])
+
+
 def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str:
-    """The comparison table (one line per method) with the conventions as caption.
+    """The comparison table (one line per method) with the conventions as caption, then
+    the intervals against kaiser_best (:func:`spread_table`) where the rows have them.
 
     The ViSQOL column appears only when some row has a score.
     """
     keys = shown_columns(rows)
     body = markdown_table([HEADERS[k] for k in keys], [[getattr(r, k) for k in keys] for r in rows],
                           left={keys.index("method"), keys.index("device"), keys.index("precision")}, digits=digits)
-    return body + "\n" + caption + "\n"
+    spread = spread_table(rows, digits)
+    return body + "\n" + caption + "\n" + (f"\n{spread}\n{SPREAD_CAPTION}\n" if spread else "")
 
 
 def _finite(value: Any) -> Any:
     # JSON has no NaN / Infinity; null is what a strict parser accepts.
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+# The CSV's columns: Row's fields, each interval as two (``<field>_lo``, ``<field>_hi``).
+CSV_COLUMNS = [c for f in fields(Row) for c in ((f"{f.name}_lo", f"{f.name}_hi") if f.name in SPREAD else (f.name,))]
+
+
+def _csv_cells(row: Row) -> dict[str, Any]:
+    cells = {}
+    for key, value in asdict(row).items():
+        if key in SPREAD:
+            cells[f"{key}_lo"], cells[f"{key}_hi"] = value if value is not None else (None, None)
+        else:
+            cells[key] = value
+    return cells
 
 
 def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any], caption: str = CAPTION,
@@ -301,7 +407,8 @@ def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any
 
     The JSON holds ``{"caption", "metadata", "rows"}`` and, given ``items`` (a comparison's
     per-utterance scores by method), ``"items"``; ``metadata`` (config, checkpoint,
-    git commit, data description) is stored as given, non-JSON values as ``str``.
+    git commit, data description) is stored as given, non-JSON values as ``str``. Intervals
+    are ``[low, high]`` lists in the JSON and two columns (``_lo``, ``_hi``) in the CSV.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -309,9 +416,9 @@ def write_report(rows: list[Row], directory: str | Path, metadata: dict[str, Any
     with atomic_output(paths["md"]) as partial:
         Path(partial).write_text(to_markdown(rows, caption), encoding="utf-8")
     with atomic_output(paths["csv"]) as partial, open(partial, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Row)])
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
+        writer.writerows(_csv_cells(r) for r in rows)
     payload = {"caption": caption, "metadata": metadata,
                "rows": [{k: _finite(v) for k, v in asdict(r).items()} for r in rows]}
     if items is not None:

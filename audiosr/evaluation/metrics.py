@@ -24,6 +24,10 @@ numbers are comparable with their tables:
 * ``lsd_bands`` splits at ``cutoff_hz`` (the input's Nyquist frequency, 11025 Hz for
   22.05 kHz input): ``lsd_hf`` uses the bins strictly above the cutoff, ``lsd_lf``
   the bins at or below it.
+* ``lsd_below`` (and ``lsd_bands`` given ``edge_hz``) keeps only the bins at or below the
+  *reference's own* band edge, one per item: above an encoder's low-pass (an MP3 or Vorbis
+  file cut at 13-19.5 kHz) the reference is empty because of the encoder, not the sound, so
+  it is no truth there and a method is not scored against it.
 
 Everything is evaluated in float32 with autocast disabled, whatever the input dtype,
 so a metric does not depend on the precision a model was run at.
@@ -36,7 +40,8 @@ from torch import Tensor
 
 from audiosr.dsp import last_bin_at_or_below
 
-__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_ALLOWANCE_DB", "SNR_PENALTY_PER_DB", "lsd", "lsd_bands", "quality", "selection_score", "snr"]
+__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_ALLOWANCE_DB", "SNR_PENALTY_PER_DB", "lsd", "lsd_bands", "lsd_below", "quality",
+           "selection_score", "snr"]
 
 LSD_N_FFT = 2048  # the published convention (NU-Wave, AERO, AP-BWE)
 LSD_HOP = 512
@@ -129,6 +134,23 @@ def _lsd_from_diff(diff: Tensor, batch_shape: tuple[int, ...], bins: slice | Non
     return per_frame.mean(dim=-1).reshape(batch_shape)
 
 
+def _last_bins(edge_hz: float | Tensor, batch_shape: tuple[int, ...], sample_rate: int, n_fft: int) -> Tensor:
+    """``(N,)`` the last bin at or below each item's edge (``edge_hz`` broadcast to ``batch_shape``)."""
+    edges = torch.as_tensor(edge_hz, dtype=torch.float64).expand(batch_shape).reshape(-1)
+    if not bool(((edges > 0) & (edges <= sample_rate / 2)).all()):
+        raise ValueError(f"edge_hz must lie in (0, sample_rate / 2 = {sample_rate / 2}], got {edges.tolist()}")
+    # Exact per edge, as lsd_bands' cutoff: an edge on a bin keeps that bin.
+    return torch.tensor([last_bin_at_or_below(float(e), sample_rate, n_fft) for e in edges])
+
+
+def _lsd_up_to(diff: Tensor, batch_shape: tuple[int, ...], last_bins: Tensor) -> Tensor:
+    """``(N, F, frames)`` log-power difference -> ``(...)`` LSD over bins ``0..last_bins[n]`` of each item."""
+    k = torch.arange(diff.shape[1], device=diff.device)
+    keep = (k[None, :] <= last_bins.to(diff.device)[:, None]).to(diff.dtype)  # (N, F)
+    per_frame = ((diff.square() * keep[..., None]).sum(dim=1) / keep.sum(dim=1)[:, None]).sqrt()
+    return per_frame.mean(dim=-1).reshape(batch_shape)
+
+
 def lsd(
     estimate: Tensor,
     target: Tensor,
@@ -159,22 +181,56 @@ def lsd(
         return _lsd_from_diff(diff, batch_shape, bins)
 
 
+def lsd_below(
+    estimate: Tensor,
+    target: Tensor,
+    sample_rate: int,
+    edge_hz: float | Tensor,
+    *,
+    n_fft: int = LSD_N_FFT,
+    hop_length: int = LSD_HOP,
+    eps: float = 1e-8,
+) -> Tensor:
+    """LSD over the bins at or below the reference's own band edge, per item.
+
+    :func:`lsd` with the mean over bins restricted to ``k * sample_rate / n_fft <= edge_hz``
+    (the edge's own bin included, as ``lsd_lf`` includes the cutoff's); an edge at the
+    Nyquist frequency keeps every bin and gives :func:`lsd`.
+
+    Args:
+        estimate: ``(..., T)`` the reconstruction at ``sample_rate``.
+        target: ``(..., T)`` the reference at ``sample_rate``.
+        sample_rate: rate of both signals in Hz.
+        edge_hz: where the reference's content ends, ``0 < edge_hz <= sample_rate / 2``:
+            one value, or ``(...)`` one per item (e.g. ``audiosr.band.content_edge`` of the
+            target, or a corpus manifest's ``lowpass_edge_hz``).
+        n_fft, hop_length, eps: as in :func:`lsd`.
+
+    Returns:
+        ``(...)`` float32 LSD below each item's edge.
+    """
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        diff, batch_shape = _log_power_pair(estimate, target, n_fft, hop_length, eps)
+        return _lsd_up_to(diff, batch_shape, _last_bins(edge_hz, batch_shape, sample_rate, n_fft))
+
+
 def lsd_bands(
     estimate: Tensor,
     target: Tensor,
     sample_rate: int,
     cutoff_hz: float,
     *,
+    edge_hz: float | Tensor | None = None,
     n_fft: int = LSD_N_FFT,
     hop_length: int = LSD_HOP,
     eps: float = 1e-8,
 ) -> dict[str, Tensor]:
-    """Full-band, high-band and low-band LSD from a single STFT.
+    """Full-band, high-band and low-band LSD (and, given ``edge_hz``, below-edge LSD) from a single STFT.
 
     Bin ``k`` has frequency ``k * sample_rate / n_fft``. ``lsd_hf`` averages over
     bins strictly above ``cutoff_hz``, ``lsd_lf`` over bins at or below it; at
     44.1 kHz, ``n_fft=2048`` and a cutoff of 11025 Hz that is bins 513..1024 and
-    0..512.
+    0..512. ``lsd_below_edge`` is :func:`lsd_below` at ``edge_hz``.
 
     Args:
         estimate: ``(..., T)`` the reconstruction at ``sample_rate``.
@@ -182,10 +238,12 @@ def lsd_bands(
         sample_rate: rate of both signals in Hz.
         cutoff_hz: the band edge, ``0 < cutoff_hz < sample_rate / 2``; normally the
             Nyquist frequency of the low-resolution input.
+        edge_hz: the reference's own edge, one value or ``(...)`` per item, as in :func:`lsd_below`.
         n_fft, hop_length, eps: as in :func:`lsd`.
 
     Returns:
-        ``{"lsd": (...), "lsd_hf": (...), "lsd_lf": (...)}`` float32 tensors.
+        ``{"lsd": (...), "lsd_hf": (...), "lsd_lf": (...)}`` float32 tensors, and
+        ``"lsd_below_edge": (...)`` given ``edge_hz``.
     """
     if not 0 < cutoff_hz < sample_rate / 2:
         raise ValueError(
@@ -198,11 +256,14 @@ def lsd_bands(
     split = slice(0, last_lf + 1), slice(last_lf + 1, None)
     with torch.autocast(device_type=target.device.type, enabled=False):
         diff, batch_shape = _log_power_pair(estimate, target, n_fft, hop_length, eps)
-        return {
+        values = {
             "lsd": _lsd_from_diff(diff, batch_shape, None),
             "lsd_hf": _lsd_from_diff(diff, batch_shape, split[1]),
             "lsd_lf": _lsd_from_diff(diff, batch_shape, split[0]),
         }
+        if edge_hz is not None:
+            values["lsd_below_edge"] = _lsd_up_to(diff, batch_shape, _last_bins(edge_hz, batch_shape, sample_rate, n_fft))
+        return values
 
 
 # Checkpoint selection: LSD alone rewards any energy in the missing band (noise included),

@@ -54,10 +54,12 @@ class BaselineComparison(Callback):
 
     For every test recording it scores the model's output (made by the module's
     ``test_step``, whole path timed) and every method of ``audiosr.evaluation.comparison.BASELINES``
-    on the same low-rate input, timed the same way. After the last recording the
-    processes' shares are merged (a recording seen by two processes counts once), and
-    global rank zero prints the table and writes ``comparison.{md,csv,json}``,
-    ``spectrograms.png`` (input / output / target / error of the first ``examples``
+    on the same low-rate input (16-bit by default: the data module's ``test_input_bits``, which the
+    caption and metadata name), timed the same way; LSD also below the reference's own band edge:
+    the batch's ``ref_edge_hz`` (a manifest's) where finite, else measured once per recording.
+    After the last recording the processes' shares are merged (a recording seen by two
+    processes counts once), and global rank zero prints the table and writes
+    ``comparison.{md,csv,json}``, ``spectrograms.png`` (input / output / target / error of the first ``examples``
     recordings, by name) and ``report.html`` into ``<run directory>/test``, and logs them.
 
     ``report.html`` (``audiosr.evaluation.listening``) is the table, per category when the
@@ -89,6 +91,8 @@ class BaselineComparison(Callback):
         self.candidates: list[dict[str, Any]] = []
         self.comparison: Comparison | None = None
         self.examples: list[dict[str, Any]] = []
+        # What the methods' low-rate input is (the data module's words; None: not said).
+        self.test_input: str | None = None
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from audiosr.evaluation.perceptual import MISSING, visqol_scorer
@@ -103,6 +107,7 @@ class BaselineComparison(Callback):
         self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
         self.examples = []
         self.candidates = []
+        self.test_input = getattr(trainer.datamodule, "test_input", None)
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: UpsampledRecording, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -111,14 +116,16 @@ class BaselineComparison(Callback):
         name = batch["name"][0]
         low = batch["low"][0].cpu().numpy()  # (1, T_low): one whole recording per batch
         target = batch["target"][0].cpu().numpy()
-        self.comparison.add(outputs.method, outputs.output, target, name)
+        known = batch.get("ref_edge_hz")
+        edge = self.comparison.reference_edge(target, None if known is None else float(known[0]))
+        self.comparison.add(outputs.method, outputs.output, target, name, edge)
         self.comparison.add_timing(outputs.method, outputs.output.shape[-1] / spec.target_rate, outputs.seconds,
                                    outputs.batch_size, outputs.device, outputs.precision)
         outputs_by_method = {outputs.method: outputs.output}
         for baseline, fn in BASELINES.items():
             label = f"{baseline} (model input)" if baseline == spec.input_filter else baseline
             outputs_by_method[label] = self.comparison.evaluate(label, fn, low, target, name=name,
-                                                                precision=PRECISION_NAMES["32"])
+                                                                precision=PRECISION_NAMES["32"], edge_hz=edge)
         if self.listen:
             self._consider(name, low, outputs_by_method, target, batch["input"][0].cpu().numpy())
         if len(self.examples) < self.examples_wanted:
@@ -158,9 +165,12 @@ class BaselineComparison(Callback):
 
     @property
     def caption(self) -> str:
-        if self.visqol_seconds is None:
-            return CAPTION
-        return f"{CAPTION}, on the first {self.visqol_seconds:g} s of each recording"
+        caption = CAPTION
+        if self.visqol_seconds is not None:
+            caption += f", on the first {self.visqol_seconds:g} s of each recording"
+        if self.test_input is not None:
+            caption += f"; every method's low-rate input: {self.test_input}"
+        return caption
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         directory = run_directory(trainer) / "test"
@@ -175,6 +185,7 @@ class BaselineComparison(Callback):
             "model": spec.describe(),
             "precision": rows[0].precision if rows else None,  # the model's row comes first
             "data": trainer.datamodule.describe() if trainer.datamodule is not None else None,
+            "test_input": self.test_input,
             "config": yaml.safe_load(config_file.read_text()) if config_file.is_file() else None,
         }
         paths = write_report(rows, directory, metadata, caption=self.caption, items=self.comparison.items)
@@ -241,13 +252,19 @@ class BaselineComparison(Callback):
         columns = [f.name for f in fields(rows[0])] if rows else []
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_table("test/comparison", columns=columns, data=[[getattr(r, c) for c in columns] for r in rows])
+                logger.log_table("test/comparison", columns=columns,
+                                 data=[[_cell(getattr(r, c)) for c in columns] for r in rows])
                 if figure is not None:
                     logger.log_image("test/spectrograms", images=[str(figure)])
                 if report is not None:
                     BaselineComparison._log_page(logger, report)
             else:
                 logger.log_metrics({f"test/{r.method}/{m}": getattr(r, m) for r in rows for m in METRICS})
+
+
+def _cell(value: Any) -> Any:
+    """A W&B table cell: an interval ``[low, high]`` as its text, everything else as it is."""
+    return str(value) if isinstance(value, list) else value
 
 
 def _gather(trainer: L.Trainer, obj: Any) -> list[Any]:
