@@ -8,16 +8,18 @@
 
 It trains the CPU-sized magnitude + phase recipe (``configs/magphase.yaml`` +
 ``configs/overlays/spectral-cpu.yaml``) with ``audiosr fit`` on ``build.sh``'s recordings (split by
-``bench.corpus``: about 1 file in 12 held out for testing) together with the training split of
-the dev recordings (``../shared/data/dev``), each category a fixed share of the crops. It tests
-the ``best`` checkpoint, first to calibrate it, then with ``audiosr test`` on the dev test split and on the held-out
-``build.sh`` files, each made low-rate by resampy ``kaiser_best`` and by a Chebyshev I low-pass,
-against every classical method in the same runs, per category; then the ablation of the band
-keeping (the input's own edge, a fixed crossover, none). The calibration chooses the level of
-the invented band (``invented_gain_db``, see ``audiosr.models.generator``) on the validation
-files alone: each gain of ``--gains`` is tested there, and the one with the lowest mean LSD
-(the band's level right on average) is kept; every test then runs at that gain. It writes
-``audiosr/pretrained/default.pt`` (the generator alone) and ``audiosr/pretrained/MODEL_CARD.md``.
+package, ``bench.corpus``) together with the training split of the dev recordings
+(``../shared/data/dev``), each category a fixed share of the crops. Every decision uses the
+validation files alone: ``val/score`` picks the ``best`` checkpoint, and the calibration tests it
+there at each level of the band above the input's edge (``--gains``; the output stage's
+``invented_gain_db``, see ``audiosr.output_stage``) and keeps the one with the lowest mean LSD below
+each reference's own edge (an encoder's cut is no truth above it; ties: the louder). Then, once,
+``audiosr test`` on the test split nothing chose (the dev test split and the held-out packages of
+``build.sh``), 16-bit inputs made by resampy ``kaiser_best`` and by a Chebyshev I low-pass, against
+every classical method in the same runs, per category and per kind of reference (full band, cut
+by an encoder, band-poor); then the ablation of the band keeping. It writes
+``audiosr/pretrained/default.pt`` (the generator alone, its output stage included) and
+``audiosr/pretrained/MODEL_CARD.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import csv
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,17 +55,18 @@ CLASSICAL = ("kaiser_fast", "kaiser_best", "soxr_vhq")
 LABELS = {
     "dev": "dev test split, resampy kaiser_best",
     "dev-cheby": "dev test split, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
-    "holdout": "held-out build.sh files, resampy kaiser_best (ViSQOL on the first 8 s of each)",
-    "holdout-cheby": "held-out build.sh files, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
+    "holdout": "held-out build.sh packages, resampy kaiser_best (ViSQOL on the first 8 s of each)",
+    "holdout-cheby": "held-out build.sh packages, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
+    "holdout-float": "held-out build.sh packages, resampy kaiser_best, float inputs (not 16-bit)",
     "fixed": "dev test split, fixed crossover 8.82-9.92 kHz",
     "none": "dev test split, no band keeping",
 }
 # The dev set's categories as the tables name them (its environmental sounds are "sounds").
 DEV_CATEGORIES = {"speech": "speech", "music": "music", "env": "sounds"}
 GAINS = "0,-3,-6"
-TOP_GAINS = "0,-6,-12,-24"
-# What each calibrated option scales, as the card and the log name it.
-CALIBRATED = {"invented_gain_db": "invented band", "top_band_gain_db": "band above 16 kHz"}
+STAGE = "--model.init_args.output_stage"
+# A reference whose own edge (MANIFEST.tsv, else measured) lies below this was cut by an encoder.
+FULL_BAND_HZ = 19_500.0
 
 
 @dataclass
@@ -129,23 +133,36 @@ def run_test(label: str, name: str, checkpoint: Path, lists: dict[str, Path], te
     return tested
 
 
-def category_rows(tested: Tested, category_of: dict[str, str]) -> list[list]:
-    """Per category and method: files, mean SNR, mean LSD, share of files > 3 dB below kaiser_best."""
+def group_rows(tested: Tested, group_of: Callable[[dict], str]) -> list[list]:
+    """Per group of items and method: files, mean SNR, mean LSD (whole band and below each reference's
+    edge), share of files > 3 dB below kaiser_best. A stereo file is scored per channel ("path#ch0", ...)."""
     methods = {"model": next(m for m in tested.items if m.startswith("audiosr ")),
                **{c: next(m for m in tested.items if m.removesuffix(" (model input)") == c) for c in CLASSICAL}}
     reference = {i["name"]: i["snr"] for i in tested.items[methods["kaiser_best"]]}
-    # A stereo file is scored per channel, as "path#ch0", "path#ch1".
-    def category(item: dict) -> str:
-        return category_of.get(item["name"].split("#")[0], "?")
-
     rows = []
-    for name in sorted({category(i) for i in tested.items[methods["model"]]}):
+    for name in sorted({group_of(i) for i in tested.items[methods["model"]]}):
         for label, method in methods.items():
-            items = [i for i in tested.items[method] if category(i) == name]
+            items = [i for i in tested.items[method] if group_of(i) == name]
             worse = 100 * np.mean([i["snr"] < reference[i["name"]] - 3 for i in items])
-            rows.append([name, label, len(items), np.mean([i["snr"] for i in items]),
-                         np.mean([i["lsd"] for i in items]), f"{worse:.1f}"])
+            rows.append([name, label, len(items), np.mean([i["snr"] for i in items]), np.mean([i["lsd"] for i in items]),
+                         np.mean([i.get("lsd_below_edge", np.nan) for i in items]), f"{worse:.1f}"])
     return rows
+
+
+GROUP_HEADERS = ["method", "files", "SNR (dB) ↑", "LSD ↓", "LSD < ref edge ↓", "> 3 dB worse (%) ↓"]
+
+
+def category_of_item(category_of: dict[str, str]) -> Callable[[dict], str]:
+    return lambda item: category_of.get(item["name"].split("#")[0], "?")
+
+
+def reference_kind(poor: set[str]) -> Callable[[dict], str]:
+    """An item's kind of reference: band-poor (``bench.corpus.band_poor``), cut by an encoder, or full band."""
+    def kind(item: dict) -> str:
+        if item["name"].split("#")[0] in poor:
+            return "band-poor"
+        return "full band" if item.get("ref_edge_hz", 0.0) >= FULL_BAND_HZ else "cut by an encoder"
+    return kind
 
 
 def bar(tested: Tested) -> str:
@@ -156,13 +173,20 @@ def bar(tested: Tested) -> str:
     return bar_verdict(m, kb)
 
 
+def interval(values: list | None, unit: str) -> str:
+    return "" if not values else f"[{values[0]:+.2f}, {values[1]:+.2f}]" if unit == "dB" else f"[x{values[0]:.2f}, x{values[1]:.2f}]"
+
+
 def table(tested: Tested) -> str:
-    keys = ["method", "snr", "lsd", "lsd_hf", "lsd_lf", "visqol", "worse", "rtr"]
-    headers = ["method", "SNR (dB) ↑", "LSD ↓", "LSD-HF ↓", "LSD-LF ↓", "ViSQOL ↑", "> 3 dB worse (%) ↓", "RTR ↑"]
+    keys = ["method", "snr", "lsd", "lsd_below_edge", "lsd_hf", "visqol", "worse", "rtr"]
+    headers = ["method", "SNR (dB) ↑", "LSD ↓", "LSD < ref edge ↓", "LSD-HF ↓", "ViSQOL ↑", "> 3 dB worse (%) ↓",
+               "RTR ↑"]
     if all(r.get("visqol") is None for r in tested.rows):
         keys.remove("visqol")
         headers.remove("ViSQOL ↑")
-    return markdown_table(headers, [[r.get(k) for k in keys] for r in tested.rows])
+    rows = [[r.get(k) for k in keys] + [interval(r.get("snr_vs_kaiser_best_ci"), "dB"),
+                                        interval(r.get("lsd_below_edge_vs_kaiser_best_ci"), "x")] for r in tested.rows]
+    return markdown_table(headers + ["SNR - kaiser_best, 95 % CI", "LSD < ref edge / kaiser_best's, 95 % CI"], rows)
 
 
 def attribution(dev_dir: Path, files: list[Path]) -> str:
@@ -207,19 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     trained.add_argument("--run-dir", type=Path, help="a finished `audiosr fit` run of this recipe: test it, train nothing")
     trained.add_argument("--generator", type=Path, help="a generator file of this recipe (e.g. the shipped "
                          "default.pt, with --minutes as it was trained): calibrate, test and describe it again")
-    parser.add_argument("--gains", default=GAINS, help="invented-band gains (dB) the calibration tries on the "
-                        "validation files (default %(default)s)")
-    parser.add_argument("--top-gains", default=TOP_GAINS, help="gains (dB) of the band above 16 kHz the calibration "
-                        "then tries on the validation files, at the chosen invented-band gain (default %(default)s)")
+    parser.add_argument("--gains", default=GAINS, help="levels (dB) of the band above the input's edge the "
+                        "calibration tries on the validation files (default %(default)s)")
     parser.add_argument("--history", default="", help="with --generator: a sentence on the card's training "
                         "section saying what changed since the file's weights were trained")
     parser.add_argument("--output", type=Path, default=PRETRAINED, help="where default.pt and MODEL_CARD.md go")
     parser.add_argument("--work-dir", type=Path, help="with --run-dir or --generator: an earlier run's work folder (the "
                         "one it says it kept); its recorded tests.json is reused, so only the card is written again")
     args = parser.parse_args(argv)
-    gains, top_gains = ([float(g) for g in text.split(",")] for text in (args.gains, args.top_gains))
-    if any(not -60 <= g <= 0 for g in [*gains, *top_gains]):
-        parser.error(f"--gains and --top-gains must lie between -60 and 0 dB, got {args.gains} and {args.top_gains}")
+    gains = [float(g) for g in args.gains.split(",")]
+    if any(not -60 <= g <= 0 for g in gains):
+        parser.error(f"--gains must lie between -60 and 0 dB, got {args.gains}")
     dev = dev_split(args.dev_dir.resolve())
     if dev is None:
         parser.error(f"the dev recordings are not at {args.dev_dir}")
@@ -262,23 +284,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.work_dir and (args.run_dir or args.generator) and recorded.is_file():
         kept = json.loads(recorded.read_text())
-        gain, top, tests = kept["gain_db"], kept.get("top_gain_db", 0.0), as_tested(kept["tests"])
-        calibration, top_calibration = as_tested(kept["calibration"]), as_tested(kept.get("top_calibration", {}))
+        gain, tests, calibration = kept["gain_db"], as_tested(kept["tests"]), as_tested(kept["calibration"])
     else:
-        log(f"calibration on the validation files: invented band at {', '.join(f'{g:+g}' for g in gains)} dB")
+        log(f"calibration on the validation files: the band above the edge at {', '.join(f'{g:+g}' for g in gains)} dB")
         gain, calibration = calibrate(checkpoint, lists, tmp, cache, gains)
-        log(f"  lowest validation LSD at {gain:+g} dB; the band above 16 kHz at "
-            f"{', '.join(f'{g:+g}' for g in top_gains)} dB more")
-        top, top_calibration = calibrate(checkpoint, lists, tmp, cache, top_gains, "top_band_gain_db",
-                                         ("--model.init_args.invented_gain_db", f"{gain:g}"),
-                                         known={"0": calibration[f"{gain:g}"]})  # that run had no top gain
-        log(f"  lowest validation LSD at {top:+g} dB: every test runs at {gain:+g} / {top:+g} dB")
-        tests = run_tests(checkpoint, lists, tmp, cache, gain, top)
-        recorded.write_text(json.dumps({"gain_db": gain, "top_gain_db": top, **{
+        log(f"  lowest validation LSD below the references' edges at {gain:+g} dB: every test runs at it")
+        tests = run_tests(checkpoint, lists, tmp, cache, gain)
+        recorded.write_text(json.dumps({"gain_db": gain, **{
             name: {k: {"label": t.label, "rows": t.rows, "items": t.items} for k, t in runs.items()}
-            for name, runs in (("calibration", calibration), ("top_calibration", top_calibration), ("tests", tests))}}))
-    write(args, dev, corpus, checkpoint, steps, best_step, fit_cmd, (gain, top), (calibration, top_calibration), tests,
-          categories, tmp)
+            for name, runs in (("calibration", calibration), ("tests", tests))}}))
+    write(args, dev, corpus, checkpoint, steps, best_step, fit_cmd, gain, calibration, tests, categories, tmp)
     log(f"work kept in {tmp}")
     return 0
 
@@ -290,30 +305,26 @@ def _cut_share(corpus) -> float:
     return 100 * float(np.mean([e < 17000 for e in edges])) if edges else 0.0
 
 
-def gain_args(gain_db: float, top_db: float = 0.0) -> list[str]:
-    return ["--model.init_args.invented_gain_db", f"{gain_db:g}", "--model.init_args.top_band_gain_db", f"{top_db:g}"]
+def gain_args(gain_db: float) -> list[str]:
+    return [f"{STAGE}.invented_gain_db", f"{gain_db:g}"]
 
 
-def calibrate(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gains: list[float],
-              option: str = "invented_gain_db", fixed: tuple[str, ...] = (),
-              known: dict[str, Tested] | None = None) -> tuple[float, dict[str, Tested]]:
-    """Each gain of ``option`` on the validation files (with ``fixed``, the options already chosen);
-    the one with the lowest mean LSD (ties: the louder). ``known``: gains already tested so, not run again."""
-    prefix = "" if option == "invented_gain_db" else "-top"
-    known = known or {}
-    tested = {f"{g:g}": known.get(f"{g:g}") or run_test(
-        f"validation files, {CALIBRATED[option]} {g:+g} dB", f"calibrate{prefix}{g:g}", checkpoint, lists, "val",
-        [*NO_VISQOL, *fixed, f"--model.init_args.{option}", f"{g:g}"], tmp, cache) for g in gains}
-    scored = [(t.row("model")["lsd"], -g, g) for g, t in zip(gains, tested.values()) if t.row("model")]
+def calibrate(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path,
+              gains: list[float]) -> tuple[float, dict[str, Tested]]:
+    """Each gain of the band above the edge on the validation files; the one with the lowest mean LSD
+    below each reference's own edge (ties: the louder)."""
+    tested = {f"{g:g}": run_test(f"validation files, band above the edge {g:+g} dB", f"calibrate{g:g}", checkpoint,
+                                 lists, "val", [*NO_VISQOL, *gain_args(g)], tmp, cache) for g in gains}
+    scored = [(t.row("model")["lsd_below_edge"], -g, g) for g, t in zip(gains, tested.values()) if t.row("model")]
     if not scored:
         raise RuntimeError("the calibration measured nothing: every validation test failed")
     return min(scored)[2], tested
 
 
-def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gain_db: float,
-              top_db: float) -> dict[str, Tested]:
-    """Every test of the card: the dev split and the held-out files, two kinds of input; the ablation."""
-    g = gain_args(gain_db, top_db)  # every test at the calibrated gains
+def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gain_db: float) -> dict[str, Tested]:
+    """Every test of the card, once, on the test split: the dev split and the held-out packages, two kinds of
+    input (and float inputs once); the ablation."""
+    g = gain_args(gain_db)  # every test at the calibrated gain
     return {
         "dev": run_test(LABELS["dev"], "dev", checkpoint, lists, "test", g, tmp, cache),
         "dev-cheby": run_test(LABELS["dev-cheby"], "dev-cheby",
@@ -322,27 +333,21 @@ def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, 
                             [*VISQOL_8S, *g], tmp, cache),
         "holdout-cheby": run_test(LABELS["holdout-cheby"],
                                   "holdout-cheby", checkpoint, lists, "holdout", [*CHEBYSHEV, *NO_VISQOL, *g], tmp, cache),
+        "holdout-float": run_test(LABELS["holdout-float"], "holdout-float", checkpoint, lists, "holdout",
+                                  ["--data.test_input_bits", "null", *NO_VISQOL, *g], tmp, cache),
         "fixed": run_test(LABELS["fixed"], "ablation-fixed", checkpoint, lists, "test",
-                          ["--model.init_args.keep_band", "[0.8, 0.9]", *NO_VISQOL, *g], tmp, cache),
+                          [f"{STAGE}.keep_band", "[0.8, 0.9]", *NO_VISQOL, *g], tmp, cache),
         "none": run_test(LABELS["none"], "ablation-none", checkpoint, lists, "test",
-                         ["--model.init_args.keep_band", "null", *NO_VISQOL, *g], tmp, cache),
+                         [f"{STAGE}.keep_band", "null", *NO_VISQOL, *g], tmp, cache),
     }
-
-
-def recipe_ceiling() -> float | None:
-    """The recipe's ``level_ceiling_db`` (``configs/magphase.yaml``), as every ``audiosr test`` here uses it."""
-    from bench.common import _parsed
-
-    value = _parsed(CONFIGS).model.init_args.get("level_ceiling_db")
-    return None if value is None else float(value)
 
 
 def ceiling_text(spec) -> str:
     """How the card describes the level ceiling."""
-    if spec.level_ceiling_db is None:
+    if spec.stage.level_ceiling_db is None:
         return ""
     return (f" Above the edge the output is held under the input's own spectrum continued upwards "
-            f"(`level_ceiling_db` {spec.level_ceiling_db:g}, `audiosr.band.level_ceiling`: the level and slope of "
+            f"(`level_ceiling_db` {spec.stage.level_ceiling_db:g}, `audiosr.band.level_ceiling`: the level and slope of "
             "the 1.5 kHz below the edge, frame by frame, followed for 1 kHz and then held), never under the "
             "input's own level: no bump at the edge, and a quiet band where the recording's spectrum falls steeply.")
 
@@ -368,32 +373,51 @@ def curve_steps(csv_dir: Path) -> int | None:
     return max(steps) if steps else None
 
 
-def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int | None, fit_cmd: list[str],
-          gains: tuple[float, float], calibrations: tuple[dict[str, Tested], dict[str, Tested]], tests: dict[str, Tested],
-          categories: dict[str, str], tmp: Path) -> None:
-    from dataclasses import replace
+def calibration_spread(calibration: dict[str, Tested], kept: float) -> dict[str, tuple[float, float]]:
+    """Per gain tried: the 95 % bootstrap interval over validation files of its mean LSD below the
+    references' edges minus the kept gain's (positive: the kept gain is better)."""
+    from audiosr.evaluation.spread import bootstrap_interval
 
+    def by_name(t: Tested) -> dict[str, float]:
+        method = next(m for m in t.items if m.startswith("audiosr "))
+        return {i["name"]: i["lsd_below_edge"] for i in t.items[method]}
+
+    chosen = by_name(calibration[f"{kept:g}"])
+    spread = {}
+    for key, t in calibration.items():
+        other = by_name(t) if t.items else {}
+        names = sorted(set(chosen) & set(other))
+        if float(key) != kept and names:
+            spread[key] = bootstrap_interval([other[n] for n in names], [chosen[n] for n in names])
+    return spread
+
+
+def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int | None, fit_cmd: list[str],
+          gain_db: float, calibration: dict[str, Tested], tests: dict[str, Tested], categories: dict[str, str],
+          tmp: Path) -> None:
     from audiosr.models.checkpoint import load_generator, save_generator
 
     generator = load_generator(checkpoint)
-    # The tests ran with the recipe's ceiling (its config builds the module): the file gets the same.
-    (gain_db, top_db), (calibration, top_calibration) = gains, calibrations
-    generator.spec = replace(generator.spec, invented_gain_db=gain_db, top_band_gain_db=top_db,
-                             level_ceiling_db=recipe_ceiling())
+    # The checkpoint holds the stage it was validated with; the calibrated level is the one change.
+    generator.spec = generator.spec.with_stage(invented_gain_db=gain_db)
     history = f"\n- {args.history}" if getattr(args, "history", "") else ""
     args.output.mkdir(parents=True, exist_ok=True)
     path = save_generator(args.output / "default.pt", generator, extra={"trained_steps": steps, "best_step": best_step})
     spec = generator.spec
+    spread = calibration_spread(calibration, gain_db)
+
     def calibration_rows(tested: dict[str, Tested], kept: float) -> list[list]:
         rows = []
         for key, t in tested.items():
             m, kb = t.row("model"), t.row("kaiser_best")
             if m and kb:
                 rows.append([f"{float(key):+g} dB" + (" (kept)" if float(key) == kept else ""), m["snr"], m["lsd"],
-                             m["worse"], kb["snr"], kb["lsd"]])
+                             m.get("lsd_below_edge"), m["worse"], kb["snr"], kb.get("lsd_below_edge"),
+                             interval(spread.get(key), "dB")])
         return rows
 
-    calibration_headers = ["SNR (dB) ↑", "LSD ↓", "> 3 dB worse (%) ↓", "kaiser_best SNR", "kaiser_best LSD"]
+    calibration_headers = ["SNR (dB) ↑", "LSD ↓", "LSD < ref edge ↓", "> 3 dB worse (%) ↓", "kaiser_best SNR",
+                           "kaiser_best LSD < ref edge", "LSD < ref edge minus the kept gain's, 95 % CI"]
     train_minutes = corpus.total_minutes(corpus.train) + dev.minutes(dev.train)
     split = markdown_table(
         ["set", "files", "minutes", "what"],
@@ -401,15 +425,19 @@ def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int
           ", ".join(f"{c} {n} ({m:.0f} min)" for c, (n, m) in sorted(corpus.by_category(corpus.train).items()))],
          ["dev train", len(dev.train), f"{dev.minutes(dev.train):.1f}", dev.describe(dev.train)],
          ["validation", len(dev.val) + len(corpus.val), f"{dev.minutes(dev.val) + corpus.total_minutes(corpus.val):.1f}",
-          f"NU-Wave 2's samples (`vctk/nuwave2_*`) and {len(corpus.val)} build.sh files "
+          f"{dev.describe(dev.val)}; {len(corpus.val)} build.sh files of {', '.join(corpus.packages(corpus.val))} "
           f"({', '.join(f'{n} {c}' for c, (n, _) in sorted(corpus.by_category(corpus.val).items()))})"],
          ["dev test", len(dev.test), f"{dev.minutes(dev.test):.1f}", dev.describe(dev.test)],
          ["build.sh held out", len(corpus.test), f"{corpus.total_minutes(corpus.test):.1f}",
-          ", ".join(f"{c} {n}" for c, (n, _) in sorted(corpus.by_category(corpus.test).items()))]],
+          f"{', '.join(corpus.packages(corpus.test))}: "
+          + ", ".join(f"{c} {n}" for c, (n, _) in sorted(corpus.by_category(corpus.test).items()))
+          + f"; {len([p for p in corpus.test if p in corpus.poor])} of them band-poor"]],
         left={0, 3})
-    per_category = {k: markdown_table(["category", "method", "files", "SNR (dB) ↑", "LSD ↓", "> 3 dB worse (%) ↓"],
-                                      category_rows(t, categories), left={0, 1})
-                    for k, t in tests.items() if t.items}
+    per_category = {k: markdown_table(["category", *GROUP_HEADERS], group_rows(t, category_of_item(categories)),
+                                      left={0, 1}) for k, t in tests.items() if t.items}
+    poor = {str(p) for p in corpus.poor}
+    per_kind = {k: markdown_table(["reference", *GROUP_HEADERS], group_rows(t, reference_kind(poor)), left={0, 1})
+                for k, t in tests.items() if t.items}
     ablation = [[label, t.row("model")["snr"], t.row("model")["lsd"], t.row("model")["lsd_hf"], t.row("model")["lsd_lf"],
                  t.row("model")["worse"]]
                 for label, t in (("the input's own edge, found per window (`auto`, shipped)", tests["dev"]),
@@ -424,7 +452,18 @@ def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int
         if not t.rows:
             sections.append(f"### {t.label}\n\nNot measured: the test failed.\n")
             continue
-        sections.append(f"### {t.label}\n\n{table(t)}\nThe bar: {bar(t)}.\n\nPer category:\n\n{per_category[key]}")
+        sections.append(f"### {t.label}\n\n{table(t)}\nThe bar: {bar(t)}.\n\nPer category:\n\n{per_category[key]}\n"
+                        f"Per kind of reference (full band: its own edge at {FULL_BAND_HZ / 1000:g} kHz or above; "
+                        f"band-poor: build.sh's default build leaves it out):\n\n{per_kind[key]}")
+    float_inputs = tests.get("holdout-float")
+    if float_inputs is not None and float_inputs.rows and tests["holdout"].rows:
+        pairs = [(r16, next((r for r in float_inputs.rows if r["method"] == r16["method"]), None))
+                 for r16 in tests["holdout"].rows]
+        sections.append(f"### 16-bit or float inputs\n\nThe held-out packages with float inputs (`--data.test_input_bits "
+                        f"null`) beside the 16-bit ones above (ViSQOL not scored here):\n\n" + markdown_table(
+                            ["method", "SNR 16-bit", "SNR float", "LSD < ref edge 16-bit", "LSD < ref edge float"],
+                            [[a["method"], a["snr"], b["snr"], a.get("lsd_below_edge"), b.get("lsd_below_edge")]
+                             for a, b in pairs if b is not None], left={0}))
     card = f"""# The default model of audiosr
 
 `audiosr upsample IN... --output_dir OUT` and `Upsampler.from_checkpoint()` use this model when
@@ -454,23 +493,15 @@ second of the whole path, measured in the same runs as resampy's).
   crops ({', '.join(f'{c} {v:g}' for c, v in SHARES.items())}), whatever its minutes.
 - Budget: {args.minutes:g} minutes of `audiosr fit` on 2 CPU cores ({steps} steps, batch 12 x 0.75 s);
   the checkpoint is the one with the best validation score (`val/score`, step {best_step}).{history}
-- Calibrated on the validation files alone: the invented band (above the input's Nyquist
-  frequency, 11.025 kHz) is scaled by each gain below,
-  and the one with the lowest mean LSD (the band's level right on average) is kept
-  ({gain_db:+g} dB, stored in `default.pt`; `audiosr upsample --invented_gain_db` overrides it).
-  A band whose phase cannot be known costs SNR even at the right level, so a band a little
-  quieter than the network's guess can win on both SNR and LSD:
+- Calibrated on the validation files alone: the band above the input's edge (the output stage's
+  `invented_gain_db`, from the edge found per window up) is scaled by each gain below, and the one
+  with the lowest mean LSD below each reference's own edge is kept ({gain_db:+g} dB, stored in
+  `default.pt`; `audiosr upsample --invented_gain_db` overrides it). The whole-band LSD would
+  reward an empty band wherever an encoder emptied the reference (in the build.sh corpus,
+  {_cut_share(corpus):.0f} % of the files are cut below 17 kHz); below the edge it does not. The last
+  column is the spread of that choice: a bootstrap interval over the validation files.
 
-{markdown_table(["invented band", *calibration_headers], calibration_rows(calibration, gain_db), left={0})}
-- Then the band above 16 kHz, at that gain, by each further gain below ({top_db:+g} dB kept,
-  `audiosr upsample --top_band_gain_db` overrides it). Many real recordings have nothing there
-  (lossy encoders cut at 13-21 kHz: in the build.sh corpus, {_cut_share(corpus):.0f} % of the files
-  are cut below 17 kHz), the input cannot tell which, and the training loss is blind above each
-  file's own cut-off: the network's level there is the level of the recordings that have the
-  band. Material known to be full-band wants 0 dB (the dev test split's VCTK speech, below,
-  was recorded full-band).
-
-{markdown_table(["band above 16 kHz", *calibration_headers], calibration_rows(top_calibration, top_db), left={0})}
+{markdown_table(["band above the edge", *calibration_headers], calibration_rows(calibration, gain_db), left={0})}
 - Trained and tested by `python -m bench.default_model --train-dir DIR --minutes {args.minutes:g}`
   (`--generator audiosr/pretrained/default.pt` calibrates and tests it again) on
   {machine()['CPU (/proc/cpuinfo model name)']}, which runs:
@@ -484,13 +515,16 @@ second of the whole path, measured in the same runs as resampy's).
 {split}
 - build.sh: `bash ../shared/data/train/build.sh DIR` builds the corpus from pinned Debian
   packages (game soundtracks and voice packs, drum kits, sample libraries, effects,
-  ambiences); `bench/corpus.py` splits it by a hash of each file name (1 in 12 held out,
-  10 per category validate). About three quarters of its minutes were Ogg Vorbis, cut by the
+  ambiences), with its band-poor files (`TRAIN_HF_MIN=-999 TRAIN_EDGE_MIN=0`); `bench/corpus.py`
+  splits it by package, so no game, album, drum kit or voice pack is on two sides; band-poor
+  files (nothing above 11 kHz, or cut below 13 kHz) validate and test but do not train. Most of
+  its minutes were Ogg Vorbis, cut by the
   encoder at 13-21 kHz: the loss ignores each training crop's band from 500 Hz below its own
   cut-off (found by `audiosr.band.content_edge`), so the model does not learn the encoder's cliff.
 - dev: the project's dev recordings; test speech is the VCTK test speakers of published
-  systems (`audiosr.data.VCTK.PUBLISHED_TEST_SPEAKERS`), none of whom trains; NU-Wave 2's demo
-  samples validate.
+  systems (`audiosr.data.VCTK.PUBLISHED_TEST_SPEAKERS`), none of whom trains or validates; nine
+  other VCTK speakers validate (`bench.common.VAL_SPEAKERS`); NU-Wave 2's demo samples, whose
+  speakers are not named, are used nowhere.
 
 Training recordings from build.sh, by package (per-file licences in the corpus's
 `MANIFEST.tsv`, each package's copyright file in its `licenses/` folder):
@@ -508,17 +542,21 @@ Edinburgh).
 
 ## Results
 
-`audiosr test`, whole files, every recording at its own level, {khz(spec.source_rate)} kHz input made as
-named; every method measured in the same run (LSD: log10 power, STFT 2048/512; ViSQOL audio
-mode at 48 kHz, on the dev test split only; "> 3 dB worse": share of files whose SNR is more
-than 3 dB below kaiser_best's). The bar: SNR >= kaiser_best - 1 dB, LSD <= 0.55 x kaiser_best's,
-at most 2 % of files more than 3 dB worse, ViSQOL >= kaiser_best + 0.5.
+Every figure in this section comes from the test split (the dev test split and the held-out
+build.sh packages), run once after every decision was made on validation. `audiosr test`, whole
+files, every recording at its own level, {khz(spec.source_rate)} kHz 16-bit input made as named; every
+method measured in the same run (LSD: log10 power, STFT 2048/512, over the whole band and below
+each reference's own edge, `LSD < ref edge`: the edge from the corpus's MANIFEST.tsv, else
+measured; ViSQOL audio mode at 48 kHz; "> 3 dB worse": share of files whose SNR is more than 3 dB
+below kaiser_best's; 95 % CI: bootstrap over files of the difference from kaiser_best). The bar:
+SNR >= kaiser_best - 1 dB, LSD (both) <= 0.55 x kaiser_best's, at most 2 % of files more than 3 dB
+worse, ViSQOL >= kaiser_best + 0.5.
 
 {chr(10).join(sections)}
 ### Ablation: what keeping the input's band is worth
 
 The same checkpoint on the dev test split (kaiser_best input), with the band keeping switched
-at test time (`--model.init_args.keep_band`; every row with the band above 11.025 kHz at the
+at test time (`--model.init_args.output_stage.keep_band`; every row with the band above the edge at the
 calibrated {gain_db:+g} dB):
 
 {markdown_table(["band keeping", "SNR (dB) ↑", "LSD ↓", "LSD-HF ↓", "LSD-LF ↓", "> 3 dB worse (%) ↓"], ablation, left={0})}

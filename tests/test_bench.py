@@ -197,16 +197,21 @@ def test_the_quality_bar_needs_every_part_it_can_tell():
     assert meets_bar({"snr": 24.5, "lsd": 1.0}, {"snr": 25.0, "lsd": 2.0})
 
 
-def test_the_calibration_keeps_the_gain_of_lowest_validation_lsd_and_the_louder_one_on_a_tie(monkeypatch, tmp_path):
+def test_the_calibration_keeps_the_gain_of_lowest_lsd_below_the_references_edges_and_the_louder_one_on_a_tie(
+        monkeypatch, tmp_path):
+    """Whole-band LSD would pick -9 dB (an encoder-cut reference is empty up there); below the references'
+    own edges -3 and -6 tie, and the louder is kept. Only the validation files are used."""
     from bench import default_model
 
-    lsd = {"0": 1.30, "-3": 1.25, "-6": 1.25, "-9": 1.40}
+    below_edge = {"0": 1.30, "-3": 1.25, "-6": 1.25, "-9": 1.40}
+    whole_band = {"0": 1.60, "-3": 1.50, "-6": 1.45, "-9": 1.30}
     asked = []
 
     def fake_test(label, name, checkpoint, lists, split, extra, tmp, cache):
-        gain = extra[extra.index("--model.init_args.invented_gain_db") + 1]
+        gain = f"{float(extra[extra.index('--model.init_args.output_stage.invented_gain_db') + 1]):g}"
         asked.append((split, float(gain)))
-        return default_model.Tested(label, [], rows=[{"method": "audiosr MagPhase", "lsd": lsd[f"{float(gain):g}"]}])
+        return default_model.Tested(label, [], rows=[{"method": "audiosr MagPhase", "lsd": whole_band[gain],
+                                                      "lsd_below_edge": below_edge[gain]}])
 
     monkeypatch.setattr(default_model, "run_test", fake_test)
     chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -3.0, -6.0, -9.0])
@@ -214,27 +219,76 @@ def test_the_calibration_keeps_the_gain_of_lowest_validation_lsd_and_the_louder_
     assert asked == [("val", 0.0), ("val", -3.0), ("val", -6.0), ("val", -9.0)]  # the validation files only
 
 
-def test_the_top_band_calibration_runs_at_the_chosen_invented_gain(monkeypatch, tmp_path):
+def test_the_calibrations_spread_is_a_paired_interval_over_files():
     from bench import default_model
 
-    lsd = {"0": 1.30, "-6": 1.20, "-12": 1.22}
-    asked = []
+    def tested(values):
+        return default_model.Tested("", [], rows=[], items={"audiosr MagPhase": [
+            {"name": f"f{i}", "lsd_below_edge": v} for i, v in enumerate(values)]})
 
-    def fake_test(label, name, checkpoint, lists, split, extra, tmp, cache):
-        top = extra[extra.index("--model.init_args.top_band_gain_db") + 1]
-        asked.append((name, extra[extra.index("--model.init_args.invented_gain_db") + 1], float(top)))
-        return default_model.Tested(label, [], rows=[{"method": "audiosr MagPhase", "lsd": lsd[f"{float(top):g}"]}])
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1.0, 2.0, 200)
+    spread = default_model.calibration_spread({"0": tested(base), "-3": tested(base + 0.1 + 0.01 * rng.standard_normal(200)),
+                                               "-6": tested(base - 0.05)}, 0.0)
+    assert set(spread) == {"-3", "-6"}
+    assert 0.09 < spread["-3"][0] < 0.1 < spread["-3"][1] < 0.11  # worse than the kept gain, tightly: paired
+    assert spread["-6"] == pytest.approx((-0.05, -0.05), abs=1e-9)
 
-    monkeypatch.setattr(default_model, "run_test", fake_test)
-    chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -6.0, -12.0],
-                                             "top_band_gain_db", ("--model.init_args.invented_gain_db", "-3"))
-    assert chosen == -6.0 and list(tested) == ["0", "-6", "-12"]
-    assert asked == [("calibrate-top0", "-3", 0.0), ("calibrate-top-6", "-3", -6.0), ("calibrate-top-12", "-3", -12.0)]
-    assert "band above 16 kHz -6 dB" in tested["-6"].label
-    # A gain already measured (the invented band's calibration ran without a top gain) is not run again.
-    asked.clear()
-    earlier = default_model.Tested("earlier", [], rows=[{"method": "audiosr MagPhase", "lsd": 1.10}])
-    chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -6.0, -12.0],
-                                             "top_band_gain_db", ("--model.init_args.invented_gain_db", "-3"),
-                                             known={"0": earlier})
-    assert chosen == 0.0 and tested["0"] is earlier and [a[0] for a in asked] == ["calibrate-top-6", "calibrate-top-12"]
+
+def write_manifest(root: Path, rows: list[tuple[str, str, str, float, float, float]]) -> None:
+    """A build.sh-like MANIFEST.tsv: (file, category, package, minutes, hf_above_11k_db, lowpass_edge_hz)."""
+    lines = ["file\tcategory\tpackage\tversion\tlicense\tduration_s\thf_above_11k_db\tlowpass_edge_hz"]
+    lines += [f"{f}\t{c}\t{p}\t1\tGPL\t{m * 60}\t{hf}\t{edge}" for f, c, p, m, hf, edge in rows]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+
+
+def test_the_corpus_splits_by_package_keeps_band_poor_files_out_of_training_and_is_stable(tmp_path):
+    from bench.corpus import corpus_split
+
+    rows = []
+    for package in ("voices-a", "voices-b", "voices-c", "game-d", "game-e", "game-f", "drums-g", "drums-h"):
+        categories = ("speech",) if package.startswith("voices") else ("music", "sfx") if package.startswith("game") \
+            else ("music",)
+        for category in categories:
+            for i in range(12):
+                poor = i == 0
+                rows.append((f"{category}/{package}__{i}.flac", category, package, 0.5 + (i % 3) / 10,
+                             -70.0 if poor else -25.0, 10_000.0 if poor else 16_000.0 + i * 300))
+    write_manifest(tmp_path / "corpus", rows)
+    split = corpus_split(tmp_path / "corpus")
+    sides = {name: set(split.packages(getattr(split, name))) for name in ("train", "val", "test")}
+    assert not (sides["train"] & sides["val"] or sides["train"] & sides["test"] or sides["val"] & sides["test"])
+    for name in ("val", "test"):  # every category is validated and tested, and still trains
+        assert {split.category[p] for p in getattr(split, name)} >= {"speech", "music"}
+    assert {split.category[p] for p in split.train} == {"speech", "music", "effects"}
+    assert not any(p in split.poor for p in split.train)
+    assert any(p in split.poor for p in split.test) and any(p in split.poor for p in split.val)
+    assert split.edge_hz[split.test[0]] in {10_000.0, *(16_000.0 + i * 300 for i in range(12))}
+    again = corpus_split(tmp_path / "corpus")
+    assert (again.train, again.val, again.test) == (split.train, split.val, split.test)
+    write_manifest(tmp_path / "thin", [r for r in rows if not r[2].startswith("game-f")])  # sfx in two games only
+    with pytest.raises(ValueError, match="no training package with sfx"):
+        corpus_split(tmp_path / "thin")
+
+
+def test_the_dev_split_shares_no_speaker_and_uses_nu_wave_2s_samples_nowhere(tmp_path):
+    import soundfile as sf
+
+    from audiosr.data.corpora import VCTK
+
+    root = tmp_path / "dev"
+    names = ["vctk/p232_001", "vctk/p257_002", "vctk/p238_003", "vctk/p360_004", "vctk/nuwave2_8k_sample_0",
+             "freesound-ibm/rain", "freesound-ibm/piano"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / f"{name}.flac", np.zeros(4410, dtype=np.float32), 44100)
+    dev = common.dev_split(root)
+
+    def speakers(files):
+        return {p.stem.split("_")[0] for p in files if p.parent.name == "vctk"}
+
+    assert speakers(dev.val) == {"p238"} and speakers(dev.test) == {"p360"} and speakers(dev.train) == {"p232", "p257"}
+    assert not speakers(dev.val) & set(VCTK.PUBLISHED_TEST_SPEAKERS)
+    assert not any("nuwave2" in p.name for p in [*dev.train, *dev.val, *dev.test])
+    assert {p.name for p in dev.test} == {"p360_004.flac", "rain.flac"}
