@@ -17,7 +17,10 @@ Sections (``--sections``, comma-separated, in this order; default all):
 * ``gan``          each generator with and without adversarial training, same budget;
 * ``memory``       ``audiosr upsample`` on long files: peak memory and speed against kaiser_best;
 * ``precision``    (GPU only) each reference recipe trained in its own precision (bf16-mixed) and in
-                   fp32 from one seed: losses, held-out scores, step times; bf16 / fp16 inference.
+                   fp32 from one seed: losses, held-out scores, step times; bf16 / fp16 inference;
+* ``nothing-to-add`` the shipped model on originals band-limited below the input's Nyquist frequency
+                   and on a tone just under the edge: what it adds there and what that costs against
+                   kaiser_best (alone: ``python -m bench.nothing_to_add``).
 
 Every figure in the report is measured by this script in the same run; speeds are given as
 ratios to baselines measured alongside, because the machine may be noisy.
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiosr.evaluation.comparison import markdown_table
-from bench import loader, memory, precision, quality, speed, training
+from bench import loader, memory, nothing_to_add, precision, quality, speed, training
 from bench.common import DEFAULT_DEV_DIR, REPO, Context, dev_split, loadavg, log, machine, portable, script_command
 
 SECTIONS = {
@@ -47,6 +50,7 @@ SECTIONS = {
     "gan": quality.Gan,
     "memory": memory,
     "precision": precision,
+    "nothing-to-add": nothing_to_add,
 }
 
 
@@ -95,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-steps", type=int, default=10, help="train: timed steps per family (default %(default)s)")
     parser.add_argument("--precision-steps", type=int, default=300, help="precision: training steps per run (default %(default)s)")
     parser.add_argument("--memory-minutes", default="1,60", help="memory: input lengths in minutes (default %(default)s)")
+    parser.add_argument("--nothing-seconds", type=float, default=8.0,
+                        help="nothing-to-add: seconds of each recording (default %(default)s)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temporary folder (runs, long files)")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
