@@ -15,9 +15,12 @@ both sides and flatter the model. So whole packages are assigned to one split ea
   its packages (it runs during training); test uses every file of its packages.
 
 Build the corpus with ``TRAIN_HF_MIN=-999 TRAIN_EDGE_MIN=0`` so that it also holds band-poor
-recordings (nothing above 11 kHz, or an encoder cut below 13 kHz): test and validation keep
-them, since users' files include them and a model must not be judged only on files it can
-help; training leaves them out (``band_poor``), as the corpus's default build does.
+recordings (nothing above 11 kHz, or an encoder cut below 13 kHz): the test split keeps them,
+since users' files include them and a model must not be judged only on files it can help (the
+card reports them apart). Training and validation leave them out (``band_poor``): validation
+chooses checkpoints and levels for the band a model restores, and a file with no band to
+restore would choose the model that restores least; whether to fill such files at all is a
+product rule, measured on the test split and by ``bench.nothing_to_add``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ CATEGORIES = {"speech": "speech", "music": "music", "sfx": "effects", "env": "am
 MIN_SHARE = 0.05
 # Validation runs during training: at most this many files per category (the first by a hash of
 # their names) of the validation packages take part.
-VAL_PER_CATEGORY = 40
+VAL_PER_CATEGORY = 20
 # build.sh's default selection: what it keeps without TRAIN_HF_MIN / TRAIN_EDGE_MIN (see its README).
 HF_MIN_DB, EDGE_MIN_HZ = -50.0, 13_000.0
 
@@ -61,7 +64,7 @@ class CorpusSplit:
     license: dict[Path, str]
     package: dict[Path, str]
     edge_hz: dict[Path, float]  # the file's own lowpass edge (MANIFEST.tsv; Nyquist where none)
-    poor: set[Path]  # band-poor files (see `band_poor`): in test and validation only
+    poor: set[Path]  # band-poor files (see `band_poor`): in the test split only
 
     def total_minutes(self, files: list[Path]) -> float:
         return sum(self.minutes[p] for p in files)
@@ -124,7 +127,7 @@ def corpus_split(root: Path) -> CorpusSplit | None:
         name = assigned[row["package"]]
         if band_poor(row):
             poor.add(path)
-            if name == "train":
+            if name != "test":
                 continue
         splits[name].append(path)
     val: list[Path] = []

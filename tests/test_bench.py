@@ -243,7 +243,7 @@ def write_manifest(root: Path, rows: list[tuple[str, str, str, float, float, flo
     (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
 
 
-def test_the_corpus_splits_by_package_keeps_band_poor_files_out_of_training_and_is_stable(tmp_path):
+def test_the_corpus_splits_by_package_tests_band_poor_files_but_never_trains_or_validates_on_them(tmp_path):
     from bench.corpus import corpus_split
 
     rows = []
@@ -262,8 +262,8 @@ def test_the_corpus_splits_by_package_keeps_band_poor_files_out_of_training_and_
     for name in ("val", "test"):  # every category is validated and tested, and still trains
         assert {split.category[p] for p in getattr(split, name)} >= {"speech", "music"}
     assert {split.category[p] for p in split.train} == {"speech", "music", "effects"}
-    assert not any(p in split.poor for p in split.train)
-    assert any(p in split.poor for p in split.test) and any(p in split.poor for p in split.val)
+    assert not any(p in split.poor for p in [*split.train, *split.val])
+    assert any(p in split.poor for p in split.test)
     assert split.edge_hz[split.test[0]] in {10_000.0, *(16_000.0 + i * 300 for i in range(12))}
     again = corpus_split(tmp_path / "corpus")
     assert (again.train, again.val, again.test) == (split.train, split.val, split.test)
@@ -292,3 +292,24 @@ def test_the_dev_split_shares_no_speaker_and_uses_nu_wave_2s_samples_nowhere(tmp
     assert not speakers(dev.val) & set(VCTK.PUBLISHED_TEST_SPEAKERS)
     assert not any("nuwave2" in p.name for p in [*dev.train, *dev.val, *dev.test])
     assert {p.name for p in dev.test} == {"p360_004.flac", "rain.flac"}
+
+
+def test_the_checkpoint_kept_is_best_or_last_by_lsd_below_the_references_edges_on_validation(monkeypatch, tmp_path):
+    from bench import default_model
+
+    best, last = tmp_path / "best-step=500.ckpt", tmp_path / "last.ckpt"
+    scores = {"best-step=500": {"lsd": 1.2, "lsd_below_edge": 1.10}, "last": {"lsd": 1.1, "lsd_below_edge": 1.05}}
+    asked = []
+
+    def fake_test(label, name, checkpoint, lists, split, extra, tmp, cache):
+        asked.append((split, checkpoint.stem, extra[-1]))
+        return default_model.Tested(label, [], rows=[{"method": "audiosr MagPhase", **scores[checkpoint.stem]}])
+
+    monkeypatch.setattr(default_model, "run_test", fake_test)
+    monkeypatch.setattr(default_model, "checkpoint_step", lambda p: 500 if "best" in p.name else 900)
+    chosen, said, known = default_model.choose_checkpoint([best, last], {}, tmp_path, tmp_path)
+    assert chosen == last and list(known) == ["0"] and "`last.ckpt` (step 900) 1.050" in said
+    assert asked == [("val", "best-step=500", "0"), ("val", "last", "0")]  # validation files, at 0 dB
+    scores["last"]["lsd_below_edge"] = 1.10  # a tie keeps best
+    assert default_model.choose_checkpoint([best, last], {}, tmp_path, tmp_path)[0] == best
+    assert default_model.choose_checkpoint([best], {}, tmp_path, tmp_path) == (best, "", {})

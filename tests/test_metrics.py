@@ -258,3 +258,21 @@ def test_metrics_run_in_float32_under_autocast_and_for_other_dtypes() -> None:
     torch.testing.assert_close(auto_lsd, plain_lsd, rtol=1e-6, atol=0)
     torch.testing.assert_close(auto_snr, plain_snr, rtol=1e-6, atol=0)
     assert lsd(y_hat.double(), y.double()).dtype == torch.float32
+
+
+def test_validation_quality_scores_below_each_targets_own_edge_when_given():
+    """``quality`` (what ``val/score`` is built from) with per-item edges: an item whose target an encoder
+    cut at 16 kHz is not charged for a band above it; a full-band item (edge at Nyquist) is the whole LSD."""
+    from audiosr.evaluation.metrics import lsd_below, quality
+
+    rate = 44100
+    rng = np.random.default_rng(3)
+    target = torch.from_numpy(rng.standard_normal((2, 1, rate)).astype(np.float32))
+    estimate = target + 0.3 * torch.from_numpy(rng.standard_normal((2, 1, rate)).astype(np.float32))
+    edges = torch.tensor([[16_000.0], [rate / 2]])
+    values = quality(estimate, target, rate, 11_025.0, edges)
+    assert values["lsd_below_edge"].shape == values["lsd"].shape == (2, 1)
+    assert float(values["lsd_below_edge"][1, 0]) == pytest.approx(float(values["lsd"][1, 0]), rel=1e-6)
+    assert float(values["lsd_below_edge"][0, 0]) == pytest.approx(float(lsd_below(estimate[0], target[0], rate, 16_000.0)[0]),
+                                                                   rel=1e-6)
+    assert "lsd_below_edge" not in quality(estimate, target, rate, 11_025.0)

@@ -276,9 +276,11 @@ SNR_PENALTY_PER_DB = 0.5
 SNR_ALLOWANCE_DB = 3.0
 
 
-def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float) -> dict[str, Tensor]:
-    """``snr``, ``lsd``, ``lsd_hf`` and ``lsd_lf`` per item: what validation and ``audiosr test`` report."""
-    values = lsd_bands(estimate, target, sample_rate, cutoff_hz)
+def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float,
+            edge_hz: float | Tensor | None = None) -> dict[str, Tensor]:
+    """``snr``, ``lsd``, ``lsd_hf`` and ``lsd_lf`` per item (and ``lsd_below_edge``, given the target's
+    own ``edge_hz``): what validation and ``audiosr test`` report."""
+    values = lsd_bands(estimate, target, sample_rate, cutoff_hz, edge_hz=edge_hz)
     values["snr"] = snr(estimate, target)
     return values
 

@@ -184,11 +184,13 @@ class SuperResolutionModule(L.LightningModule):
         self._validation_network_seconds = 0.0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> ValidationOutput:
-        """Logs ``val/loss`` and its parts, ``val/{snr,lsd,lsd_hf,lsd_lf}``, the same of the input as
-        ``val/input_*``, and ``val/score`` (lower is better; ``audiosr.evaluation.metrics.selection_score``).
+        """Logs ``val/loss`` and its parts, ``val/{snr,lsd,lsd_hf,lsd_lf,lsd_below_edge}``, the same of the
+        input as ``val/input_*``, and ``val/score`` (lower is better; ``audiosr.evaluation.metrics.selection_score``).
 
         LSD follows published work (``audiosr.evaluation.metrics``); every metric is per item,
-        then averaged over the validation set.
+        then averaged over the validation set. ``val/score`` takes the LSD below each target's own
+        edge (``edge_hz``, an encoder's cut; the Nyquist frequency where there is none): above it
+        the target is empty because of the encoder, and a model would be chosen for copying that.
         """
         rough, target = batch["input"], batch["target"]
         with inference_precision(self.device, self.precision):
@@ -198,10 +200,14 @@ class SuperResolutionModule(L.LightningModule):
         self.log_parts("val", self.reconstruction(prediction, batch), batch_size)
         with torch.no_grad():
             spec = self.spec
-            values = {f"val/{k}": v.flatten() for k, v in quality(prediction, target, spec.target_rate, spec.cutoff_hz).items()}
+            edges = batch.get("edge_hz")
+            edges = edges.float().reshape(-1, 1) if edges is not None else None  # (B, 1): one per item
+            values = {f"val/{k}": v.flatten()
+                      for k, v in quality(prediction, target, spec.target_rate, spec.cutoff_hz, edges).items()}
             values.update({f"val/input_{k}": v.flatten()
-                           for k, v in quality(rough, target, spec.target_rate, spec.cutoff_hz).items()})
-            values["val/score"] = selection_score(values["val/lsd"], values["val/snr"], values["val/input_snr"])
+                           for k, v in quality(rough, target, spec.target_rate, spec.cutoff_hz, edges).items()})
+            honest = values.get("val/lsd_below_edge", values["val/lsd"])
+            values["val/score"] = selection_score(honest, values["val/snr"], values["val/input_snr"])
         for key, value in values.items():
             self.log(key, value.mean(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True,
                      prog_bar=key in ("val/lsd", "val/snr", "val/score"))
