@@ -104,10 +104,12 @@ def data_args(lists: dict[str, Path], test: str = "test") -> list[str]:
             "--data.corpus.val", f"[{lists['val']}]", "--data.corpus.test", f"[{lists[test]}]"]
 
 
-def fit_command(lists: dict[str, Path], minutes: float, root: Path) -> list[str]:
+def fit_command(lists: dict[str, Path], minutes: float, root: Path, steps: int | None = None) -> list[str]:
+    """The training run: ``minutes`` of wall time, or ``steps`` optimizer steps with ``minutes`` as a cap
+    (a step budget does not shrink when the machine is shared)."""
     seconds = int(round(minutes * 60))
     return [*audiosr_module_command(), "fit", *config_args(CONFIGS), *data_args(lists), "--experiment", "default",
-            "--trainer.default_root_dir", str(root / "runs"), "--trainer.max_steps", "1000000",
+            "--trainer.default_root_dir", str(root / "runs"), "--trainer.max_steps", str(steps or 1_000_000),
             "--trainer.max_time", f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
             "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(root / "csv"),
             "--trainer.enable_progress_bar", "false"]
@@ -223,6 +225,7 @@ def dev_categories(dev_dir: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.default_model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=90.0, help="training budget (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead, --minutes as a cap")
     parser.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
     parser.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
     trained = parser.add_mutually_exclusive_group()
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.work_dir.resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="audiosr-default-"))
     cache = tmp / "cache"
     lists = write_lists(tmp / "lists", dev, corpus)
-    fit_cmd = fit_command(lists, args.minutes, tmp / "train")
+    fit_cmd = fit_command(lists, args.minutes, tmp / "train", args.steps)
     if args.generator is not None:
         import torch
 
@@ -392,6 +395,12 @@ def curve_steps(csv_dir: Path) -> int | None:
     return max(steps) if steps else None
 
 
+def budget(args) -> str:
+    if args.steps:
+        return f"{args.steps} steps (at most {args.minutes:g} minutes)"
+    return f"{args.minutes:g} minutes"
+
+
 def calibration_spread(calibration: dict[str, Tested], kept: float) -> dict[str, tuple[float, float]]:
     """Per gain tried: the 95 % bootstrap interval over validation files of its mean LSD below the
     references' edges minus the kept gain's (positive: the kept gain is better)."""
@@ -510,7 +519,7 @@ second of the whole path, measured in the same runs as resampy's).
   decaying by 0.9998 per step.
 - Data: {train_minutes:.0f} minutes of real recordings (below); each category a fixed share of the
   crops ({', '.join(f'{c} {v:g}' for c, v in SHARES.items())}), whatever its minutes.
-- Budget: {args.minutes:g} minutes of `audiosr fit` on 2 CPU cores ({steps} steps, batch 12 x 0.75 s);
+- Budget: {budget(args)} of `audiosr fit` on 2 CPU cores ({steps} steps, batch 12 x 0.75 s);
   the checkpoint is step {best_step}.{selection}{history}
 - Calibrated on the validation files alone: the band above the input's edge (the output stage's
   `invented_gain_db`, from the edge found per window up) is scaled by each gain below, and the one
@@ -521,7 +530,7 @@ second of the whole path, measured in the same runs as resampy's).
   column is the spread of that choice: a bootstrap interval over the validation files.
 
 {markdown_table(["band above the edge", *calibration_headers], calibration_rows(calibration, gain_db), left={0})}
-- Trained and tested by `python -m bench.default_model --train-dir DIR --minutes {args.minutes:g}`
+- Trained and tested by `python -m bench.default_model --train-dir DIR --minutes {args.minutes:g}{f" --steps {args.steps}" if args.steps else ""}`
   (`--generator audiosr/pretrained/default.pt` calibrates and tests it again) on
   {machine()['CPU (/proc/cpuinfo model name)']}, which runs:
 
