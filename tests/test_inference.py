@@ -276,3 +276,56 @@ def test_precision_is_one_switch_and_float32_by_default(generator):
     assert np.abs(bf16 - fp32).max() > 1e-4  # bf16 really runs at another precision
     with pytest.raises(ValueError, match="precision"):
         Upsampler(generator, device="cpu", precision="8")
+
+
+def test_arrays_as_soundfile_returns_them_come_back_in_their_own_layout(generator):
+    """(T, C) from ``soundfile.read`` is read as frames x channels (not 22050 channels of 2 samples);
+    a shape that says neither layout is refused with the layouts it takes."""
+    upsampler = Upsampler(generator, device="cpu", notice=lambda _: None)
+    rng = np.random.default_rng(4)
+    stereo = (0.3 * rng.standard_normal((2, 22050))).astype(np.float32)
+    channels_first = upsampler.upsample(stereo, 22050)
+    frames_first = upsampler.upsample(np.ascontiguousarray(stereo.T), 22050)
+    assert channels_first.shape == (2, 44100) and frames_first.shape == (44100, 2)
+    np.testing.assert_array_equal(frames_first, channels_first.T)
+    for shape in ((3, 3), (100, 100), (2, 2, 10)):
+        with pytest.raises(ValueError, match=r"expected \(T,\), \(C, T\) or \(T, C\)"):
+            upsampler.upsample(np.zeros(shape, np.float32), 22050)
+
+
+def test_upsample_file_refuses_to_replace_a_file_unless_asked(generator, tmp_path):
+    upsampler = Upsampler(generator, device="cpu", notice=lambda _: None)
+    sf.write(tmp_path / "in.wav", np.zeros(2205, np.float32), 22050)
+    (tmp_path / "out.wav").write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="out.wav exists; pass overwrite=True"):
+        upsampler.upsample_file(tmp_path / "in.wav", tmp_path / "out.wav")
+    assert (tmp_path / "out.wav").read_bytes() == b"keep me"
+    upsampler.upsample_file(tmp_path / "in.wav", tmp_path / "out.wav", overwrite=True)
+    assert sf.info(tmp_path / "out.wav").samplerate == 44100
+
+
+def test_a_lossy_input_goes_into_any_container_or_the_error_names_the_choice(generator, tmp_path):
+    upsampler = Upsampler(generator, device="cpu", notice=lambda _: None)
+    rng = np.random.default_rng(5)
+    sf.write(tmp_path / "in.mp3", (0.2 * rng.standard_normal((22050, 2))).astype(np.float32), 22050,
+             format="MP3", subtype="MPEG_LAYER_III")
+    upsampler.upsample_file(tmp_path / "in.mp3", tmp_path / "out.wav")  # WAV cannot hold MP3 samples: PCM
+    assert sf.info(tmp_path / "out.wav").channels == 2 and sf.info(tmp_path / "out.wav").subtype == "PCM_16"
+    with pytest.raises(ValueError, match="out2.wav: WAV/VORBIS cannot store 2 channels at 44100 Hz; choose another subtype="):
+        upsampler.upsample_file(tmp_path / "in.mp3", tmp_path / "out2.wav", subtype="VORBIS")
+
+
+def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's Python block, executed in a folder holding a 16-bit stereo talk.wav."""
+    import re
+
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[:1]
+    rng = np.random.default_rng(6)
+    sf.write(tmp_path / "talk.wav", (0.2 * rng.standard_normal((22050, 2))).astype(np.float32), 22050, subtype="PCM_16")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert sf.info(tmp_path / "talk-44k.flac").samplerate == sf.info(tmp_path / "talk-44k.wav").samplerate == 44100
+    assert sf.read(tmp_path / "talk-44k.flac")[0].shape == (44100, 2)

@@ -250,8 +250,10 @@ class Run:
                     info.format, info.subtype, target, info.channels) else f"cannot store {target} Hz")
                 self.say(f"{src}: {info.format}/{info.subtype} {why}; writing {fmt}/{subtype} instead")
             progress.reset(total=round(info.duration, 2))
+            # Whether an existing output is replaced (--overwrite) or skipped was decided above.
             report = self.upsampler.upsample_file(src, dst, format=fmt, subtype=subtype, overload=self.args.overload,
-                                                  truncated=self.args.truncated, on_progress=progress.update)
+                                                  truncated=self.args.truncated, overwrite=True,
+                                                  on_progress=progress.update)
         except DiskFullError:
             raise
         except Exception as error:

@@ -53,6 +53,24 @@ NonFinite = Literal["error", "zero"]
 OWN_BAND = (0.88, 0.96)
 
 
+# A 2-D waveform's channel axis is the shorter one and holds at most this many channels.
+MAX_CHANNELS = 64
+
+
+def channels_first(waveform: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(T,)``, ``(C, T)`` or ``(T, C)`` -> ``((C, T), whether it was (T, C))``; a shape that says neither is refused."""
+    if waveform.ndim == 1:
+        return waveform[None], False
+    if waveform.ndim == 2:
+        rows, columns = waveform.shape
+        if rows <= MAX_CHANNELS and columns > rows:
+            return waveform, False
+        if columns <= MAX_CHANNELS and rows > columns:
+            return np.ascontiguousarray(waveform.T), True
+    raise ValueError(f"waveform of shape {waveform.shape}: expected (T,), (C, T) or (T, C) as soundfile.read returns "
+                     f"it, with at most {MAX_CHANNELS} channels and more samples than channels")
+
+
 class RateError(ValueError):
     """The input is already at or above the model's target rate."""
 
@@ -230,23 +248,26 @@ class Upsampler:
         return crossover_stream(model(for_model), direct, crossover_kernel(lo, hi, target_rate))
 
     def upsample(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
-        """Upsample ``(T,)`` or ``(C, T)`` to float32 ``(T_out,)`` or ``(C, T_out)``.
+        """Upsample ``(T,)``, ``(C, T)`` or ``(T, C)`` to float32 in the same layout at the target rate.
 
-        ``T_out = ceil(T * target_rate / sample_rate)``. Nothing is clipped: samples may
-        exceed 1.0 (a loud input's invented band adds level); what to do with them is the
-        caller's choice (``upsample_file``'s ``overload``).
+        ``(T, C)`` is how ``soundfile.read`` returns a multichannel file: a 2-D array is read as
+        ``(T, C)`` when its second axis is the shorter and holds at most ``MAX_CHANNELS``, as
+        ``(C, T)`` when its first axis is; otherwise it is refused (say ``x.T`` or ``x[None]``).
+        ``T_out = ceil(T * target_rate / sample_rate)``. Nothing is clipped: samples may exceed
+        1.0 (a loud input's invented band adds level); what to do with them is the caller's
+        choice (``upsample_file``'s ``overload``).
         """
         if isinstance(waveform, torch.Tensor):
             waveform = waveform.detach().cpu().numpy()
         waveform = np.asarray(waveform, dtype=np.float32)
-        if waveform.ndim not in (1, 2):
-            raise ValueError(f"waveform must be (T,) or (C, T), got shape {waveform.shape}")
-        x = np.atleast_2d(waveform)
+        x, frames_first = channels_first(waveform)
         parts = list(self.stream([x], sample_rate, x.shape[0]))
         out = np.concatenate(parts, axis=1)
         expected = output_length(x.shape[-1], sample_rate, self.target_rate)
         assert out.shape[-1] == expected, (out.shape, expected)
-        return out[0] if waveform.ndim == 1 else out
+        if waveform.ndim == 1:
+            return out[0]
+        return np.ascontiguousarray(out.T) if frames_first else out
 
     def upsample_file(
         self,
@@ -257,6 +278,7 @@ class Upsampler:
         subtype: str | None = None,
         overload: Overload = "clip",
         truncated: Truncated = "error",
+        overwrite: bool = False,
         on_progress: Callable[[float], None] | None = None,
     ) -> FileReport:
         """Upsample ``src`` into ``dst`` at the target rate, streaming; returns what was written.
@@ -271,6 +293,8 @@ class Upsampler:
                 float samples, which hold them as they are (``format`` must have them).
             truncated: a file shorter than its header says: ``"error"`` fails it (before
                 any work where the header tells), ``"keep"`` upsamples what can be read.
+            overwrite: replace ``dst`` if it exists (default: refuse, like ``audiosr upsample``
+                without ``--overwrite``).
             on_progress: called with the seconds of output computed after each block.
 
         ``dst`` appears only when complete and valid (see ``atomic_output``): an input that
@@ -281,6 +305,8 @@ class Upsampler:
         if truncated not in ("error", "keep"):
             raise ValueError(f"truncated must be 'error' or 'keep', got {truncated!r}")
         src, dst = Path(src), Path(dst)
+        if dst.exists() and not overwrite:
+            raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
         with sf.SoundFile(src) as reader:
             self.check_rate(reader.samplerate)
             rate, channels = reader.samplerate, reader.channels
@@ -288,12 +314,16 @@ class Upsampler:
             if truncated == "error" and declared > reader.frames:
                 raise AudioError(short_read_message(declared, reader.frames, rate))
             format = format or format_from_suffix(dst) or reader.format
-            if subtype is None:
-                subtype = reader.subtype if sf.check_format(format, reader.subtype) else sf.default_subtype(format)
+            chosen = subtype
+            if subtype is None:  # the source's, where the output can hold it (an MP3's cannot go into a WAV)
+                subtype = reader.subtype if can_write(format, reader.subtype, self.target_rate, channels) \
+                    else sf.default_subtype(format)
             if overload == "float" and subtype not in FLOAT_SUBTYPES:
                 subtype = "FLOAT"
             if not can_write(format, subtype, self.target_rate, channels):
-                raise ValueError(f"{format}/{subtype} cannot store {channels} channels at {self.target_rate} Hz")
+                choice = "choose another subtype=" if chosen else "choose format= (or another file suffix) or subtype="
+                raise ValueError(f"{dst}: {format}/{subtype} cannot store {channels} channels at {self.target_rate} Hz; "
+                                 f"{choice}")
             frames_read = 0
 
             def counted() -> Iterator[np.ndarray]:
