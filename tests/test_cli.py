@@ -225,7 +225,10 @@ def test_test_requires_a_checkpoint(tmp_path, cli_env):
 
 def test_help_and_composed_print_config(tmp_path, cli_env):
     help_text = run_audiosr(["--help"], tmp_path, cli_env)
-    assert help_text.returncode == 0 and "fit" in help_text.stdout and "audiosr upsample" in help_text.stdout
+    commands = [line.split()[0] for line in help_text.stdout.splitlines() if line.startswith("  ")]
+    assert help_text.returncode == 0 and commands == ["upsample", "fit", "validate", "test"]  # the main job first
+    fit_help = run_audiosr(["fit", "--help"], tmp_path, cli_env)
+    assert fit_help.returncode == 0 and "--config" in fit_help.stdout
     upsample_help = run_audiosr(["upsample", "--help"], tmp_path, cli_env)
     assert upsample_help.returncode == 0 and "--ckpt_path" in upsample_help.stdout
     printed = run_audiosr(["fit", *DEBUG, "--print_config"], tmp_path, cli_env)
@@ -237,12 +240,22 @@ def test_help_and_composed_print_config(tmp_path, cli_env):
     assert config["model"]["init_args"]["loss"]["init_args"]["weights"] == {"mrstft": 1.0, "mse": 100.0}
 
 
-def test_upsample_help_loads_neither_torch_nor_lightning(tmp_path):
+@pytest.mark.parametrize("argv", [["upsample", "--help"], ["--help"], []])
+def test_help_loads_neither_torch_nor_lightning(tmp_path, argv):
     code = ("import sys; from audiosr.cli import main\n"
-            "try: main(['upsample', '--help'])\nexcept SystemExit: pass\n"
+            f"try: main({argv!r})\nexcept SystemExit as exit_: print('exit', exit_.code)\n"
             "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+    assert f"exit {2 if not argv else 0}" in result.stdout  # bare `audiosr`: the commands, as a usage error
+    if not argv:
+        assert "upsample  restore the top band" in result.stderr
+
+
+def test_predict_is_not_offered_and_says_what_does_its_job():
+    code = "from audiosr.cli import main\nmain(['predict', '--ckpt_path', 'last.ckpt'])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "predict is not offered" in result.stderr and "audiosr upsample" in result.stderr
 
 
 def test_the_cli_can_be_built_without_running(tmp_path, monkeypatch):

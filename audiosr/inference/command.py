@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     for setting in fields(OutputStage):  # one option per setting of the stage
         stage.add_argument(f"--{setting.name}", type=stage_value, default=None, metavar="VALUE",
                            help=setting.metadata["help"])
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say more: the model's settings (its output stage included)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
@@ -356,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         return usage_error(f"{args.ckpt_path or 'the default model'}: not a usable audiosr checkpoint ({describe(error)})")
     if args.ckpt_path is None:
-        say(f"{PROG}: using the default model shipped with audiosr ({generator.spec.describe()})")
+        say(f"{PROG}: using the default model shipped with audiosr"
+            + (f" ({generator.spec.describe()})" if args.verbose else " (-v: its settings)"))
+    elif args.verbose:
+        say(f"{PROG}: {checkpoint}: {generator.spec.describe()}")
     try:
         upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
                               context=args.context, batch_size=args.batch_size, precision=args.precision,

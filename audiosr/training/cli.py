@@ -66,6 +66,11 @@ class AudioSRCLI(LightningCLI):
             save_config_callback=SaveRunConfig, seed_everything_default=0, args=args, run=run, **kwargs,
         )
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's, less ``predict``: running a model on files is ``audiosr upsample``'s job."""
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name != "predict"}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--experiment", type=str | None, default=None,
