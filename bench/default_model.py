@@ -37,7 +37,7 @@ import numpy as np
 from audiosr.evaluation.comparison import markdown_table
 from audiosr.models.checkpoint import checkpoint_step
 from bench.common import (
-    DEFAULT_DEV_DIR, REPO, audiosr_module_command, bar_verdict, command_line, config_args, dev_split, khz, log, machine,
+    DEFAULT_DEV_DIR, REPO, audiosr_module_command, bar_verdict, meets_bar, command_line, config_args, dev_split, khz, log, machine,
     portable, run_measured, subprocess_env,
 )
 from bench.corpus import CATEGORIES, DEFAULT_TRAIN_DIR, corpus_split
@@ -121,13 +121,20 @@ def run_test(label: str, name: str, checkpoint: Path, lists: dict[str, Path], te
     cmd = [*audiosr_module_command(), "test", *config_args(CONFIGS), *data_args(lists, test), "--ckpt_path",
            str(checkpoint), "--trainer.logger", "false", "--experiment", name, "--trainer.default_root_dir",
            str(work), *extra]
-    log(f"  test: {label}")
-    measured = run_measured(cmd, work / "test.log", cwd=REPO, env=subprocess_env(cache), label=name)
-    reports = sorted(work.rglob("comparison.json"))
     tested = Tested(label, cmd)
-    if measured.returncode != 0 or not reports:
-        log(f"  {name}: audiosr test exit {measured.returncode}; see {work / 'test.log'}")
-        return tested
+    done = work / "command.json"
+    reports = sorted(work.rglob("comparison.json"))
+    if reports and done.is_file() and json.loads(done.read_text()) == cmd:  # an interrupted run goes on from here
+        log(f"  test: {label} (kept from {work})")
+    else:
+        log(f"  test: {label}")
+        done.unlink(missing_ok=True)
+        measured = run_measured(cmd, work / "test.log", cwd=REPO, env=subprocess_env(cache), label=name)
+        reports = sorted(work.rglob("comparison.json"))
+        if measured.returncode != 0 or not reports:
+            log(f"  {name}: audiosr test exit {measured.returncode}; see {work / 'test.log'}")
+            return tested
+        done.write_text(json.dumps(cmd))
     payload = json.loads(reports[-1].read_text())
     tested.rows, tested.items = payload["rows"], payload.get("items", {})
     return tested
@@ -294,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint, selection, known = choose_checkpoint(candidates, lists, tmp, cache)
         log(f"calibration on the validation files: the band above the edge at {', '.join(f'{g:+g}' for g in gains)} dB")
         gain, calibration = calibrate(checkpoint, lists, tmp, cache, gains, known)
-        log(f"  lowest validation LSD below the references' edges at {gain:+g} dB: every test runs at it")
+        log(f"  kept {gain:+g} dB (meets the bar on validation, lowest LSD below the references' edges): every test runs at it")
         tests = run_tests(checkpoint, lists, tmp, cache, gain)
         recorded.write_text(json.dumps({"gain_db": gain, "checkpoint": str(checkpoint), "selection": selection, **{
             name: {k: {"label": t.label, "rows": t.rows, "items": t.items} for k, t in runs.items()}
@@ -334,16 +341,19 @@ def choose_checkpoint(candidates: list[Path], lists: dict[str, Path], tmp: Path,
 
 def calibrate(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path,
               gains: list[float], known: dict[str, Tested] | None = None) -> tuple[float, dict[str, Tested]]:
-    """Each gain of the band above the edge on the validation files; the one with the lowest mean LSD
-    below each reference's own edge (ties: the louder). ``known``: gains already tested so."""
+    """Each gain of the band above the edge on the validation files. Kept: of the gains that meet the bar
+    there (``bench.common.meets_bar``: SNR and both LSDs against kaiser_best, the share of files more than
+    3 dB worse), the one with the lowest mean LSD below each reference's own edge; where none does, the
+    lowest of all (ties: the louder). ``known``: gains already tested so."""
     known = known or {}
     tested = {f"{g:g}": known.get(f"{g:g}") or run_test(f"validation files, band above the edge {g:+g} dB",
                                                         f"calibrate{g:g}", checkpoint, lists, "val",
                                                         [*NO_VISQOL, *gain_args(g)], tmp, cache) for g in gains}
-    scored = [(t.row("model")["lsd_below_edge"], -g, g) for g, t in zip(gains, tested.values()) if t.row("model")]
-    if not scored:
+    measured = [(g, t) for g, t in zip(gains, tested.values()) if t.row("model") and t.row("kaiser_best")]
+    if not measured:
         raise RuntimeError("the calibration measured nothing: every validation test failed")
-    return min(scored)[2], tested
+    passing = [(g, t) for g, t in measured if meets_bar(t.row("model"), t.row("kaiser_best"))] or measured
+    return min((t.row("model")["lsd_below_edge"], -g, g) for g, t in passing)[2], tested
 
 
 def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gain_db: float) -> dict[str, Tested]:
@@ -522,8 +532,9 @@ second of the whole path, measured in the same runs as resampy's).
 - Budget: {budget(args)} of `audiosr fit` on 2 CPU cores ({steps} steps, batch 12 x 0.75 s);
   the checkpoint is step {best_step}.{selection}{history}
 - Calibrated on the validation files alone: the band above the input's edge (the output stage's
-  `invented_gain_db`, from the edge found per window up) is scaled by each gain below, and the one
-  with the lowest mean LSD below each reference's own edge is kept ({gain_db:+g} dB, stored in
+  `invented_gain_db`, from the edge found per window up) is scaled by each gain below; of those that
+  meet the bar there (below), the one with the lowest mean LSD below each reference's own edge is
+  kept ({gain_db:+g} dB, stored in
   `default.pt`; `audiosr upsample --invented_gain_db` overrides it). The whole-band LSD would
   reward an empty band wherever an encoder emptied the reference (in the build.sh corpus,
   {_cut_share(corpus):.0f} % of the files are cut below 17 kHz); below the edge it does not. The last

@@ -197,26 +197,32 @@ def test_the_quality_bar_needs_every_part_it_can_tell():
     assert meets_bar({"snr": 24.5, "lsd": 1.0}, {"snr": 25.0, "lsd": 2.0})
 
 
-def test_the_calibration_keeps_the_gain_of_lowest_lsd_below_the_references_edges_and_the_louder_one_on_a_tie(
+def test_the_calibration_keeps_the_gain_of_lowest_lsd_below_the_references_edges_among_those_that_meet_the_bar(
         monkeypatch, tmp_path):
     """Whole-band LSD would pick -9 dB (an encoder-cut reference is empty up there); below the references'
-    own edges -3 and -6 tie, and the louder is kept. Only the validation files are used."""
+    own edges 0 dB is lowest but loses more than 3 dB on too many files; -3 and -6 tie, and the louder is
+    kept. Where no gain meets the bar, the lowest LSD of all. Only the validation files are used."""
     from bench import default_model
 
-    below_edge = {"0": 1.30, "-3": 1.25, "-6": 1.25, "-9": 1.40}
+    below_edge = {"0": 1.20, "-3": 1.25, "-6": 1.25, "-9": 1.40}
     whole_band = {"0": 1.60, "-3": 1.50, "-6": 1.45, "-9": 1.30}
+    worse = {"0": 2.5, "-3": 1.0, "-6": 0.5, "-9": 0.0}
     asked = []
 
     def fake_test(label, name, checkpoint, lists, split, extra, tmp, cache):
         gain = f"{float(extra[extra.index('--model.init_args.output_stage.invented_gain_db') + 1]):g}"
         asked.append((split, float(gain)))
-        return default_model.Tested(label, [], rows=[{"method": "audiosr MagPhase", "lsd": whole_band[gain],
-                                                      "lsd_below_edge": below_edge[gain]}])
+        return default_model.Tested(label, [], rows=[
+            {"method": "audiosr MagPhase", "snr": 27.0, "lsd": whole_band[gain], "lsd_below_edge": below_edge[gain],
+             "worse": worse[gain]},
+            {"method": "kaiser_best", "snr": 27.0, "lsd": 2.9, "lsd_below_edge": 2.8, "worse": 0.0}])
 
     monkeypatch.setattr(default_model, "run_test", fake_test)
     chosen, tested = default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -3.0, -6.0, -9.0])
     assert chosen == -3.0 and list(tested) == ["0", "-3", "-6", "-9"]
     assert asked == [("val", 0.0), ("val", -3.0), ("val", -6.0), ("val", -9.0)]  # the validation files only
+    worse.update({"-3": 3.0, "-6": 3.0, "-9": 3.0})
+    assert default_model.calibrate(tmp_path / "best.ckpt", {}, tmp_path, tmp_path, [0.0, -3.0, -6.0, -9.0])[0] == 0.0
 
 
 def test_the_calibrations_spread_is_a_paired_interval_over_files():
