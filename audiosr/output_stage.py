@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 # torch and the filters load when the stage first runs: `audiosr upsample --help` and its option
 # checks read the settings alone.
 
-KeepBand = tuple[float, float] | Literal["auto"] | None
+KeepBand = tuple[float, float] | Literal["auto", "off"] | None
 # `keep_band: auto`: the input is searched for its edge from this fraction of its Nyquist
 # frequency up (networks predict from 0.75 x, see audiosr.models.spectral), and kept up to
 # EDGE_GUARD_HZ below the edge, the crossover spanning that guard.
@@ -83,8 +83,10 @@ class OutputStage:
             if not 0 < lo < hi <= 1:
                 raise ValueError(f"keep_band must be (lo, hi) with 0 < lo < hi <= 1, got {keep}")
             object.__setattr__(self, "keep_band", (lo, hi))
+        elif keep == "off":  # what a command line says for None
+            object.__setattr__(self, "keep_band", None)
         elif keep not in ("auto", None):
-            raise ValueError(f"keep_band must be (lo, hi), auto or null, got {keep!r}")
+            raise ValueError(f"keep_band must be (lo, hi), auto or off (null), got {keep!r}")
         gain = float(self.invented_gain_db)
         if not GAIN_RANGE_DB[0] <= gain <= GAIN_RANGE_DB[1]:
             raise ValueError(f"invented_gain_db must be between {GAIN_RANGE_DB[0]:g} and {GAIN_RANGE_DB[1]:g} dB, "

@@ -184,14 +184,14 @@ class Ablation:
         for recipe in [r for r in recipes() if r.cpu_overlay is not None and not r.includes_recipe]:
             family, configs = recipe.label, recipe.cpu
             without = train_and_test(ctx, f"{slug(family)}-nokeep", configs,
-                                     ["--model.init_args.output_stage.keep_band", "null"], test_extra=NO_VISQOL)
+                                     ["--model.init_args.output_stage.keep_band", "off"], test_extra=NO_VISQOL)
             runs.append(without)
             for label, trained in (("kept (default)", families[family]), ("not kept", without)):
                 m = trained.model
                 rows.append([family, label, *model_cells(trained), m["lsd_lf"] if m else None, bar(trained)])
         return (
             "The same recipes at the same budget with the generator's known-band keeping switched off "
-            "(`--model.init_args.output_stage.keep_band null`): the network's output is then used across the whole band, as "
+            "(`--model.init_args.output_stage.keep_band off`): the network's output is then used across the whole band, as "
             "the U-Net of the reference study did. With it on (the default), the output is the input below "
             f"0.8 x {khz(rates()[0] / 2)} kHz and the network's above 0.9 x, with a complementary linear-phase "
             "crossover between (`audiosr/models/generator.py`).\n\n"

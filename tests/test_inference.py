@@ -288,7 +288,7 @@ def test_arrays_as_soundfile_returns_them_come_back_in_their_own_layout(generato
     frames_first = upsampler.upsample(np.ascontiguousarray(stereo.T), 22050)
     assert channels_first.shape == (2, 44100) and frames_first.shape == (44100, 2)
     np.testing.assert_array_equal(frames_first, channels_first.T)
-    for shape in ((3, 3), (100, 100), (2, 2, 10)):
+    for shape in ((30, 2), (100, 100), (2, 2, 10)):  # 30 samples of 2 channels or 2 of 30? neither is guessed
         with pytest.raises(ValueError, match=r"expected \(T,\), \(C, T\) or \(T, C\)"):
             upsampler.upsample(np.zeros(shape, np.float32), 22050)
 

@@ -63,9 +63,9 @@ def channels_first(waveform: np.ndarray) -> tuple[np.ndarray, bool]:
         return waveform[None], False
     if waveform.ndim == 2:
         rows, columns = waveform.shape
-        if rows <= MAX_CHANNELS and columns > rows:
+        if rows <= MAX_CHANNELS and (columns >= rows or columns == 0):
             return waveform, False
-        if columns <= MAX_CHANNELS and rows > columns:
+        if columns <= MAX_CHANNELS and rows > MAX_CHANNELS:
             return np.ascontiguousarray(waveform.T), True
     raise ValueError(f"waveform of shape {waveform.shape}: expected (T,), (C, T) or (T, C) as soundfile.read returns "
                      f"it, with at most {MAX_CHANNELS} channels and more samples than channels")
@@ -250,9 +250,10 @@ class Upsampler:
     def upsample(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
         """Upsample ``(T,)``, ``(C, T)`` or ``(T, C)`` to float32 in the same layout at the target rate.
 
-        ``(T, C)`` is how ``soundfile.read`` returns a multichannel file: a 2-D array is read as
-        ``(T, C)`` when its second axis is the shorter and holds at most ``MAX_CHANNELS``, as
-        ``(C, T)`` when its first axis is; otherwise it is refused (say ``x.T`` or ``x[None]``).
+        ``(T, C)`` is how ``soundfile.read`` returns a multichannel file. A 2-D array is read as
+        ``(C, T)`` when its first axis holds at most ``MAX_CHANNELS`` and is not the longer one, as
+        ``(T, C)`` when its second axis holds at most ``MAX_CHANNELS`` and the first more; any other
+        shape is refused (pass ``x.T`` or ``x[None]``).
         ``T_out = ceil(T * target_rate / sample_rate)``. Nothing is clipped: samples may exceed
         1.0 (a loud input's invented band adds level); what to do with them is the caller's
         choice (``upsample_file``'s ``overload``).
