@@ -138,10 +138,13 @@ def filter_each(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Zero-phase FIR filtering of ``(B, C, T)`` with one odd kernel per item ``(B, K)`` (or one ``(K,)``).
 
     FFT convolution with zeros outside the signal: a few hundred taps cost less than direct
-    convolution on a CPU.
+    convolution on a CPU. The transform length is the smallest of only small prime factors that
+    holds the linear convolution: about half the next power of two's work for an inference window.
     """
+    from scipy.fft import next_fast_len
+
     length, taps = x.shape[-1], kernels.shape[-1]
-    size = 1 << (length + taps - 2).bit_length()
+    size = next_fast_len(length + taps - 1, real=True)
     kernel_spectrum = torch.fft.rfft(kernels.float(), size)
     if kernel_spectrum.dim() == 2:
         kernel_spectrum = kernel_spectrum.unsqueeze(1)
