@@ -65,13 +65,17 @@ def test_fit_then_resume_from_last_in_the_same_run(tmp_path, cli_env):
     assert len(list((run_dir / "checkpoints").glob("best*.ckpt"))) == 1
 
     # `audiosr test` on the same config: one table, written into the tested run's folder.
-    tested = run_audiosr(["test", *DEBUG, "--ckpt_path", "best"], tmp_path, cli_env)
+    # `make quickstart`'s way: the shipped model beside the tested one, each named once.
+    tested = run_audiosr(["test", *DEBUG, "--ckpt_path", "best", "--report.models", "{shipped model: default}"],
+                         tmp_path, cli_env)
     assert tested.returncode == 0, tested.stderr[-3000:]
-    for row in ("audiosr UNet", "kaiser_fast (model input)", "kaiser_best", "soxr_vhq", "linear"):
+    for row in ("audiosr UNet", "shipped model", "kaiser_fast (model input)", "kaiser_best", "soxr_vhq", "linear"):
         assert f"| {row} " in tested.stdout
+    assert "'audiosr UNet' is the model under test" in tested.stdout
+    assert "'shipped model' is the model shipped with audiosr" in tested.stdout
     report = run_dir / "test" / "comparison.json"
     content = json.loads(report.read_text())
-    assert [r["method"] for r in content["rows"]][0] == "audiosr UNet"
+    assert [r["method"] for r in content["rows"]][:2] == ["audiosr UNet", "shipped model"]
     assert all(r["n"] == 2 and r["rtr"] > 0 for r in content["rows"])  # debug config: 2 test clips
     assert content["rows"][0]["precision"] == "fp32" and content["metadata"]["precision"] == "fp32"
     assert content["metadata"]["checkpoint"].endswith(".ckpt") and content["metadata"]["config"]["data"]
@@ -95,7 +99,8 @@ def test_fit_then_resume_from_last_in_the_same_run(tmp_path, cli_env):
     # model, every classical method and the target; every file it links is beside it.
     page = (report.parent / "report.html").read_text()
     assert f"listening report: {report.parent / 'report.html'}" in tested.stdout
-    assert page.count("<audio") == 2 * 7 and page.count("model vs kaiser_best") == 2
+    # One player per recording; 8 versions (input, model, shipped model, 4 classical methods, target): 7 to switch to.
+    assert page.count("<audio controls") == 2 and page.count("data-src=") == 2 * 7 and page.count("model vs kaiser_best") == 2
     assert all((report.parent / src).is_file() for src in re.findall(r'src="([^"]+)"', page))
 
 

@@ -350,6 +350,39 @@ def test_the_test_callback_takes_the_batchs_manifest_edge_and_names_the_input_it
     assert all(e == pytest.approx(16000, abs=150) for (_, name), e in edges.items() if name == "unlisted")
 
 
+def test_the_test_callback_scores_other_models_beside_the_tested_one_on_the_same_input(capsys):
+    from types import SimpleNamespace
+
+    from audiosr.inference import Upsampler
+    from audiosr.training.callbacks import BaselineComparison
+    from audiosr.training.module import UpsampledRecording
+
+    with pytest.raises(ValueError, match="the label 'kaiser_best' is taken"):
+        BaselineComparison(models={"kaiser_best": "default"})
+    callback = BaselineComparison(examples=0, visqol=False, listen=0, models={"shipped model": "default"})
+    trainer = SimpleNamespace(datamodule=None, is_global_zero=True, ckpt_path="runs/x/last.ckpt",
+                              strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    module = SimpleNamespace(spec=SimpleNamespace(source_rate=SOURCE_RATE, target_rate=TARGET_RATE,
+                                                  input_filter="soxr_vhq"), network=torch.nn.Identity())
+    callback.on_test_epoch_start(trainer, module)
+    said = capsys.readouterr().out
+    assert "'audiosr Identity' is the model under test (runs/x/last.ckpt); 'shipped model' is the model shipped" in said
+    target = cut_noise(22050, 16000, seed=9)
+    low, rough = make_pair(target, TARGET_RATE, SOURCE_RATE)
+    batch = {"name": ["a"], "low": torch.from_numpy(low)[None], "target": torch.from_numpy(target)[None],
+             "input": torch.from_numpy(rough)[None]}
+    callback.on_test_batch_end(trainer, module, UpsampledRecording(rough, 0.1, "audiosr Identity", 1, "cpu", "fp32"), batch, 0)
+    rows = callback.comparison.rows()
+    assert [r.method for r in rows][:3] == ["audiosr Identity", "shipped model", "kaiser_fast"]
+    shipped = Upsampler.from_checkpoint().upsample(low, SOURCE_RATE)
+    assert rows[1].snr == pytest.approx(snr(torch.from_numpy(shipped), torch.from_numpy(target)).item(), abs=1e-4)
+    assert rows[1].snr != pytest.approx(rows[0].snr, abs=0.01)  # not the tested model's output again
+
+    missing = BaselineComparison(visqol=False, models={"mine": "/nowhere/model.ckpt"})
+    with pytest.raises(FileNotFoundError, match="report.models: 'mine': no checkpoint at /nowhere/model.ckpt"):
+        missing.on_test_epoch_start(trainer, module)
+
+
 def test_the_bootstrap_interval_holds_the_true_difference_and_narrows_with_more_files():
     # Per-file SNRs of two methods: the first is 0.5 dB better on average, with a spread of 2 dB per file.
     def files(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

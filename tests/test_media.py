@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import audiosr.cli as cli
 from audiosr.training.examples import AudioExamples
 from audiosr.training.module import ValidationOutput
 from audiosr.training.runs import git_commit
-from wandb_offline import offline_runs, read_offline_run
+from wandb_offline import offline_env, offline_runs, read_offline_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # The debug overlay, cut to two training steps with a validation after each (~20 s).
@@ -152,15 +151,6 @@ def test_arguments_are_checked_and_resumed_runs_keep_the_rhythm():
 # ------------------------------------------------------------------ real training runs
 
 
-def offline_env(tmp_path: Path) -> dict[str, str]:
-    """W&B offline and quiet, every file it writes kept inside ``tmp_path``."""
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "AUDIOSR_CACHE": str(tmp_path / "cache")}
-    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        env[name] = str(tmp_path / "wandb-home")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
-    return env
-
-
 @pytest.mark.slow
 def test_offline_wandb_run_holds_losses_metrics_lr_examples_and_config(tmp_path):
     result = subprocess.run([sys.executable, "-m", "audiosr.cli", *DEBUG_FIT], cwd=tmp_path, env=offline_env(tmp_path),
@@ -197,8 +187,7 @@ def test_offline_wandb_run_holds_losses_metrics_lr_examples_and_config(tmp_path)
     commit = git_commit()
     assert "git_commit" in run.config
     assert (run.config["git_commit"] or "").split("+")[0] == (commit or "").split("+")[0]
-    assert run.config["config"]["data"]["batch_size"] == 2
-    assert run.config["config"]["examples"]["num_items"] == 3
+    assert run.config["data"]["batch_size"] == 2 and run.config["examples"]["num_items"] == 3
     assert not list((tmp_path / "runs").rglob("examples"))  # W&B got them: no duplicate files
 
 
@@ -235,5 +224,6 @@ def test_offline_wandb_test_run_gets_the_listening_page_as_one_html(tmp_path):
     pages = read_offline_run(directory).logged("html-file")["test/report"]
     html = (directory / "files" / pages[0]["path"]).read_text()
     # The page W&B shows holds its players and figures itself: W&B serves no files beside it.
-    assert html.count('src="data:audio/flac;base64,') == 2 * 7 and html.count('src="data:image/png;base64,') == 2
+    assert html.count('src="data:audio/flac;base64,') == 2 * 7  # 7 versions per recording
+    assert html.count('src="data:image/png;base64,') == 2 * 8  # their 7 panels and a colour scale
     assert not re.findall(r'src="(?!data:)', html)

@@ -8,7 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from audiosr.evaluation.plots import comparison_figure, comparison_grid, spectrogram_figure
+from audiosr.evaluation.plots import (
+    PANEL_DPI,
+    PANEL_INCHES,
+    comparison_figure,
+    comparison_grid,
+    spectrogram_figure,
+    spectrogram_panels,
+    write_png,
+)
 
 RATE = 44100
 CUTOFF = 11025.0
@@ -86,6 +94,28 @@ def test_comparison_figure_needs_one_name_per_item(tmp_path):
         comparison_figure([item()], ["a", "b"], RATE, CUTOFF, tmp_path / "x.png")
 
 
+def test_listening_panels_are_one_picture_per_signal_alike_in_size_and_scale(tmp_path):
+    signals = item()
+    panels = spectrogram_panels(signals, RATE, CUTOFF)
+    size = (round(PANEL_INCHES[1] * PANEL_DPI), round(PANEL_INCHES[0] * PANEL_DPI), 4)
+    assert len(panels.images) == 3 and all(image.shape == size for image in panels.images)
+    assert panels.colorbar.shape[1] == size[1] and panels.colorbar.dtype == np.uint8
+    left, top, right, bottom = panels.plot_box
+    assert 0 < left < right < 1 and 0 < top < bottom < 1
+    # Cut at the right columns: each picture is its own signal's (the low-passed input's is dark above
+    # the dashed edge), and each plot's frame lies on plot_box's lines, to the pixel: the playhead's place.
+    height, width = size[:2]
+    x0, x1, y0, y1 = round(left * width), round(right * width), round(top * height), round(bottom * height)
+    upper = [image[y0 + 2:(y0 + y1) // 3, x0 + 2:x1 - 2, :3].astype(float).mean() for image in panels.images]
+    assert upper[0] < upper[2] - 20
+    for image in panels.images:
+        grey = image[..., :3].astype(float).mean(axis=-1)
+        frame = [grey[y0:y1, x0], grey[y0:y1, x1], grey[y0, x0:x1], grey[y1, x0:x1]]
+        assert [line.max() for line in frame] == [0, 0, 0, 0]
+        assert grey[y0:y1, x0 - 2].mean() > 200 and grey[y0 - 2, x0:x1].mean() > 200  # white outside
+    assert write_png(panels.images[1], tmp_path / "one.png").read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.mark.slow
 def test_plots_leave_matplotlib_global_state_alone():
     # A fresh interpreter: importing must not even load matplotlib, and drawing must
@@ -95,6 +125,7 @@ def test_plots_leave_matplotlib_global_state_alone():
         "import audiosr.evaluation.plots as p\n"
         "assert 'matplotlib' not in sys.modules\n"
         "p.spectrogram_figure({'x': np.zeros(4096, np.float32)}, 44100)\n"
+        "p.spectrogram_panels({'x': np.zeros(4096, np.float32)}, 44100)\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -17,6 +17,7 @@ Checksums are not verified: this reads finished files written by wandb itself.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,12 @@ class OfflineRun:
     summary: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     media: list[Path] = field(default_factory=list)  # files under ``files/media/``, relative to it
+    # Who the run is (its ``wandb.init`` arguments as recorded): id, display name, group, job type.
+    run_id: str = ""
+    name: str = ""
+    group: str = ""
+    job_type: str = ""
+    resumed: bool = False
 
     @property
     def history_keys(self) -> set[str]:
@@ -112,7 +119,7 @@ def read_offline_run(directory: str | Path) -> OfflineRun:
 
     ``config`` holds the values (W&B stores each key as ``{"value": ...}``; unwrapped
     here), ``history`` every ``run.log`` row with JSON-decoded values, ``summary`` the
-    last summary update of each key.
+    last summary update of each key, ``run_id`` ... ``resumed`` the run record's.
     """
     directory = Path(directory)
     (log,) = directory.glob("run-*.wandb")
@@ -123,13 +130,26 @@ def read_offline_run(directory: str | Path) -> OfflineRun:
             run.history.append(_items(record.history.item))
         elif kind == "summary":
             run.summary.update(_items(record.summary.update))
-        elif kind in ("config", "run"):
+        if kind == "run":
+            run.run_id, run.name, run.group = record.run.run_id, record.run.display_name, record.run.run_group
+            run.job_type, run.resumed = record.run.job_type, record.run.resumed
+        if kind in ("config", "run"):
             updates = record.config.update if kind == "config" else record.run.config.update
             for key, value in _items(updates).items():
                 run.config[key] = value["value"] if isinstance(value, dict) and "value" in value else value
     media = directory / "files" / "media"
     run.media = sorted(p.relative_to(media) for p in media.rglob("*") if p.is_file()) if media.is_dir() else []
     return run
+
+
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of an ``audiosr`` subprocess: W&B offline and quiet, every file it writes
+    kept inside ``tmp_path``, and this folder importable."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "AUDIOSR_CACHE": str(tmp_path / "cache")}
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        env[name] = str(tmp_path / "wandb-home")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    return env
 
 
 def offline_runs(save_dir: str | Path) -> list[Path]:

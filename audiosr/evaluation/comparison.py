@@ -4,7 +4,8 @@ One :class:`Comparison` collects, per method, the per-utterance SNR / LSD / LSD-
 LSD-LF of :mod:`audiosr.evaluation.metrics`, the LSD below the reference's own band edge, and
 the wall time of the whole low-rate -> high-rate path; its rows hold the means, and for each
 method bootstrap intervals of its difference from kaiser_best (:mod:`audiosr.evaluation.spread`);
-:func:`write_report` writes the resulting table as Markdown, CSV and JSON.
+:func:`write_report` writes the resulting table as Markdown, CSV and JSON, and :func:`scalars`
+flattens it into the keys a run tracker (W&B's summary) sorts runs by.
 
 The reference's edge: many real references were MP3 or Vorbis files whose encoder cut their
 band (13-19.5 kHz at 44.1 kHz); above that edge the reference is empty because of the encoder,
@@ -27,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
@@ -344,6 +346,12 @@ def shown_columns(rows: list[Row], keys: Collection[str] = tuple(HEADERS)) -> li
     return [k for k in keys if k not in optional or any(getattr(r, k) is not None for r in rows)]
 
 
+def _point(row: Row, reference: Row, key: str) -> float:
+    """The statistic of :data:`SPREAD` ``key`` on the two rows' means: what its interval is around."""
+    metric, statistic = SPREAD[key]
+    return float(statistic(np.array([getattr(row, metric)]), np.array([getattr(reference, metric)])))
+
+
 def spread_table(rows: list[Row], digits: int = 2) -> str:
     """Each method against kaiser_best: ``point [low, high]`` per interval of :data:`SPREAD`; ``""`` without any.
 
@@ -355,14 +363,12 @@ def spread_table(rows: list[Row], digits: int = 2) -> str:
         return ""
 
     def text(row: Row, key: str) -> str:
-        metric, statistic = SPREAD[key]
         interval = getattr(row, key)
         if interval is None:
             return "–"
-        sign = "+" if statistic is mean_difference else ""
-        point = float(statistic(np.array([getattr(row, metric)]), np.array([getattr(reference, metric)])))
+        sign = "+" if SPREAD[key][1] is mean_difference else ""
         low, high = (f"{v:{sign}.{digits}f}" for v in interval)
-        return f"{point:{sign}.{digits}f} [{low}, {high}]"
+        return f"{_point(row, reference, key):{sign}.{digits}f} [{low}, {high}]"
 
     return markdown_table(["method", *SPREAD_HEADERS.values()], [[r.method, *(text(r, k) for k in SPREAD)] for r in shown])
 
@@ -378,6 +384,54 @@ def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str
                           left={keys.index("method"), keys.index("device"), keys.index("precision")}, digits=digits)
     spread = spread_table(rows, digits)
     return body + "\n" + caption + "\n" + (f"\n{spread}\n{SPREAD_CAPTION}\n" if spread else "")
+
+
+# Row field -> the name of its scalar in :func:`scalars` (the unit where the number has one).
+SCALARS = {"snr": "snr_db", "lsd": "lsd", "lsd_below_edge": "lsd_below_edge", "lsd_hf": "lsd_hf", "lsd_lf": "lsd_lf",
+           "visqol": "visqol"}
+# SPREAD field -> the name of the model's difference or ratio against kaiser_best in :func:`scalars`.
+SPREAD_SCALARS = {"snr_vs_kaiser_best_ci": "snr_db", "lsd_vs_kaiser_best_ci": "lsd_ratio",
+                  "lsd_below_edge_vs_kaiser_best_ci": "lsd_below_edge_ratio"}
+
+
+def scalar_name(method: str) -> str:
+    """A row's name in scalar keys: ``kaiser_fast (model input)`` -> ``kaiser_fast``, ``shipped model`` ->
+    ``shipped_model``."""
+    return re.sub(r"[^0-9a-z]+", "_", method.split(" (")[0].lower()).strip("_")
+
+
+def scalars(rows: list[Row], model: str, prefix: str = "test") -> dict[str, float]:
+    """The table as flat ``{key: number}``: what a run tracker shows per run and sorts runs by.
+
+    Every row gives ``<prefix>/<name>/<metric>`` (:data:`SCALARS`), the row of the tested
+    ``model`` under the name ``model``, every other row under :func:`scalar_name`, so that runs
+    of different networks or input filters share their keys. Each row that is not a classical
+    method (the tested model, other trained models) adds ``<prefix>/<name>_vs_kaiser_best/``:
+    the difference of mean SNRs (``snr_db``), the ratios of mean LSDs (``lsd_ratio``,
+    ``lsd_below_edge_ratio``), each with its bootstrap bounds (``..._ci_low``, ``..._ci_high``)
+    where the row has them, and the share of recordings more than ``WORSE_DB`` worse
+    (``worse_pct``). Missing and non-finite values are left out.
+    """
+    reference = next((r for r in rows if r.method.startswith(WORSE_REFERENCE)), None)
+    out: dict[str, float] = {}
+
+    def put(key: str, value: Any) -> None:
+        if value is not None and math.isfinite(value):
+            out[f"{prefix}/{key}"] = float(value)
+
+    for row in rows:
+        name = "model" if row.method == model else scalar_name(row.method)
+        for field, key in SCALARS.items():
+            put(f"{name}/{key}", getattr(row, field))
+        if scalar_name(row.method) in BASELINES or reference is None:
+            continue
+        against = f"{name}_vs_{WORSE_REFERENCE}"
+        for field, key in SPREAD_SCALARS.items():
+            put(f"{against}/{key}", _point(row, reference, field))
+            for bound, value in zip(("ci_low", "ci_high"), getattr(row, field) or ()):
+                put(f"{against}/{key}_{bound}", value)
+        put(f"{against}/worse_pct", row.worse)
+    return out
 
 
 def _finite(value: Any) -> Any:

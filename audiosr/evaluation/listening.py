@@ -1,16 +1,21 @@
 """Listening reports: one HTML page to hear and see a comparison, self-contained on disk.
 
 ``audiosr test`` writes ``test/report.html`` (the comparison table, per category when the
-test files sit in several folders, and players for chosen recordings); ``audiosr upsample
---report DIR`` writes ``DIR/report.html`` for a user's own files. Beside the page,
-``media/`` holds short FLAC excerpts (the loudest ``excerpt_seconds`` of each recording)
-and one spectrogram figure per recording. Links are relative, so the folder opens from
-disk, anywhere, without a server or a network; :meth:`ListeningReport.render` with
-``inline=True`` embeds everything in the page instead (what W&B shows).
+test files sit in several folders, and a player for each chosen recording); ``audiosr upsample
+--report DIR`` writes ``DIR/report.html`` for a user's own files. Beside the page, ``media/``
+holds short FLAC excerpts (the loudest ``excerpt_seconds`` of each recording, one per version:
+input, model, each classical method, target) and a spectrogram picture per version. Links are
+relative, so the folder opens from disk, anywhere, without a server or a network;
+:meth:`ListeningReport.render` with ``inline=True`` embeds everything in the page instead (what
+W&B shows).
 
-Every player of one recording is played at the same gain (the target's excerpt brought
-to ``LOUDNESS_DBFS`` RMS, lowered if a peak would pass full scale), so what differs
-between two players is the method, never the level.
+Each recording has one player (``templates/listening.html``, a short inline script, no network):
+buttons, number keys or a click on a spectrogram switch versions at the same moment, and a
+stretch A-B can be looped. The versions are written loudness-matched: each brought to
+``LOUDNESS_LUFS`` (ITU-R BS.1770 loudness, K-weighted and gated, so a band-limited input and a
+full-band output are compared by what is heard rather than by raw power), all lowered together
+if a peak would pass full scale. What differs between two versions is then the method, never
+the level; the page gives each version's gain.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ import soundfile as sf
 
 from audiosr.audio_io import atomic_output
 from audiosr.dsp import output_length, resample
-from audiosr.evaluation.plots import spectrogram_grid
+from audiosr.evaluation.plots import spectrogram_panels, write_png
 
 EXCERPT_SECONDS = 6.0
-LOUDNESS_DBFS = -20.0  # RMS of the reference excerpt on the page
+LOUDNESS_LUFS = -20.0  # every version of a recording is brought to this loudness on the page
+MAX_BOOST_DB = 30.0  # a near-silent version is raised by no more (it would be loud noise)
 PEAK_LIMIT = 0.99
 PAGE = "report.html"
 MANIFEST = ".written-by-audiosr"  # in media/: the files the last page wrote, the only ones a new page removes
@@ -62,12 +68,72 @@ def crop(signal: np.ndarray, rate: int, span: tuple[float, float]) -> np.ndarray
     return np.atleast_2d(np.asarray(signal))[:, start:end].copy()  # a copy: the whole recording can be freed
 
 
-def matched_gain(reference: np.ndarray, signals: list[np.ndarray]) -> float:
-    """One gain for every player of a recording: ``reference`` at ``LOUDNESS_DBFS`` RMS, no peak clipped."""
-    rms = float(np.sqrt(np.mean(np.square(reference, dtype=np.float64)))) if reference.size else 0.0
-    gain = 10 ** (LOUDNESS_DBFS / 20) / rms if rms > 0 else 1.0
-    peak = max((float(np.abs(s).max()) for s in signals if s.size), default=0.0)
-    return min(gain, PEAK_LIMIT / peak) if peak > 0 else gain
+def k_weighting(rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """ITU-R BS.1770's K-weighting at ``rate``: two biquads ``(b, a)``, a +4 dB shelf above ~1.7 kHz
+    then a 38-Hz high-pass.
+
+    The standard tabulates them at 48 kHz only; these are their analogue prototypes taken to
+    ``rate`` by the bilinear transform (libebur128's constants), equal to the table at 48 kHz.
+    """
+    k = math.tan(math.pi * 1681.974450955533 / rate)
+    q = 0.7071752369554196
+    high = 10 ** (3.999843853973347 / 20)
+    band = high ** 0.4996667741545416
+    a0 = 1 + k / q + k * k
+    shelf = (np.array([high + band * k / q + k * k, 2 * (k * k - high), high - band * k / q + k * k]) / a0,
+             np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
+    k = math.tan(math.pi * 38.13547087602444 / rate)
+    q = 0.5003270373238773
+    a0 = 1 + k / q + k * k
+    high_pass = (np.array([1.0, -2.0, 1.0]), np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
+    return [shelf, high_pass]
+
+
+def loudness(signal: np.ndarray, rate: int) -> float:
+    """Integrated loudness (LUFS) of ``signal`` ``(C, T)`` or ``(T,)``, as ITU-R BS.1770-4 defines it.
+
+    K-weighted mean square in 400-ms blocks every 100 ms, summed over channels (each weighing 1:
+    mono and stereo), blocks below -70 LUFS dropped, then those more than 10 LU below the rest;
+    a clip shorter than a block is one block. ``-inf`` for silence. A full-scale 997-Hz sine
+    reads -3.01.
+    """
+    from scipy.signal import lfilter
+
+    x = np.atleast_2d(np.asarray(signal, dtype=np.float64))
+    for b, a in k_weighting(rate):
+        x = lfilter(b, a, x, axis=-1)
+    block, hop = round(0.4 * rate), round(0.1 * rate)
+    if x.shape[-1] <= block:
+        powers = np.square(x).mean(axis=-1).sum(keepdims=True)
+    else:
+        cumulative = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(np.square(x), axis=-1)], axis=-1)
+        starts = np.arange(0, x.shape[-1] - block + 1, hop)
+        powers = ((cumulative[:, starts + block] - cumulative[:, starts]) / block).sum(axis=0)
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10 * np.log10(powers)
+        kept = powers[levels > -70.0]
+        if not kept.size:
+            return -math.inf
+        relative = -0.691 + 10 * math.log10(kept.mean()) - 10.0
+        return float(-0.691 + 10 * np.log10(powers[levels > max(-70.0, relative)].mean()))
+
+
+def matched_gains(levels: list[float], peaks: list[float]) -> tuple[list[float], float]:
+    """Gains (dB) that bring versions of loudness ``levels`` (LUFS) to ``LOUDNESS_LUFS``, and the level reached.
+
+    When a version's peak (``peaks``, linear) would pass ``PEAK_LIMIT``, all are lowered together
+    and so is the level: the versions stay matched. A silent version keeps 0 dB, and none is
+    raised by more than ``MAX_BOOST_DB``.
+    """
+    gains = [min(LOUDNESS_LUFS - level, MAX_BOOST_DB) if math.isfinite(level) else 0.0 for level in levels]
+    loudest_peak = max((20 * math.log10(peak) + gain for peak, gain in zip(peaks, gains) if peak > 0),
+                       default=-math.inf)
+    lowered = max(0.0, loudest_peak - 20 * math.log10(PEAK_LIMIT))
+    return [gain - lowered for gain in gains], LOUDNESS_LUFS - lowered
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _slug(text: str) -> str:
@@ -75,19 +141,54 @@ def _slug(text: str) -> str:
 
 
 @dataclass
-class Player:
+class Version:
+    """One version of a recording on the page (input, model, a classical method, target)."""
+
     label: str
-    source: str  # relative path of the excerpt
+    source: str  # relative path of its excerpt
     rate: int
+    gain_db: float  # what loudness matching applied
+    loudness: float  # LUFS as written (-inf: silent)
+    spectrogram: str  # relative path of its panel
+    pictured: str  # what the panel shows, when not the excerpt itself (the input at the output's rate)
     note: str = ""
+
+    def detail(self, level: float) -> str:
+        """The line under its name: rate, the gain loudness matching gave it, ``note``; its level
+        only where it is not ``level`` (silent, or a boost capped)."""
+        parts = [f"{self.rate} Hz", f"gain {self.gain_db:+.1f} dB"]
+        if not math.isfinite(self.loudness):
+            parts.append("silent")
+        elif abs(self.loudness - level) > 0.5:
+            parts.append(f"at {self.loudness:.1f} LUFS")
+        parts += [self.note] if self.note else []
+        parts += [f"spectrogram: {self.pictured}"] if self.pictured else []
+        return " · ".join(parts)
 
 
 @dataclass
 class Recording:
+    """One recording's player: its versions, what they play and at which level."""
+
     name: str
     why: str
-    players: list[Player]
-    spectrogram: str  # relative path of the figure
+    versions: list[Version]
+    colorbar: str  # relative path of the panels' colour scale
+    seconds: float  # length of the excerpts
+    whole: bool  # the excerpts are the whole recording
+    level: float  # LUFS every version was brought to
+    plot_box: tuple[float, float, float, float]  # the time axis in a panel (plots.Panels.plot_box)
+
+    @property
+    def caption(self) -> str:
+        """What the player plays and how loud, from what was written."""
+        length = _seconds(self.seconds)
+        what = f"all {length} s of the recording" if self.whole else f"the loudest {length} s of the recording"
+        lowered = LOUDNESS_LUFS - self.level
+        level = f"{self.level:.1f} LUFS" + (f" ({lowered:.1f} dB under {LOUDNESS_LUFS:g} LUFS so that no peak clips)"
+                                           if lowered > 0.05 else "")
+        return (f"Plays {what}. Loudness-matched: every version brought to {level} (ITU-R BS.1770: K-weighted, "
+                f"gated); the gain each got is given with its spectrogram.")
 
 
 @dataclass
@@ -126,36 +227,51 @@ class ListeningReport:
                     (media / name).unlink()
             manifest.unlink()
         self._written: list[str] = []
+        self._colorbar: str | None = None  # one colour scale serves every recording
 
     def add_recording(self, name: str, players: dict[str, tuple[np.ndarray, int]], reference: str,
                       target_rate: int, cutoff_hz: float | None, why: str = "",
                       notes: dict[str, str] | None = None, figure: dict[str, np.ndarray] | None = None) -> Recording:
-        """Add one recording: a player per entry of ``players`` (label -> ``(signal (C, T), rate)``).
+        """Add one recording: a version per entry of ``players`` (label -> ``(signal (C, T), rate)``).
 
-        The excerpt is the loudest stretch of ``players[reference]``; ``figure`` (label -> signal
-        at ``target_rate``; default: the players at ``target_rate``, others resampled) is drawn
-        as one row of spectrograms with the band edge ``cutoff_hz`` dashed.
+        Every version plays the loudest stretch of ``players[reference]``, loudness-matched.
+        ``figure`` (one entry per player, in the same order: label -> signal at ``target_rate``;
+        default: the players, resampled where their rate differs) gives each version's
+        spectrogram, all on one colour scale with the band edge ``cutoff_hz`` dashed.
         """
         ref_signal, ref_rate = players[reference]
         span = loudest_span(ref_signal, ref_rate, self.excerpt_seconds)
         excerpts = {label: (crop(signal, rate, span), rate) for label, (signal, rate) in players.items()}
-        gain = matched_gain(excerpts[reference][0], [e for e, _ in excerpts.values()])
-        index = len(self.recordings)
-        entries = []
-        for number, (label, (excerpt, rate)) in enumerate(excerpts.items()):
-            # The player's number keeps two labels that slug alike apart.
-            relative = self._claim(f"{index:02d}-{number}-{_slug(label)}.flac")
-            with atomic_output(self.directory / relative) as partial:
-                sf.write(partial, (gain * excerpt).T, rate, format="FLAC", subtype="PCM_16")
-            entries.append(Player(label, relative, rate, (notes or {}).get(label, "")))
+        levels = [loudness(excerpt, rate) for excerpt, rate in excerpts.values()]
+        peaks = [float(np.abs(excerpt).max()) if excerpt.size else 0.0 for excerpt, _ in excerpts.values()]
+        gains, level = matched_gains(levels, peaks)
         if figure is None:
             figure = {label: signal if rate == target_rate else
                       resample(signal, rate, target_rate, "soxr_vhq", output_length(signal.shape[-1], rate, target_rate))
                       for label, (signal, rate) in players.items()}
-        figure = {label: crop(signal, target_rate, span) for label, signal in figure.items()}
-        picture = self._claim(f"{index:02d}-spectrograms.png")
-        spectrogram_grid([figure], None, target_rate, cutoff_hz, path=self.directory / picture)
-        recording = Recording(name, why, entries, picture)
+        if len(figure) != len(players):
+            raise ValueError(f"need one spectrogram per player, got {len(figure)} for {len(players)}")
+        panels = spectrogram_panels({label: crop(signal, target_rate, span) for label, signal in figure.items()},
+                                    target_rate, cutoff_hz)
+        if self._colorbar is None:
+            self._colorbar = self._claim("scale.png")
+            write_png(panels.colorbar, self.directory / self._colorbar)
+        index = len(self.recordings)
+        versions = []
+        for number, ((label, (excerpt, rate)), gain, measured, pictured, panel) in enumerate(
+                zip(excerpts.items(), gains, levels, figure, panels.images)):
+            # The version's number keeps two labels that slug alike apart.
+            stem = f"{index:02d}-{number}-{_slug(label)}"
+            source = self._claim(f"{stem}.flac")
+            with atomic_output(self.directory / source) as partial:
+                sf.write(partial, (10 ** (gain / 20) * excerpt).T, rate, format="FLAC", subtype="PCM_16")
+            picture = self._claim(f"{stem}.png")
+            write_png(panel, self.directory / picture)
+            versions.append(Version(label, source, rate, gain, measured + gain, picture,
+                                    pictured if pictured != label else "", (notes or {}).get(label, "")))
+        seconds = excerpts[reference][0].shape[-1] / ref_rate
+        whole = span == (0.0, ref_signal.shape[-1] / ref_rate)  # what loudest_span gives a short recording
+        recording = Recording(name, why, versions, self._colorbar, seconds, whole, level, panels.plot_box)
         self.recordings.append(recording)
         return recording
 

@@ -1,4 +1,5 @@
-"""Spectrogram figures for test reports: input, model output, target and error side by side.
+"""Spectrogram figures for test reports: input, model output, target and error side by side;
+and the listening page's panels, one picture per version of a recording.
 
 Only matplotlib's object-oriented API is used (``Figure`` + ``FigureCanvasAgg``): the
 global backend and pyplot's figure registry are never touched, so this works headless
@@ -8,6 +9,7 @@ and inside Lightning callbacks. Nothing happens at import time.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,12 @@ COLUMNS = ("input", "output", "target", "error")
 N_FFT = 2048
 HOP_LENGTH = 512
 DB_RANGE = 100.0  # dB below the figure's loudest bin that still gets a colour
+# The listening page's panels are shown at about their own pixel size at 1280 px (four to a row) and
+# larger on a phone (one to a row), so text PANEL_FONT_PT at PANEL_DPI (13.9 px) stays >= 11 px.
+PANEL_INCHES = (2.8, 2.1)
+PANEL_DPI = 100
+PANEL_FONT_PT = 10.0
+_PANEL_MARGINS = (0.5, 0.1, 0.14, 0.42)  # inches: left (kHz ticks), top, right, bottom (time ticks)
 
 
 def power_spectrogram(x: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
@@ -174,4 +182,83 @@ def comparison_figure(
     with atomic_output(path) as partial:
         fig.savefig(partial, dpi=100, format="png")
     fig.clear()  # never registered with pyplot: clearing frees it, there is nothing to close
+    return path
+
+
+@dataclass(frozen=True)
+class Panels:
+    """One recording's spectrograms for the listening page: one RGBA image ``(H, W, 4)`` uint8 per
+    signal, all the same size and colour scale; ``colorbar`` is that scale; ``plot_box`` is where
+    the time axis lies in a panel, ``(left, top, right, bottom)`` as fractions of its width and
+    height (the page draws its playhead there)."""
+
+    images: list[np.ndarray]
+    colorbar: np.ndarray
+    plot_box: tuple[float, float, float, float]
+
+
+def spectrogram_panels(signals: dict[str, np.ndarray], sample_rate: int, cutoff_hz: float | None = None) -> Panels:
+    """Draw each of ``signals`` (name -> waveform ``(T,)`` or ``(C, T)`` at ``sample_rate``) as its own panel.
+
+    Separate pictures, not one wide figure, so that the page can lay them out four to a row on a
+    screen and stacked on a phone, each at a size where its text is legible. They are drawn side
+    by side in one figure (one render) and cut apart at exact pixel columns; no titles: the page
+    names each panel in HTML. The band edge ``cutoff_hz`` is dashed.
+    """
+    from matplotlib.figure import Figure
+
+    if not signals:
+        raise ValueError("no signals to plot")
+    images = _decibels([power_spectrogram(x) for x in signals.values()])
+    width, height = PANEL_INCHES
+    left, top, right, bottom = _PANEL_MARGINS
+    fig = Figure(figsize=(width * len(images), height), dpi=PANEL_DPI)
+    for index, (image, signal) in enumerate(zip(images, signals.values())):
+        ax = fig.add_axes(((index * width + left) / (width * len(images)), bottom / height,
+                           (width - left - right) / (width * len(images)), (height - top - bottom) / height))
+        ax.imshow(image, origin="lower", aspect="auto", cmap="magma", vmin=-DB_RANGE, vmax=0.0,
+                  extent=(0.0, np.shape(signal)[-1] / sample_rate, 0.0, sample_rate / 2000))
+        if cutoff_hz is not None:
+            ax.axhline(cutoff_hz / 1000, color="white", linestyle="--", linewidth=0.8)
+        ax.tick_params(labelsize=PANEL_FONT_PT)
+        ax.set_ylabel("kHz", fontsize=PANEL_FONT_PT, labelpad=2)
+        ax.set_xlabel("s", fontsize=PANEL_FONT_PT, labelpad=1)
+    strip = _pixels(fig)
+    step = strip.shape[1] // len(images)
+    return Panels([strip[:, i * step:(i + 1) * step].copy() for i in range(len(images))], _colorbar(),
+                  (left / width, top / height, 1 - right / width, 1 - bottom / height))
+
+
+def _colorbar() -> np.ndarray:
+    """The panels' colour scale as a picture as wide as one panel."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    width, height = PANEL_INCHES[0], 0.62
+    left, _, right, _ = _PANEL_MARGINS
+    fig = Figure(figsize=(width, height), dpi=PANEL_DPI)
+    cax = fig.add_axes((left / width, 0.42, (width - left - right) / width, 0.14))
+    fig.colorbar(ScalarMappable(Normalize(-DB_RANGE, 0.0), "magma"), cax=cax, orientation="horizontal")
+    cax.tick_params(labelsize=PANEL_FONT_PT)
+    cax.set_title("dB re. loudest bin", fontsize=PANEL_FONT_PT, pad=3, loc="left")
+    return _pixels(fig)
+
+
+def _pixels(fig: Figure) -> np.ndarray:
+    """``fig`` rendered: ``(H, W, 4)`` uint8."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def write_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write an RGBA image ``(H, W, 4)`` uint8 as a PNG at ``path``, whole or not at all."""
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_output(path) as partial:
+        Image.fromarray(image).save(partial, format="PNG")
     return path

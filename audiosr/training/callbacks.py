@@ -15,7 +15,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.evaluation.comparison import BASELINES, CAPTION, HEADERS, METRICS, Comparison, shown_columns, write_report
+from audiosr.evaluation.comparison import BASELINES, CAPTION, HEADERS, Comparison, scalars, shown_columns, write_report
 from audiosr.evaluation.listening import (
     EXCERPT_SECONDS,
     PAGE,
@@ -30,7 +30,7 @@ from audiosr.evaluation.listening import (
 from audiosr.evaluation.plots import comparison_figure
 from audiosr.models.generator import PRECISION_NAMES
 from audiosr.training.module import UpsampledRecording
-from audiosr.training.runs import git_commit, run_directory
+from audiosr.training.runs import git_commit, run_directory, tested_step
 
 
 class LearningRate(LearningRateMonitor):
@@ -75,12 +75,23 @@ class BaselineComparison(Callback):
             optional package is installed, with one line saying so when it is not.
         visqol_seconds: score ViSQOL on the first this many seconds of each recording only (e.g.
             8, as published evaluations do; it bounds the cost of long recordings); ``null``: all.
+        models: other trained models scored in the same run, on the same inputs, beside the tested
+            one: their label in the table -> a checkpoint or generator file, or ``default`` for the
+            model shipped with audiosr (``make quickstart`` puts the shipped model beside the model
+            it has just trained). Each must have the tested model's rates.
     """
 
     def __init__(self, examples: int = 3, visqol: bool | None = None, listen: int = 8,
-                 excerpt_seconds: float = EXCERPT_SECONDS, visqol_seconds: float | None = None) -> None:
+                 excerpt_seconds: float = EXCERPT_SECONDS, visqol_seconds: float | None = None,
+                 models: dict[str, str] | None = None) -> None:
         if listen < 0 or excerpt_seconds <= 0:
             raise ValueError(f"need listen >= 0 and excerpt_seconds > 0, got {listen} and {excerpt_seconds}")
+        self.models = dict(models or {})
+        clashing = [label for label in self.models if label in BASELINES or label.startswith("audiosr ")]
+        if clashing:
+            raise ValueError(f"report.models: the label {clashing[0]!r} is taken (classical methods and the tested "
+                             "model's 'audiosr ...' row); choose another")
+        self.upsamplers: dict[str, Any] = {}
         if visqol_seconds is not None and not visqol_seconds > 0:
             raise ValueError(f"visqol_seconds must be positive (or null), got {visqol_seconds}")
         self.examples_wanted = examples
@@ -105,6 +116,15 @@ class BaselineComparison(Callback):
             if scorer is None and self.visqol:
                 raise RuntimeError(MISSING.replace("column skipped", "asked for (--report.visqol true)"))
         self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
+        self.upsamplers = {label: self._other_model(label, where, spec, trainer.strategy.root_device)
+                           for label, where in self.models.items()}
+        if self.upsamplers and trainer.is_global_zero:
+            shipped = [label for label, where in self.models.items() if where == "default"]
+            others = [label for label in self.models if label not in shipped]
+            print(f"audiosr: the table's 'audiosr {type(pl_module.network).__name__}' is the model under test "
+                  f"({trainer.ckpt_path or 'not trained'})" + "".join(f"; {label!r} is the model shipped with audiosr"
+                                                                     for label in shipped)
+                  + "".join(f"; {label!r} is {self.models[label]}" for label in others) + ", on the same inputs")
         self.examples = []
         self.candidates = []
         self.test_input = getattr(trainer.datamodule, "test_input", None)
@@ -122,6 +142,10 @@ class BaselineComparison(Callback):
         self.comparison.add_timing(outputs.method, outputs.output.shape[-1] / spec.target_rate, outputs.seconds,
                                    outputs.batch_size, outputs.device, outputs.precision)
         outputs_by_method = {outputs.method: outputs.output}
+        for label, upsampler in self.upsamplers.items():
+            outputs_by_method[label] = self.comparison.evaluate(
+                label, lambda x, rate, _: upsampler.upsample(x, rate), low, target, name=name,
+                device=str(upsampler.device), precision=PRECISION_NAMES[upsampler.precision], edge_hz=edge)
         for baseline, fn in BASELINES.items():
             label = f"{baseline} (model input)" if baseline == spec.input_filter else baseline
             outputs_by_method[label] = self.comparison.evaluate(label, fn, low, target, name=name,
@@ -131,6 +155,22 @@ class BaselineComparison(Callback):
         if len(self.examples) < self.examples_wanted:
             self.examples.append({"name": name, "input": batch["input"][0, 0].cpu().numpy(),
                                   "output": outputs.output[0], "target": target[0]})
+
+    @staticmethod
+    def _other_model(label: str, where: str, spec: Any, device: Any) -> Any:
+        """The ``Upsampler`` of one of ``models`` on the tested model's device, its rates checked."""
+        from audiosr.inference import Upsampler
+        from audiosr.inference.upsampler import default_checkpoint
+
+        path = default_checkpoint() if where == "default" else Path(where).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"report.models: {label!r}: no checkpoint at {path}")
+        upsampler = Upsampler.from_checkpoint(path, device=device)
+        other = upsampler.spec
+        if (other.source_rate, other.target_rate) != (spec.source_rate, spec.target_rate):
+            raise ValueError(f"report.models: {label!r} ({path}) upsamples {other.source_rate} -> {other.target_rate} Hz, "
+                             f"the tested model {spec.source_rate} -> {spec.target_rate} Hz")
+        return upsampler
 
     def _consider(self, name: str, low: Any, outputs: dict[str, Any], target: Any, rough: Any) -> None:
         """Keep this recording's excerpts if it is among the model's worst or best against kaiser_best."""
@@ -231,7 +271,7 @@ class BaselineComparison(Callback):
         return report
 
     @staticmethod
-    def _log_page(logger: WandbLogger, report: ListeningReport) -> None:
+    def _log_page(logger: WandbLogger, report: ListeningReport, step: int | None) -> None:
         """The listening page as one self-contained file (W&B serves nothing beside it); a failure
         here costs the W&B copy only, never the report on disk."""
         import tempfile
@@ -242,24 +282,29 @@ class BaselineComparison(Callback):
             with tempfile.TemporaryDirectory() as scratch:
                 page = Path(scratch) / "report.html"
                 page.write_text(report.render(inline=True), encoding="utf-8")
-                logger.experiment.log({"test/report": wandb.Html(str(page), inject=False)})
+                logger.log_metrics({"test/report": wandb.Html(str(page), inject=False)}, step)
         except Exception as error:
             print(f"audiosr: the listening page was not logged to W&B ({str(error).strip() or type(error).__name__}); "
                   f"it is in {report.directory / PAGE}")
 
     @staticmethod
     def _log(trainer: L.Trainer, rows: list, figure: Path | None, report: ListeningReport | None = None) -> None:
+        """The table, figure and page at the tested checkpoint's step; its numbers as flat scalars
+        (``audiosr.evaluation.comparison.scalars``): W&B's run summary, any other logger's metrics."""
         columns = [f.name for f in fields(rows[0])] if rows else []
+        step = tested_step(trainer)
+        numbers = scalars(rows, model=rows[0].method) if rows else {}  # the model's row comes first
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_table("test/comparison", columns=columns,
-                                 data=[[_cell(getattr(r, c)) for c in columns] for r in rows])
+                                 data=[[_cell(getattr(r, c)) for c in columns] for r in rows], step=step)
                 if figure is not None:
-                    logger.log_image("test/spectrograms", images=[str(figure)])
+                    logger.log_image("test/spectrograms", images=[str(figure)], step=step)
                 if report is not None:
-                    BaselineComparison._log_page(logger, report)
+                    BaselineComparison._log_page(logger, report, step)
+                logger.experiment.summary.update(numbers)
             else:
-                logger.log_metrics({f"test/{r.method}/{m}": getattr(r, m) for r in rows for m in METRICS})
+                logger.log_metrics(numbers, step)
 
 
 def _cell(value: Any) -> Any:

@@ -26,7 +26,10 @@ from audiosr.output_stage import OutputStage
 from audiosr.training.callbacks import BaselineComparison, LearningRate
 from audiosr.training.examples import AudioExamples
 from audiosr.training.module import SuperResolutionModule
-from audiosr.training.runs import AtomicCheckpointIO, CheckpointWriteError, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint
+from audiosr.training.runs import (
+    AtomicCheckpointIO, CheckpointWriteError, RunCheckpoint, SaveRunConfig, new_run_id, run_directory, run_of_checkpoint,
+    wandb_identity,
+)
 
 RUNS_DIR = "runs"
 DEFAULT_EXPERIMENT = "audiosr"
@@ -128,11 +131,13 @@ class AudioSRCLI(LightningCLI):
         logger = config.trainer.logger
         if getattr(logger, "class_path", None) in WANDB_LOGGERS:
             init = logger.init_args
-            # One W&B run per run folder: a resumed or tested run continues its W&B run.
-            if init.get("id") is None and init.get("version") is None:
-                init.id = run_id
-            if init.get("name") is None:
-                init.name = f"{experiment}/{run_id}"
+            # A fit and the tests of its checkpoints: one W&B group; what the command line names wins.
+            identity = wandb_identity(experiment, run_id, self.subcommand or "fit")
+            if init.get("version") is not None:
+                identity.pop("id")
+            for key, value in identity.items():
+                if init.get(key) is None:
+                    setattr(init, key, value)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         # The run family is named after the first --config of the command line. jsonargparse's

@@ -9,6 +9,10 @@ first config file, so ``--ckpt_path last`` of the quickstart never picks up a re
 the end of fit, on Ctrl-C and on SIGTERM (a cluster's time limit, preemption, ``kill``),
 and every checkpoint is written to a temporary file first and renamed into place, so an
 interrupted write never replaces a good file.
+
+With W&B, each command is a W&B run of its own, linked to its run folder by group and name
+(:func:`wandb_identity`); its config holds the resolved ``model`` / ``data`` / ``trainer`` / ...
+keys at the top, as W&B lists and filters them, and what the run is (:func:`run_facts`).
 """
 
 from __future__ import annotations
@@ -70,6 +74,43 @@ def git_commit() -> str | None:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def wandb_identity(experiment: str, run_id: str, command: str) -> dict[str, str]:
+    """``wandb.init``'s ``id``, ``name``, ``group`` and ``job_type`` for one command on a run folder.
+
+    ``fit`` (first or resumed) is the W&B run ``<run id>``, named ``<experiment>/<run id>``;
+    every ``test`` or ``validate`` of the folder's checkpoints is a run of its own, named
+    ``<experiment>/<run id>-test``, with a fresh id (a second test is a second run). All are in
+    the group ``<experiment>/<run id>`` with the command as ``job_type``. (Continuing the fit's
+    W&B run instead writes, offline, a second file under the fit's id whose steps start again at 0.)
+    """
+    fit = f"{experiment}/{run_id}"
+    if command == "fit":
+        return {"id": run_id, "name": fit, "group": fit, "job_type": command}
+    return {"id": f"{run_id}-{command}-{secrets.token_hex(2)}", "name": f"{fit}-{command}", "group": fit,
+            "job_type": command}
+
+
+def run_facts(run_dir: Path, command: str, checkpoint: str | Path | None) -> dict[str, Any]:
+    """What a logged config says the run is: its folder's experiment and id, the command, and
+    for a run that starts from a checkpoint, that checkpoint's step and the id of the run that
+    wrote it (None for a file from elsewhere, e.g. a generator file)."""
+    facts: dict[str, Any] = {"experiment": run_dir.parent.name, "id": run_dir.name, "command": command}
+    if checkpoint:
+        facts["checkpoint_step"] = checkpoint_step(checkpoint)
+        facts["fit_run_id"] = run_of_checkpoint(Path(checkpoint), run_dir.parent)
+    return facts
+
+
+def tested_step(trainer: L.Trainer) -> int | None:
+    """The training step of the checkpoint ``validate`` or ``test`` runs (Lightning restores no step
+    there; None for a generator file), else the trainer's step: where its logged rows belong."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    if trainer.state.fn != TrainerFn.FITTING and trainer.ckpt_path:
+        return checkpoint_step(trainer.ckpt_path)
+    return trainer.global_step
 
 
 class WandbLogger(LightningWandbLogger):
@@ -172,22 +213,25 @@ class SaveRunConfig(SaveConfigCallback):
     """Writes the resolved config into the run directory and attaches it to the logger.
 
     Lightning's default writes ``config.yaml`` into the logger's ``save_dir``, shared by
-    every run, so the second run would refuse to start.
+    every run, so the second run would refuse to start. The logger gets the config's own
+    top-level keys (``model``, ``data``, ``trainer``, ...), ``git_commit`` and ``run``
+    (:func:`run_facts`).
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.already_saved:
             return
-        directory = run_directory(trainer)
+        directory = self.run_dir = run_directory(trainer)  # on every process: it broadcasts
         if trainer.is_global_zero:
             directory.mkdir(parents=True, exist_ok=True)
             stage_name = getattr(stage, "value", stage)  # Lightning passes a TrainerFn enum
             self.parser.save(self.config, directory / f"{stage_name}-{self.config_filename}", skip_none=False,
                              overwrite=True, multifile=False)
-            self.save_config(trainer, pl_module, stage)
+            self.save_config(trainer, pl_module, stage_name)
         self.already_saved = True
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        config: str = self.parser.dump(self.config, skip_none=False, format="json_indented")  # type: ignore[assignment]
+        config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))  # type: ignore[arg-type]
+        facts = run_facts(self.run_dir, stage, self.config.get("ckpt_path"))
         for logger in trainer.loggers:
-            logger.log_hyperparams({"config": json.loads(config), "git_commit": git_commit()})
+            logger.log_hyperparams({**config, "git_commit": git_commit(), "run": facts})
