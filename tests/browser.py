@@ -194,6 +194,8 @@ class Browser:
         self.width, self.height = width, height
         self.call("Emulation.setDeviceMetricsOverride", page=True, width=width, height=height,
                   deviceScaleFactor=1, mobile=mobile)
+        # The page's own resize handlers run with the next frames: measuring before them is a race.
+        self.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 50))))")
 
     def screenshot(self, path: Path, height: int | None = None, scale: float = 1.0) -> Path:
         """The top ``height`` CSS px of the page (default: the screen) as a PNG, ``scale`` px per CSS px."""

@@ -92,6 +92,7 @@ class BaselineComparison(Callback):
             raise ValueError(f"report.models: the label {clashing[0]!r} is taken (classical methods and the tested "
                              "model's 'audiosr ...' row); choose another")
         self.upsamplers: dict[str, Any] = {}
+        self.roles: str | None = None
         if visqol_seconds is not None and not visqol_seconds > 0:
             raise ValueError(f"visqol_seconds must be positive (or null), got {visqol_seconds}")
         self.examples_wanted = examples
@@ -118,13 +119,15 @@ class BaselineComparison(Callback):
         self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
         self.upsamplers = {label: self._other_model(label, where, spec, trainer.strategy.root_device)
                            for label, where in self.models.items()}
-        if self.upsamplers and trainer.is_global_zero:
+        # Which row is which, said under the table wherever it is shown.
+        self.roles = None
+        if self.upsamplers:
             shipped = [label for label, where in self.models.items() if where == "default"]
-            others = [label for label in self.models if label not in shipped]
-            print(f"audiosr: the table's 'audiosr {type(pl_module.network).__name__}' is the model under test "
-                  f"({trainer.ckpt_path or 'not trained'})" + "".join(f"; {label!r} is the model shipped with audiosr"
-                                                                     for label in shipped)
-                  + "".join(f"; {label!r} is {self.models[label]}" for label in others) + ", on the same inputs")
+            self.roles = (f"'audiosr {type(pl_module.network).__name__}' is the model under test "
+                          f"({trainer.ckpt_path or 'not trained'})"
+                          + "".join(f"; {label!r} is the model shipped with audiosr" for label in shipped)
+                          + "".join(f"; {label!r} is {where}" for label, where in self.models.items()
+                                    if label not in shipped) + ", on the same inputs")
         self.examples = []
         self.candidates = []
         self.test_input = getattr(trainer.datamodule, "test_input", None)
@@ -210,6 +213,8 @@ class BaselineComparison(Callback):
             caption += f", on the first {self.visqol_seconds:g} s of each recording"
         if self.test_input is not None:
             caption += f"; every method's low-rate input: {self.test_input}"
+        if self.roles:
+            caption += f". {self.roles}"
         return caption
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
