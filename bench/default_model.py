@@ -495,10 +495,10 @@ def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int
     for key in ("dev", "dev-cheby", "holdout"):
         t = tests[key]
         if not t.rows:
-            sections.append(f"### {t.label}\n\nNot measured in this run (" + ("not run: about 75 minutes on 2 cores"
+            sections.append(f"### {t.label}\n\nNot measured in this run (" + ("not run: about 25 minutes on 2 cores"
                             if not t.command else "the test failed") + ").\n")
             continue
-        sections.append(f"### {t.label}\n\n{table(t)}\nThe bar: {bar(t)}.\n\nPer category:\n\n{per_category[key]}\n"
+        sections.append(f"### {t.label}\n\n{table(t)}\nThe bar: {bar(t)}.\n\nPer category (a stereo file counts once per channel):\n\n{per_category[key]}\n"
                         f"Per kind of reference (full band: its own edge at {FULL_BAND_HZ / 1000:g} kHz or above; "
                         f"band-poor: build.sh's default build leaves it out):\n\n{per_kind[key]}")
     float_inputs = tests.get("holdout-float")
