@@ -131,14 +131,16 @@ class OutputStage:
             text += f", band above the edge {self.invented_gain_db:+g} dB"
         return text
 
-    def reach(self, rate: int) -> int:
-        """Samples each side that one output sample depends on, beyond the network's own reach."""
+    def reach(self, rate: int, source_nyquist: float) -> int:
+        """Samples each side that one output sample depends on, beyond the network's own reach
+        (``source_nyquist``: what a fixed ``keep_band``'s fractions are fractions of)."""
         from audiosr.band import CEILING_HOP, CEILING_N_FFT, CEILING_REACH, kernel_taps
 
         if self.keep_band == "auto":
             reach = kernel_taps(rate, EDGE_GUARD_HZ) // 2
         elif self.keep_band:
-            reach = _crossover(self.keep_band[0], self.keep_band[1], rate).shape[-1] // 2
+            lo, hi = (fraction * source_nyquist for fraction in self.keep_band)
+            reach = _crossover(lo, hi, rate).shape[-1] // 2
         else:
             reach = 0
         if self.invented_gain_db:

@@ -109,3 +109,17 @@ def test_the_stage_runs_in_float32_outside_training_only():
         quieter = generator(rough)
     assert training.dtype == quieter.dtype == torch.float32
     assert not torch.allclose(training.detach(), quieter, atol=1e-4)
+
+
+def test_a_fixed_crossover_reaches_as_far_as_its_kernel_and_windowing_changes_nothing():
+    """The crossover's fractions are of the input's Nyquist frequency: read as Hz, a 0.1 Hz
+    transition asked for 25 s of context each side of every 6-s window."""
+    from audiosr.dsp import crossover_kernel
+
+    generator = tiny_generator(keep_band=(0.8, 0.9))
+    kernel = crossover_kernel(0.8 * SOURCE / 2, 0.9 * SOURCE / 2, TARGET)
+    assert generator.receptive_field - generator.network.receptive_field == kernel.shape[-1] // 2 < TARGET // 50
+    low = np.random.default_rng(3).standard_normal(SOURCE * 3).astype(np.float32) * 0.1
+    whole = Upsampler(generator, window=60.0).upsample(low, SOURCE)
+    windowed = Upsampler(generator, window=1.0, overlap=0.1).upsample(low, SOURCE)
+    assert np.max(np.abs(windowed - whole)) < 1e-4 * np.max(np.abs(whole))

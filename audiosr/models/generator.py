@@ -144,7 +144,7 @@ class Generator(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        reach = self.network.receptive_field + self.spec.stage.reach(self.spec.target_rate)
+        reach = self.network.receptive_field + self.spec.stage.reach(self.spec.target_rate, nyquist(self.spec.source_rate))
         if self.spec.normalise == "envelope":
             reach += ENVELOPE_BLOCK * (ENVELOPE_REACH + ENVELOPE_SMOOTH + 1)
         return reach
