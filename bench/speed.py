@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +71,14 @@ def run(ctx: Context) -> str:
                 speeds[key] = {"params": params, "macs": macs}
                 methods.append((f"{family} ({size})", what, device,
                                 lambda x, s, t, u=upsampler: u.upsample(x, s), key))
+    shipped = Upsampler.from_checkpoint(device="cpu")  # the default model with the stage it ships with
+    threads = torch.get_num_threads()
+    about = (f"{shipped.generator.network.num_parameters() / 1e6:.3f} M params, trained weights, its stored output "
+             f"stage ({shipped.spec.stage.describe(shipped.spec.source_rate / 2)}); cpu, batch 1, fp32")
+    methods.append(("shipped model (`default.pt`)", f"{about}, {threads} threads", "cpu",
+                    lambda x, s, t: shipped.upsample(x, s), None))
+    methods.append(("shipped model, 1 thread", "the same, `torch.set_num_threads(1)`", "cpu",
+                    lambda x, s, t: one_thread(shipped.upsample, x, s), None))
     results = {}
     for label, what, device, fn, key in methods:
         try:
@@ -93,6 +102,7 @@ def run(ctx: Context) -> str:
         if key is not None:
             speeds[key].update(rtr=audio_s / median, vs_kaiser_best=ratio)
     table = markdown_table(["method", "what", "wall s (median)", "RTR ↑", "speed vs kaiser_best ↑"], rows, left={0, 1})
+    files = file_to_file(ctx, shipped)
     gpu = "" if len(devices) > 1 else ("No GPU in this run: GPU real-time ratios need a CUDA machine (`make bench` "
                                          "adds them, batch 16, whenever one is present).\n")
     return (
@@ -104,5 +114,70 @@ def run(ctx: Context) -> str:
         f"`audiosr.evaluation.comparison.time_method`: 1 warm-up call, then the median of {repeats} timed calls; RTR = "
         "seconds of audio / wall seconds. Networks are built from their configs with random weights (speed does "
         "not depend on the weights). MACs: multiply-accumulates of the generator on 1 s of input, counted by "
-        "`torch.utils.flop_counter` (FLOPs / 2).\n\n" + table + "\n" + gpu
+        "`torch.utils.flop_counter` (FLOPs / 2). The CPU runs use torch's threads "
+        f"({threads} here, one per core, as `audiosr upsample` chooses) unless a row says otherwise; resampy is "
+        "single-threaded.\n\n" + table + "\n" + gpu + files
     )
+
+
+def one_thread(fn, *args):
+    """``fn(*args)`` with torch on one thread, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
+def file_to_file(ctx: Context, upsampler) -> str:
+    """Every dev recording made a 22.05 kHz 16-bit WAV (untimed), then upsampled file to file in this
+    process, read and write included: resampy ``kaiser_best`` against the shipped model's
+    ``Upsampler.upsample_file`` (the work of ``audiosr upsample``, without its start-up)."""
+    if ctx.dev is None:
+        return "\nFile to file: skipped (no dev recordings).\n"
+    import time
+
+    import soundfile as sf
+
+    from audiosr.dsp import output_length, resample
+
+    source_rate, target_rate = upsampler.spec.source_rate, upsampler.spec.target_rate
+    inputs = ctx.tmp / "speed-files" / "in"
+    inputs.mkdir(parents=True, exist_ok=True)
+    paths, seconds = [], 0.0
+    for path in sorted(ctx.dev.root.rglob("*.flac")):
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        low = resample(audio.T, rate, source_rate, "kaiser_best", output_length(audio.shape[0], rate, source_rate))
+        paths.append(inputs / f"{len(paths):03d}.wav")
+        sf.write(paths[-1], low.T, source_rate, subtype="PCM_16")
+        seconds += low.shape[-1] / source_rate
+
+    def kaiser_best(src: Path, dst: Path) -> None:
+        audio, _ = sf.read(str(src), dtype="float32", always_2d=True)
+        high = resample(audio.T, source_rate, target_rate, "kaiser_best",
+                        output_length(audio.shape[0], source_rate, target_rate))
+        sf.write(dst, high.T.clip(-1, 1), target_rate, subtype="PCM_16")
+
+    def model(src: Path, dst: Path) -> None:
+        upsampler.upsample_file(src, dst, overwrite=True)
+
+    kaiser_best(paths[0], ctx.tmp / "speed-files" / "warm.wav")  # resampy compiles its kernel once
+    model(paths[0], ctx.tmp / "speed-files" / "warm.wav")
+    walls = {}
+    for name, fn in (("resampy `kaiser_best`", kaiser_best), ("shipped model", model)):
+        out = ctx.tmp / "speed-files" / name.split()[-1].strip("`")
+        out.mkdir(exist_ok=True)
+        start = time.perf_counter()
+        for src in paths:
+            fn(src, out / src.name)
+        walls[name] = time.perf_counter() - start
+        log(f"  file to file, {name}: {walls[name]:.1f} s for {len(paths)} files ({seconds / 60:.1f} min)")
+    reference = walls["resampy `kaiser_best`"]
+    rows = [[name, f"{wall:.2f}", fmt(seconds / wall, 1), fmt(reference / wall)] for name, wall in walls.items()]
+    return (f"\nFile to file: every dev recording ({len(paths)} files, {seconds / 60:.1f} min, mono and stereo) as a "
+            f"{khz(source_rate)} kHz 16-bit WAV, upsampled to {khz(target_rate)} kHz 16-bit WAV in this process, "
+            "reading and writing included (one pass each, after one warm-up file):\n\n"
+            + markdown_table(["method", "wall s", "RTR ↑", "speed vs kaiser_best ↑"], rows, left={0}) + "\n")

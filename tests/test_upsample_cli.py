@@ -400,3 +400,30 @@ def test_a_real_full_disk_is_named_as_such(ckpt, tmp_path, tiny_drive, capsys):
     err = capsys.readouterr().err
     assert sorted(p.name for p in tiny_drive.iterdir()) == ["a.wav"]
     assert f"stopped: no space left on device writing {tiny_drive / 'b.wav'}" in err and "not processed: " in err
+
+
+def test_threads_are_the_cores_this_process_may_use_unless_set(tmp_path, capsys, monkeypatch):
+    import os
+
+    import torch
+
+    from audiosr.inference.command import usable_cores
+
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
+    src = tmp_path / "a.wav"
+    sf.write(src, np.zeros(SOURCE // 4, np.float32), SOURCE)
+    before = torch.get_num_threads()
+    try:
+        assert main([str(src), "-o", str(tmp_path / "one"), "-v", "--threads", "1"]) == EXIT_OK
+        assert torch.get_num_threads() == 1
+        assert "audiosr upsample: 1 CPU thread\n" in capsys.readouterr().err
+        monkeypatch.setattr("audiosr.inference.command.usable_cores", lambda: 3)
+        assert main([str(src), "-o", str(tmp_path / "default"), "-v"]) == EXIT_OK
+        assert torch.get_num_threads() == 3
+        assert "3 CPU threads (the cores this process may use; --threads sets it)" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as refused:
+            main([str(src), "-o", str(tmp_path / "bad"), "--threads", "0"])
+        assert refused.value.code == EXIT_USAGE
+        assert "--threads must be >= 1, got 0" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

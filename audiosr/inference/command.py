@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=("32", "bf16", "16"), default="32",
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
     parser.add_argument("--batch_size", type=int, default=1, help="windows per network call; raise on a GPU")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for the network and the output stage (default: the cores this process "
+                             "may use, its affinity and any container quota: one thread per core, never more)")
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW, help="seconds per window (default %(default)s)")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
                         help="seconds cross-faded between windows, at most half a window (default %(default)s)")
@@ -126,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds of extra, discarded network input each side of a window "
                              "(default: the model's receptive field)")
     return parser
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota (a container's
+    ``--cpus``). A thread per core and no more: two threads sharing one core ran several times slower
+    than one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
 
 
 def stage_value(text: str) -> Any:
@@ -323,6 +340,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--overlap {args.overlap} s must be at most half of --window {args.window} s")
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.report_files < 0:
         parser.error(f"--report_files must be >= 0, got {args.report_files}")
     args._given = {a.lstrip("-").split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
@@ -352,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
 
+    import torch
+
+    threads = args.threads or usable_cores()
+    torch.set_num_threads(threads)  # torch's own default may count a host's cores, not this process's
+
     try:
         checkpoint = args.ckpt_path if args.ckpt_path is not None else default_checkpoint()
         generator = load_generator(checkpoint)
@@ -362,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
             + (f" ({generator.spec.describe()})" if args.verbose else " (-v: its settings)"))
     elif args.verbose:
         say(f"{PROG}: {checkpoint}: {generator.spec.describe()}")
+    if args.verbose:
+        say(f"{PROG}: {threads} CPU thread{'s' if threads > 1 else ''}"
+            + ("" if args.threads else " (the cores this process may use; --threads sets it)"))
     try:
         upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
                               context=args.context, batch_size=args.batch_size, precision=args.precision,
