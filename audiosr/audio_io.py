@@ -103,16 +103,37 @@ def can_write(format: str, subtype: str | None, rate: int, channels: int) -> boo
         return False
 
 
-def output_format(format: str, subtype: str, channels: int, rate: int, floating: bool = False) -> tuple[str, str]:
-    """The input's format and subtype if they can hold ``rate``, else FLAC (lossless).
+# Subtypes whose encoder throws away what it cannot hear or fit: an upsampled file written in one of
+# them loses the band the model added (an MP3 encoder cuts near 16 kHz).
+LOSSY_SUBTYPES = frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "VORBIS", "OPUS", "GSM610", "ALAW",
+                            "ULAW", "G721_32", "G723_24", "G723_40", "IMA_ADPCM", "MS_ADPCM", "VOX_ADPCM",
+                            "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32"})
+CONTAINERS = ("auto", "same", "flac", "wav")  # the choices of `audiosr upsample --format`
 
-    ``floating``: 32-bit float instead of any subtype that clips, in the input's container
-    where it has float samples, else WAV.
+
+def output_format(format: str, subtype: str, channels: int, rate: int, floating: bool = False,
+                  container: str = "auto") -> tuple[str, str]:
+    """Where an upsampled file goes: its format and subtype.
+
+    ``container``: ``auto`` keeps the input's format and subtype where they can hold ``rate`` and
+    lose nothing (a lossy input becomes FLAC, 24-bit); ``same`` keeps them wherever they can hold
+    ``rate`` (a lossy input is encoded again); ``flac`` / ``wav`` force that container (the input's
+    subtype where it can hold it, else 24-bit). Whatever cannot hold ``rate`` becomes FLAC.
+    ``floating``: 32-bit float instead of any subtype that clips, in the chosen container where it
+    has float samples, else WAV.
     """
+    if container not in CONTAINERS:
+        raise ValueError(f"unknown output container {container!r}; choose one of {', '.join(CONTAINERS)}")
+    if container in ("flac", "wav"):
+        format = container.upper()
+    elif container == "auto" and subtype in LOSSY_SUBTYPES:
+        format = "FLAC"
     if floating and subtype not in FLOAT_SUBTYPES:
         return (format, "FLOAT") if can_write(format, "FLOAT", rate, channels) else ("WAV", "FLOAT")
     if can_write(format, subtype, rate, channels):
         return format, subtype
+    if format == "WAV":
+        return "WAV", "PCM_24"
     return "FLAC", subtype if sf.check_format("FLAC", subtype) else "PCM_24"
 
 

@@ -117,6 +117,13 @@ class OutputStage:
     def from_dict(cls, data: dict[str, Any]) -> OutputStage:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
+    def fills_from(self, source_nyquist: float) -> float:
+        """The lowest frequency (Hz) from which the network's band can reach the output: an input
+        whose content ends below it gets nothing from the network."""
+        if self.keep_band == "auto":
+            return AUTO_LOWEST * source_nyquist
+        return self.keep_band[0] * source_nyquist if self.keep_band else 0.0
+
     def describe(self, source_nyquist: float) -> str:
         if self.keep_band == "auto":
             text = f"input kept up to {EDGE_GUARD_HZ:.0f} Hz below its own band edge (found per window), network above it"

@@ -111,16 +111,34 @@ def test_output_rank_and_type_follow_the_input(generator):
     assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (1, 2 * len(mono))
 
 
-@pytest.mark.parametrize("rate", [8_000, 16_000])
-def test_lower_rates_are_resampled_to_the_source_rate_first(generator, rate):
+@pytest.mark.parametrize("rate", [8_000, 16_000, 20_000])
+def test_lower_rates_are_resampled_to_the_source_rate_first_where_the_model_can_add(rate):
+    """A network without band keeping changes every band: its input is the file brought to 22.05 kHz."""
     notices: list[str] = []
-    upsampler = Upsampler(generator, device="cpu", notice=notices.append)
+    upsampler = Upsampler(tiny_generator(), device="cpu", notice=notices.append)
     x = chirp(0.5, rate=rate, f1=0.45 * rate)
     y = upsampler.upsample(x, rate)
-    assert len(notices) == 1 and f"{rate} Hz" in notices[0] and "22050 Hz" in notices[0]
+    assert notices == [f"input: resampling {rate} Hz to the model's 22050 Hz (soxr VHQ) first"]
     assert y.shape == (output_length(len(x), rate, TARGET),)
     at_source = soxr.resample(x, rate, SOURCE, quality="VHQ")
     np.testing.assert_allclose(y, upsampler.upsample(at_source, SOURCE)[: len(y)], rtol=0, atol=EXACT)
+
+
+@pytest.mark.parametrize("rate", [8_000, 16_000])
+def test_a_rate_whose_band_ends_below_where_the_model_fills_is_resampled_and_named(rate):
+    """Band keeping from 0.8 x 11.025 kHz: an 8 or 16 kHz file has nothing there, so the network could add
+    nothing; it is resampled (soxr VHQ) and said so, never passed off as upsampled by the model."""
+    notices: list[str] = []
+    upsampler = Upsampler(tiny_generator(keep_band=(0.8, 0.9)), device="cpu", notice=notices.append)
+    x = chirp(0.5, rate=rate, f1=0.45 * rate)
+    y = upsampler.upsample(x, rate)
+    assert notices == [f"input: {rate} Hz input ends at {rate / 2000:.1f} kHz, below the 8.8 kHz from which this "
+                       "model fills: resampled to 44100 Hz (soxr VHQ), nothing added"]
+    np.testing.assert_allclose(y, soxr.resample(x, rate, TARGET, quality="VHQ")[: len(y)], rtol=0, atol=EXACT)
+    at_20k = chirp(0.5, rate=20_000, f1=9_000)  # its band reaches 9 kHz: the model runs
+    notices.clear()
+    upsampler.upsample(at_20k, 20_000)
+    assert notices == ["input: resampling 20000 Hz to the model's 22050 Hz (soxr VHQ) first"]
 
 
 @pytest.mark.parametrize("rate", [32_000, 24_000])
@@ -258,6 +276,16 @@ def test_output_format_keeps_the_input_format_unless_it_cannot_hold_the_rate():
     assert output_format("AIFF", "PCM_24", 1, TARGET, floating=True) == ("AIFF", "FLOAT")
     assert output_format("FLAC", "PCM_24", 1, TARGET, floating=True) == ("WAV", "FLOAT")
     assert output_format("WAV", "DOUBLE", 1, TARGET, floating=True) == ("WAV", "DOUBLE")
+    # Lossy inputs become FLAC unless `same` is asked for; `flac` / `wav` force a container.
+    assert output_format("MP3", "MPEG_LAYER_III", 2, TARGET) == ("FLAC", "PCM_24")
+    assert output_format("OGG", "VORBIS", 1, TARGET) == ("FLAC", "PCM_24")
+    assert output_format("WAV", "ULAW", 1, TARGET) == ("FLAC", "PCM_24")
+    assert output_format("MP3", "MPEG_LAYER_III", 2, TARGET, container="same") == ("MP3", "MPEG_LAYER_III")
+    assert output_format("WAV", "PCM_16", 1, TARGET, container="flac") == ("FLAC", "PCM_16")
+    assert output_format("FLAC", "PCM_24", 1, TARGET, container="wav") == ("WAV", "PCM_24")
+    assert output_format("OGG", "VORBIS", 1, TARGET, container="wav") == ("WAV", "PCM_24")
+    with pytest.raises(ValueError, match="unknown output container 'mp4'"):
+        output_format("WAV", "PCM_16", 1, TARGET, container="mp4")
 
 
 @pytest.mark.parametrize("input_filter", ["kaiser_fast", "soxr_vhq"])

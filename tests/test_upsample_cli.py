@@ -54,7 +54,8 @@ def test_folders_and_files_keep_format_layout_and_channels(ckpt, tmp_path, capsy
         assert (info.format, info.subtype, info.channels, info.samplerate) == (fmt, subtype, channels, TARGET)
         assert info.frames == round(seconds * TARGET)
     err = capsys.readouterr().err
-    assert "resampling 16000 Hz to the model's 22050 Hz" in err and "writing FLAC/PCM_24 instead" in err
+    assert "c.opus: 16000 Hz input ends at 8.0 kHz, below the 8.8 kHz from which this model fills" in err
+    assert "writing FLAC/PCM_24 instead" in err
     assert "4 written, 0 skipped" in err and "0 failed" in err
 
 
@@ -427,3 +428,29 @@ def test_threads_are_the_cores_this_process_may_use_unless_set(tmp_path, capsys,
         assert "--threads must be >= 1, got 0" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_lossy_input_is_written_lossless_unless_asked_so_the_added_band_survives(tmp_path, capsys):
+    """An MP3 at 32 kHz: the shipped model fills above its own band; encoding the result as MP3 again
+    (what ``--format same`` asks for) lets the encoder cut near 16 kHz, so most of that band is gone."""
+    rng = np.random.default_rng(4)
+    src = tmp_path / "in" / "noise.mp3"
+    src.parent.mkdir()
+    sf.write(src, (0.2 * rng.standard_normal(32000 * 2)).astype(np.float32), 32000, format="MP3",
+             subtype="MPEG_LAYER_III")
+    assert main([str(src), "-o", str(tmp_path / "auto")]) == EXIT_OK
+    assert "noise.mp3: MP3/MPEG_LAYER_III is lossy: encoding it again would drop the band the model adds " \
+           "(--format same keeps it); writing FLAC/PCM_24 instead" in capsys.readouterr().err
+    assert main([str(src), "-o", str(tmp_path / "same"), "--format", "same"]) == EXIT_OK
+    lossless, lossy = tmp_path / "auto" / "noise.flac", tmp_path / "same" / "noise.mp3"
+    assert (sf.info(lossless).format, sf.info(lossy).format) == ("FLAC", "MP3")
+
+    def top_band_db(path: Path) -> float:
+        y = sf.read(path, dtype="float64")[0]
+        spectrum = np.abs(np.fft.rfft(y)) ** 2
+        freqs = np.fft.rfftfreq(len(y), 1 / TARGET)
+        return 10 * np.log10(spectrum[(freqs > 17_000) & (freqs < 20_000)].mean() / spectrum.mean())
+
+    assert top_band_db(lossless) > top_band_db(lossy) + 20
+    assert main([str(src), "-o", str(tmp_path / "wav"), "--format", "wav"]) == EXIT_OK
+    assert sf.info(tmp_path / "wav" / "noise.wav").subtype == "PCM_24"

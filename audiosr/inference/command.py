@@ -7,7 +7,9 @@ Without ``--ckpt_path`` the small default model that ships with audiosr is used.
 Folders are searched recursively for audio files (by suffix; hidden files skipped);
 outputs keep their path relative to the folder given, and a file given directly goes
 straight into the output folder. Every channel is upsampled. Outputs keep the input's
-container and sample format where it can hold the target rate, else they are FLAC.
+container and sample format where it can hold the target rate and loses nothing; a lossy
+input (MP3, Vorbis, Opus, ...) is written as FLAC, since encoding it again would throw away
+the band the model adds (``--format same`` keeps the input's encoding, ``flac`` / ``wav`` force one).
 Existing outputs are skipped unless ``--overwrite``; an input is never overwritten. An
 output appears only when complete: a file that fails half-way leaves nothing behind.
 
@@ -53,7 +55,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audiosr.audio_io import AUDIO_EXTENSIONS, list_audio
+from audiosr.audio_io import AUDIO_EXTENSIONS, CONTAINERS, list_audio
 from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW
 from audiosr.output_stage import OutputStage, parse_setting
 
@@ -94,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trained audiosr checkpoint or generator file (default: the model shipped with audiosr)")
     parser.add_argument("--output_dir", "-o", type=Path, required=True, help="where outputs go (created)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--format", choices=CONTAINERS, default="auto",
+                        help="output container: auto (default) keeps the input's where it can hold the target rate "
+                             "and is lossless, else FLAC; same keeps it even when lossy (the encoder then drops "
+                             "much of the band the model adds); flac or wav always")
     parser.add_argument("--passthrough", action="store_true",
                         help="copy inputs already at or above the target rate unchanged instead of failing")
     parser.add_argument("--nonfinite", choices=("error", "zero"), default="error",
@@ -233,7 +239,7 @@ class Run:
         """``(status, problem)``; status is a key of ``counts``."""
         import soundfile as sf
 
-        from audiosr.audio_io import SUFFIXES, DiskFullError, atomic_output, can_write, output_format
+        from audiosr.audio_io import LOSSY_SUBTYPES, SUFFIXES, DiskFullError, atomic_output, can_write, output_format
         from audiosr.inference.upsampler import overload_message
 
         target = self.upsampler.target_rate
@@ -250,7 +256,8 @@ class Run:
             return "failed", (f"sample rate {info.samplerate} Hz is already at or above the model's target "
                               f"rate {target} Hz (--passthrough copies such files unchanged)")
         fmt, subtype = (info.format, info.subtype) if copy else output_format(
-            info.format, info.subtype, info.channels, target, floating=self.args.overload == "float")
+            info.format, info.subtype, info.channels, target, floating=self.args.overload == "float",
+            container=self.args.format)
         dst = self.args.output_dir / (relative if fmt == info.format else relative.with_suffix(SUFFIXES[fmt]))
         if dst.exists() and os.path.samefile(dst, src):
             return "failed", "its output would replace the input; choose another --output_dir"
@@ -264,9 +271,13 @@ class Run:
                 with atomic_output(dst) as partial:
                     shutil.copyfile(src, partial)
                 return "copied", None
-            if fmt != info.format:
-                why = ("has no float samples" if self.args.overload == "float" and can_write(
-                    info.format, info.subtype, target, info.channels) else f"cannot store {target} Hz")
+            if fmt != info.format and self.args.format == "auto":
+                if info.subtype in LOSSY_SUBTYPES and self.args.overload != "float":
+                    why = "is lossy: encoding it again would drop the band the model adds (--format same keeps it)"
+                elif self.args.overload == "float" and can_write(info.format, info.subtype, target, info.channels):
+                    why = "has no float samples"
+                else:
+                    why = f"cannot store {target} Hz"
                 self.say(f"{src}: {info.format}/{info.subtype} {why}; writing {fmt}/{subtype} instead")
             progress.reset(total=round(info.duration, 2))
             # Whether an existing output is replaced (--overwrite) or skipped was decided above.

@@ -234,6 +234,12 @@ class Upsampler:
             return fit_stream(refine_in_windows(brought, self.plan, self.refine, self.batch_size), out_length)
 
         if sample_rate < source_rate:
+            fills_from = self.spec.stage.fills_from(nyquist(source_rate))
+            if nyquist(sample_rate) < fills_from:  # nothing of its band reaches where the network works
+                self.notice(f"{name}: {sample_rate} Hz input ends at {nyquist(sample_rate) / 1000:.1f} kHz, below the "
+                            f"{fills_from / 1000:.1f} kHz from which this model fills: resampled to {target_rate} Hz "
+                            "(soxr VHQ), nothing added")
+                return fit_stream(resample_stream(counted(blocks), sample_rate, target_rate, channels), out_length)
             self.notice(f"{name}: resampling {sample_rate} Hz to the model's {source_rate} Hz (soxr VHQ) first")
             return model(counted(blocks))
         # Between the source and the target rate the input's band is real content, kept: the
