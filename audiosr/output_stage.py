@@ -169,15 +169,20 @@ class OutputStage:
         return torch.full((batch,), float(edge), device=rough.device)
 
     def __call__(self, rough: torch.Tensor, estimate: torch.Tensor, rate: int, source_nyquist: float,
-                 training: bool) -> torch.Tensor:
-        """The output ``(B, 1, T)`` float32 from the rough input and the network's estimate (both float32)."""
+                 training: bool, edges: torch.Tensor | None = None) -> torch.Tensor:
+        """The output ``(B, 1, T)`` float32 from the rough input and the network's estimate (both float32).
+
+        ``edges`` ``(B,)``: each item's band edge (Hz) where the caller knows it (the channels of one
+        recording share one), instead of what :meth:`edges` finds.
+        """
         import torch
 
         from audiosr.band import filter_each, level_ceiling, lowpass_kernels
 
         ceiling = self.level_ceiling_db is not None and not training
         gain = bool(self.invented_gain_db) and not training
-        edges = self.edges(rough, rate, source_nyquist) if self.keep_band == "auto" or ceiling or gain else None
+        if edges is None and (self.keep_band == "auto" or ceiling or gain):
+            edges = self.edges(rough, rate, source_nyquist)
         if self.keep_band == "auto":
             kernels = lowpass_kernels(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ)
             output = estimate + filter_each(rough - estimate, kernels)

@@ -20,7 +20,10 @@ Sections (``--sections``, comma-separated, in this order; default all):
                    fp32 from one seed: losses, held-out scores, step times; bf16 / fp16 inference;
 * ``nothing-to-add`` the shipped model on originals band-limited below the input's Nyquist frequency
                    and on a tone just under the edge: what it adds there and what that costs against
-                   kaiser_best (alone: ``python -m bench.nothing_to_add``).
+                   kaiser_best (alone: ``python -m bench.nothing_to_add``);
+* ``stereo``       generated stereo pairs (delays, a pan, a partly coherent pair): the invented band's
+                   coherence, level and fold-down, shared against channels on their own (alone, with
+                   build.sh's stereo files too: ``python -m bench.stereo --train-dir DIR``).
 
 Every figure in the report is measured by this script in the same run; speeds are given as
 ratios to baselines measured alongside, because the machine may be noisy.
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiosr.evaluation.comparison import markdown_table
-from bench import loader, memory, nothing_to_add, precision, quality, speed, training
+from bench import loader, memory, nothing_to_add, precision, quality, speed, stereo, training
 from bench.common import DEFAULT_DEV_DIR, REPO, Context, dev_split, loadavg, log, machine, portable, script_command
 
 SECTIONS = {
@@ -51,6 +54,7 @@ SECTIONS = {
     "memory": memory,
     "precision": precision,
     "nothing-to-add": nothing_to_add,
+    "stereo": stereo,
 }
 
 

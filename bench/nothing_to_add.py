@@ -165,7 +165,8 @@ def model_without_invention(device: str) -> tuple[object | None, str]:
     """
     from audiosr.inference.upsampler import Upsampler
 
-    quiet = {"device": device, "notice": lambda _: None}
+    # The cases of one recording go through as its channels: they must not share a band.
+    quiet = {"device": device, "notice": lambda _: None, "shared_stereo": False}
     accepted = inspect.signature(Upsampler.__init__).parameters
     if "output_stage" in accepted:
         return (Upsampler.from_checkpoint(output_stage={"invented_gain_db": NO_INVENTION_GAIN_DB}, **quiet),
@@ -233,7 +234,7 @@ def run(ctx: Context) -> str:
 
     seconds = float(getattr(ctx.args, "nothing_seconds", 8.0))
     files = ctx.dev.test[: getattr(ctx.args, "nothing_files", None) or None]
-    shipped = Upsampler.from_checkpoint(device="cpu", notice=lambda _: None)
+    shipped = Upsampler.from_checkpoint(device="cpu", notice=lambda _: None, shared_stereo=False)
     source_rate, rate = shipped.spec.source_rate, shipped.target_rate
     off, off_how = model_without_invention("cpu")
     # Every method maps (C, T_low) to (C, T_out); the cases of one recording are its channels (one call).

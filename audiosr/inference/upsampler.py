@@ -40,6 +40,7 @@ from audiosr.audio_io import (
     short_read,
 )
 from audiosr.dsp import crossover_kernel, crossover_stream, fit_stream, nyquist, output_length, resample_stream
+from audiosr.inference.stereo import stereo_reach
 from audiosr.inference.windowing import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowPlan, refine_in_windows
 from audiosr.models.checkpoint import load_generator
 from audiosr.models.generator import Generator, Precision, inference_precision
@@ -107,6 +108,9 @@ class Upsampler:
             (``{"invented_gain_db": -3}``, ``{"level_ceiling_db": None}``; see
             ``audiosr.output_stage.OutputStage``), or a whole ``OutputStage``; the model's
             own stage otherwise (``spec.stage``, as stored in its checkpoint).
+        shared_stereo: the channels of a recording share one band edge and one invented band,
+            related as their inputs are below the edge (``audiosr.inference.stereo``; default);
+            ``False``: each channel is upsampled on its own.
         notice: where one-line notices go (resampling the input, ...); default: logging.
     """
 
@@ -122,6 +126,7 @@ class Upsampler:
         precision: Precision = "32",
         nonfinite: NonFinite = "error",
         output_stage: OutputStage | Mapping[str, Any] | None = None,
+        shared_stereo: bool = True,
         notice: Callable[[str], None] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -139,8 +144,10 @@ class Upsampler:
         self.precision = precision
         self.nonfinite = nonfinite
         self.notice = notice or logger.info
+        self.shared_stereo = shared_stereo and self.spec.stage.keep_band is not None  # an edge to share above
         spec = self.spec
-        context_samples = generator.receptive_field if context is None else round(context * spec.target_rate)
+        reach = generator.receptive_field + (stereo_reach(spec.target_rate) if self.shared_stereo else 0)
+        context_samples = reach if context is None else round(context * spec.target_rate)
         self.plan = WindowPlan(
             spec.source_rate, spec.target_rate, spec.input_filter, round(window * spec.target_rate),
             round(overlap * spec.target_rate), context_samples, generator.length_multiple,
@@ -166,7 +173,8 @@ class Upsampler:
         """Run the generator on rough segments ``(C, L_i)``; channels and windows form the batch.
 
         Segments of equal length share one call; padding shorter ones instead would
-        change the network's output near their ends.
+        change the network's output near their ends. The channels of a segment share one band
+        edge and one invented band (``audiosr.inference.stereo``) unless ``shared_stereo`` is off.
         """
         refined: list[np.ndarray] = [np.empty(0)] * len(segments)
         by_length: dict[int, list[int]] = {}
@@ -174,14 +182,44 @@ class Upsampler:
             by_length.setdefault(segment.shape[-1], []).append(i)
         for indices in by_length.values():
             batch = torch.from_numpy(np.concatenate([segments[i] for i in indices])).to(self.device).unsqueeze(1)
+            edges = self._shared_edges(batch, [segments[i].shape[0] for i in indices])
             with inference_precision(self.device, self.precision):
-                out = self.generator(batch)
-            out = out.squeeze(1).float().cpu().numpy()
+                out = self.generator(batch, edges)
+            out = out.squeeze(1).float()
+            if edges is not None:
+                out = self._share_bands(out, batch[:, 0].float(), edges, [segments[i].shape[0] for i in indices])
+            out = out.cpu().numpy()
             if not np.isfinite(out).all():
                 raise AudioError("the network produced NaN or infinite samples; nothing was written")
-            for i, part in zip(indices, np.split(out, len(indices))):
+            for i, part in zip(indices, np.split(out, np.cumsum([segments[j].shape[0] for j in indices])[:-1])):
                 refined[i] = part
         return refined
+
+    def _shared_edges(self, batch: torch.Tensor, channels: list[int]) -> torch.Tensor | None:
+        """One band edge per segment for all its channels: the loudest channel's. None where nothing is
+        shared (mono only, sharing off, or a stage without an edge)."""
+        if not self.shared_stereo or max(channels) < 2:
+            return None
+        found = self.generator.band_edges(batch)
+        power = batch[:, 0].float().square().mean(dim=-1)
+        edges, start = torch.empty_like(found), 0
+        for count in channels:
+            rows = slice(start, start + count)
+            edges[rows] = found[rows][torch.argmax(power[rows])]
+            start += count
+        return edges
+
+    def _share_bands(self, out: torch.Tensor, rough: torch.Tensor, edges: torch.Tensor,
+                     channels: list[int]) -> torch.Tensor:
+        from audiosr.inference.stereo import share_band
+
+        start = 0
+        for count in channels:
+            rows = slice(start, start + count)
+            if count > 1:
+                out[rows] = share_band(out[rows], rough[rows], float(edges[start]), self.target_rate)
+            start += count
+        return out
 
     def _checked(self, blocks: Iterable[np.ndarray], name: str) -> Iterator[np.ndarray]:
         """Blocks as float32, with NaN / infinite samples refused or zeroed (``nonfinite``)."""

@@ -163,16 +163,20 @@ class Generator(nn.Module):
                 return torch.where(level <= SILENCE, torch.ones_like(level), PEAK / level.clamp_min(SILENCE))
             return PEAK / envelope(x).clamp_min(ENVELOPE_FLOOR)
 
-    def forward(self, rough: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, T)`` rough upsampled input -> ``(B, 1, T)`` output at the target rate."""
+    def forward(self, rough: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 1, T)`` rough upsampled input -> ``(B, 1, T)`` output at the target rate.
+
+        ``edges`` ``(B,)``: the band edges (Hz) the output stage works from, where the caller has
+        chosen them (one for all channels of a recording); default: found per item.
+        """
         if self.spec.normalise == "off":
             estimate = self.network(rough)
             with torch.autocast(rough.device.type, enabled=False):
-                return self._stage(rough.float(), estimate.float())
+                return self._stage(rough.float(), estimate.float(), edges)
         scale = self.level_scale(rough)
         estimate = self.network(rough * scale)
         with torch.autocast(rough.device.type, enabled=False):
-            output = self._stage(rough.float(), estimate.float() / scale)
+            output = self._stage(rough.float(), estimate.float() / scale, edges)
             silent = rough.detach().abs().amax(dim=-1, keepdim=True) <= SILENCE
             return torch.where(silent, rough.float(), output)
 
@@ -180,8 +184,8 @@ class Generator(nn.Module):
         """``(B, 1, T)`` -> ``(B,)``: where each item's content ends (Hz), as the output stage finds it."""
         return self.spec.stage.edges(rough, self.spec.target_rate, self.spec.cutoff_hz)
 
-    def _stage(self, rough: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
-        return self.spec.stage(rough, estimate, self.spec.target_rate, self.spec.cutoff_hz, self.training)
+    def _stage(self, rough: torch.Tensor, estimate: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
+        return self.spec.stage(rough, estimate, self.spec.target_rate, self.spec.cutoff_hz, self.training, edges)
 
     def extra_repr(self) -> str:
         return self.spec.describe()
