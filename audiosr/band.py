@@ -139,7 +139,7 @@ def filter_each(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 
     FFT convolution with zeros outside the signal: a few hundred taps cost less than direct
     convolution on a CPU. The transform length is the smallest of only small prime factors that
-    holds the linear convolution: about half the next power of two's work for an inference window.
+    holds the linear convolution: often far below the next power of two.
     """
     from scipy.fft import next_fast_len
 

@@ -521,8 +521,10 @@ second of the whole path, measured in the same runs as resampy's).
 
 - {spec.describe()}.
 - {generator.network.num_parameters():,} parameters (`{spec.network['class_path']}` {spec.network['init_args']}).
-- Input: audio at {spec.source_rate} Hz (other rates below {spec.target_rate} Hz are resampled first;
-  see `audiosr upsample --help`); output: {spec.target_rate} Hz. Runs in float32.
+- Input: audio at {spec.source_rate} Hz; output: {spec.target_rate} Hz. Runs in float32. Other rates below
+  {spec.target_rate} Hz: between the two rates the input keeps its own band and the model fills above it;
+  below, it is resampled to {spec.source_rate} Hz first, and one whose band ends below where the model fills
+  gets a plain soxr VHQ resample, said so (`audiosr upsample --help`).
 - Up to where the input has content (the -10 dB point of the cliff of whatever filter made it,
   found per 6-s window: about 10.2 kHz for resampy `kaiser_best`, 10.5 kHz for soxr VHQ) the output *is* the
   input; the network fills above{carry_text(spec)}.{ceiling_text(spec)} Every passage is level-normalised by a

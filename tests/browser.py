@@ -94,11 +94,15 @@ class Browser:
             preexec_fn=descriptors)
         os.close(to_browser)
         os.close(from_browser)
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self._session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.call(f"{domain}.enable", page=True)
-        self.resize(self.width, self.height)
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self._session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                self.call(f"{domain}.enable", page=True)
+            self.resize(self.width, self.height)
+        except BaseException:  # a start that fails half-way leaves no browser behind
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -357,8 +357,14 @@ def test_the_test_callback_scores_other_models_beside_the_tested_one_on_the_same
     from audiosr.training.callbacks import BaselineComparison
     from audiosr.training.module import UpsampledRecording
 
-    with pytest.raises(ValueError, match="the label 'kaiser_best' is taken"):
-        BaselineComparison(models={"kaiser_best": "default"})
+    for taken in ("kaiser_best", "kaiser_best v2", "model", "Model", "target", "low-rate input", "audiosr UNet"):
+        with pytest.raises(ValueError, match=f"the label '{taken}' is taken"):
+            BaselineComparison(models={taken: "default"})
+    from audiosr.evaluation.comparison import is_reference
+
+    assert is_reference("kaiser_best") and is_reference("kaiser_best (model input)") and not is_reference("kaiser_best v2")
+    with pytest.raises(ValueError, match="is taken"):  # one name in W&B's summary for both
+        BaselineComparison(models={"my model (v2)": "default", "my model (v3)": "default"})
     callback = BaselineComparison(examples=0, visqol=False, listen=0, models={"shipped model": "default"})
     trainer = SimpleNamespace(datamodule=None, is_global_zero=True, ckpt_path="runs/x/last.ckpt",
                               strategy=SimpleNamespace(root_device=torch.device("cpu")))

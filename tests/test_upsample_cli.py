@@ -55,7 +55,8 @@ def test_folders_and_files_keep_format_layout_and_channels(ckpt, tmp_path, capsy
         assert info.frames == round(seconds * TARGET)
     err = capsys.readouterr().err
     assert "c.opus: 16000 Hz input ends at 8.0 kHz, below the 8.8 kHz from which this model fills" in err
-    assert "writing FLAC/PCM_24 instead" in err
+    # Opus cannot hold 44.1 kHz at all: that is the reason given, not its being lossy.
+    assert "c.opus: OGG/OPUS cannot store 44100 Hz; writing FLAC/PCM_24 instead" in err
     assert "4 written, 0 skipped" in err and "0 failed" in err
 
 
@@ -411,6 +412,18 @@ def test_threads_are_the_cores_this_process_may_use_unless_set(tmp_path, capsys,
     from audiosr.inference.command import usable_cores
 
     assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
+    # A container's quota caps it: cgroup v2 (cpu.max) and v1 (cpu.cfs_quota_us / cpu.cfs_period_us).
+    from audiosr.inference.command import cgroup_quota
+
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_quota(tmp_path / "v2") == 1 and usable_cores(tmp_path / "v2") == 1
+    (tmp_path / "v1" / "cpu").mkdir(parents=True)
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_quota_us").write_text("800000\n")
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_quota(tmp_path / "v1") == 8
+    (tmp_path / "v2" / "cpu.max").write_text("max 100000\n")
+    assert cgroup_quota(tmp_path / "v2") is None and cgroup_quota(tmp_path / "none") is None
     src = tmp_path / "a.wav"
     sf.write(src, np.zeros(SOURCE // 4, np.float32), SOURCE)
     before = torch.get_num_threads()
@@ -454,3 +467,7 @@ def test_a_lossy_input_is_written_lossless_unless_asked_so_the_added_band_surviv
     assert top_band_db(lossless) > top_band_db(lossy) + 20
     assert main([str(src), "-o", str(tmp_path / "wav"), "--format", "wav"]) == EXIT_OK
     assert sf.info(tmp_path / "wav" / "noise.wav").subtype == "PCM_24"
+    capsys.readouterr()
+    # Every change from what was asked is said: FLAC has no float samples.
+    assert main([str(src), "-o", str(tmp_path / "float"), "--format", "flac", "--overload", "float"]) == EXIT_OK
+    assert "noise.mp3: FLAC has no float samples (--overload float); writing WAV/FLOAT instead" in capsys.readouterr().err

@@ -156,6 +156,11 @@ class Row:
 METRICS = ("snr", "lsd", "lsd_below_edge", "lsd_hf", "lsd_lf")
 # The reference of the `worse` column and of the intervals, and by how much an utterance must lose against it.
 WORSE_REFERENCE, WORSE_DB = "kaiser_best", 3.0
+
+
+def is_reference(method: str) -> bool:
+    """Whether a row is kaiser_best's (``kaiser_best`` or ``kaiser_best (model input)``), by its exact name."""
+    return method.split(" (")[0] == WORSE_REFERENCE
 # Row field -> (metric, statistic of the method's and the reference's values over the same utterances).
 SPREAD = {
     "snr_vs_kaiser_best_ci": ("snr", mean_difference),
@@ -261,7 +266,7 @@ class Comparison:
         scored by kaiser_best too.
         """
         rows = []
-        reference = next((m for m in self.items if m.startswith(WORSE_REFERENCE)), None)
+        reference = next((m for m in self.items if is_reference(m)), None)
         by_name = {i["name"]: i for i in self.items.get(reference, []) if i["name"] is not None}
         for method in dict.fromkeys([*self.items, *self._timing]):
             items = self.items.get(method, [])
@@ -357,7 +362,7 @@ def spread_table(rows: list[Row], digits: int = 2) -> str:
 
     The point is the difference (SNR) or ratio (LSD) of the rows' means; the interval, the row's.
     """
-    reference = next((r for r in rows if r.method.startswith(WORSE_REFERENCE)), None)
+    reference = next((r for r in rows if is_reference(r.method)), None)
     shown = [r for r in rows if any(getattr(r, k) is not None for k in SPREAD)]
     if reference is None or not shown:
         return ""
@@ -412,7 +417,7 @@ def scalars(rows: list[Row], model: str, prefix: str = "test") -> dict[str, floa
     where the row has them, and the share of recordings more than ``WORSE_DB`` worse
     (``worse_pct``). Missing and non-finite values are left out.
     """
-    reference = next((r for r in rows if r.method.startswith(WORSE_REFERENCE)), None)
+    reference = next((r for r in rows if is_reference(r.method)), None)
     out: dict[str, float] = {}
 
     def put(key: str, value: Any) -> None:

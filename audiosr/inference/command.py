@@ -137,18 +137,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota (a container's
-    ``--cpus``). A thread per core and no more: two threads sharing one core ran several times slower
-    than one."""
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota (a container's
+    ``--cpus``; cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us``). A thread per core and no
+    more: threads that share a core wait on each other.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
+    quota = cgroup_quota(cgroup)
+    return max(1, min(cores, quota) if quota else cores)
+
+
+def cgroup_quota(root: Path) -> int | None:
+    """Whole CPUs a cgroup CPU quota allows (at least 1), or None where there is none."""
+    v1 = [(root / d / "cpu.cfs_quota_us", root / d / "cpu.cfs_period_us") for d in ("cpu", "cpu,cpuacct")]
+    for quota_file, period_file in [(root / "cpu.max", None), *v1]:
+        try:
+            if period_file is None:
+                quota, period = quota_file.read_text().split()[:2]
+            else:
+                quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        try:
+            return max(1, int(quota) // int(period))
+        except ValueError:
+            return None
+    return None
 
 
 def stage_value(text: str) -> Any:
@@ -271,14 +287,17 @@ class Run:
                 with atomic_output(dst) as partial:
                     shutil.copyfile(src, partial)
                 return "copied", None
-            if fmt != info.format and self.args.format == "auto":
-                if info.subtype in LOSSY_SUBTYPES and self.args.overload != "float":
+            asked = info.format if self.args.format in ("auto", "same") else self.args.format.upper()
+            if fmt != asked:  # every change from what was asked is said, with its reason
+                storable = can_write(asked, info.subtype, target, info.channels)
+                if self.args.format == "auto" and info.subtype in LOSSY_SUBTYPES and storable:
                     why = "is lossy: encoding it again would drop the band the model adds (--format same keeps it)"
-                elif self.args.overload == "float" and can_write(info.format, info.subtype, target, info.channels):
-                    why = "has no float samples"
+                elif self.args.overload == "float" and not can_write(asked, "FLOAT", target, info.channels):
+                    why = "has no float samples (--overload float)"
                 else:
                     why = f"cannot store {target} Hz"
-                self.say(f"{src}: {info.format}/{info.subtype} {why}; writing {fmt}/{subtype} instead")
+                what = f"{asked}/{info.subtype}" if asked == info.format else asked
+                self.say(f"{src}: {what} {why}; writing {fmt}/{subtype} instead")
             progress.reset(total=round(info.duration, 2))
             # Whether an existing output is replaced (--overwrite) or skipped was decided above.
             report = self.upsampler.upsample_file(src, dst, format=fmt, subtype=subtype, overload=self.args.overload,

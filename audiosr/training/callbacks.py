@@ -15,7 +15,9 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
-from audiosr.evaluation.comparison import BASELINES, CAPTION, HEADERS, Comparison, scalars, shown_columns, write_report
+from audiosr.evaluation.comparison import (
+    BASELINES, CAPTION, HEADERS, Comparison, is_reference, scalar_name, scalars, shown_columns, write_report,
+)
 from audiosr.evaluation.listening import (
     EXCERPT_SECONDS,
     PAGE,
@@ -87,10 +89,11 @@ class BaselineComparison(Callback):
         if listen < 0 or excerpt_seconds <= 0:
             raise ValueError(f"need listen >= 0 and excerpt_seconds > 0, got {listen} and {excerpt_seconds}")
         self.models = dict(models or {})
-        clashing = [label for label in self.models if label in BASELINES or label.startswith("audiosr ")]
-        if clashing:
-            raise ValueError(f"report.models: the label {clashing[0]!r} is taken (classical methods and the tested "
-                             "model's 'audiosr ...' row); choose another")
+        for label in self.models:
+            if label_taken(label, [other for other in self.models if other != label]):
+                raise ValueError(f"report.models: the label {label!r} is taken (by a classical method, the tested "
+                                 "model's 'audiosr ...' row or its 'model' scalars, the page's input and target, or "
+                                 "another label alike); choose another")
         self.upsamplers: dict[str, Any] = {}
         self.roles: str | None = None
         if visqol_seconds is not None and not visqol_seconds > 0:
@@ -181,7 +184,7 @@ class BaselineComparison(Callback):
         rates = self.comparison
         metrics = {method: self.comparison.items[method][-1] for method in outputs}
         model = next(iter(outputs))
-        reference = next(m for m in outputs if m.startswith("kaiser_best"))
+        reference = next(m for m in outputs if is_reference(m))
         span = loudest_span(target, rates.target_rate, self.excerpt_seconds)
         self.candidates.append({
             "name": name, "gain_db": metrics[model]["snr"] - metrics[reference]["snr"],
@@ -310,6 +313,20 @@ class BaselineComparison(Callback):
                 logger.experiment.summary.update(numbers)
             else:
                 logger.log_metrics(numbers, step)
+
+
+# Names the listening page gives its own versions.
+PAGE_VERSIONS = ("low-rate input", "input (rough)", "target")
+
+
+def label_taken(label: str, others: list[str]) -> bool:
+    """Whether a ``report.models`` label would stand for, or be filed under, another row: a classical
+    method (``kaiser_best v2`` would become the reference), the tested model (``audiosr ...``, or
+    ``model`` in the scalars), a version of the page, or another label with the same scalar name."""
+    name = scalar_name(label)
+    return (label.startswith("audiosr ") or name == "model" or label.lower() in PAGE_VERSIONS
+            or any(name == b or name.startswith(f"{b}_") for b in BASELINES)
+            or any(scalar_name(other) == name for other in others))
 
 
 def _cell(value: Any) -> Any:

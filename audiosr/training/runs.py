@@ -81,7 +81,7 @@ def wandb_identity(experiment: str, run_id: str, command: str) -> dict[str, str]
 
     ``fit`` (first or resumed) is the W&B run ``<run id>``, named ``<experiment>/<run id>``;
     every ``test`` or ``validate`` of the folder's checkpoints is a run of its own, named
-    ``<experiment>/<run id>-test``, with a fresh id (a second test is a second run). All are in
+    ``<experiment>/<run id>-test`` (``-validate``), with a fresh id (a second test is a second run). All are in
     the group ``<experiment>/<run id>`` with the command as ``job_type``. (Continuing the fit's
     W&B run instead writes, offline, a second file under the fit's id whose steps start again at 0.)
     """
