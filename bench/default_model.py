@@ -54,6 +54,8 @@ CLASSICAL = ("kaiser_fast", "kaiser_best", "soxr_vhq")
 LABELS = {
     "dev": "dev test split, resampy kaiser_best",
     "dev-cheby": "dev test split, Chebyshev I (order 8, 0.05 dB, 0.95 x Nyquist)",
+    "dev-mp3-64k": "dev test split, kaiser_best then MP3 at 64 kbps (configs/inputs/mp3-64k.yaml)",
+    "dev-mp3-32k": "dev test split, kaiser_best then MP3 at 32 kbps (configs/inputs/mp3-32k.yaml)",
     "holdout": "held-out build.sh packages, resampy kaiser_best",
     "holdout-float": "held-out build.sh packages, resampy kaiser_best, float inputs (not 16-bit)",
     "fixed": "dev test split, fixed crossover 8.82-9.92 kHz",
@@ -360,13 +362,16 @@ def calibrate(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path,
 
 def run_tests(checkpoint: Path, lists: dict[str, Path], tmp: Path, cache: Path, gain_db: float,
               float_inputs: bool = False, run_holdout: bool = True) -> dict[str, Tested]:
-    """Every test of the card, once, on the test split: the dev split (two kinds of input) and the held-out
+    """Every test of the card, once, on the test split: the dev split (four kinds of input) and the held-out
     packages (``float_inputs``: once more with float instead of 16-bit inputs); the ablation."""
     g = gain_args(gain_db)  # every test at the calibrated gain
     tests = {
         "dev": run_test(LABELS["dev"], "dev", checkpoint, lists, "test", g, tmp, cache),
         "dev-cheby": run_test(LABELS["dev-cheby"], "dev-cheby",
                               checkpoint, lists, "test", [*CHEBYSHEV, *NO_VISQOL, *g], tmp, cache),
+        **{name: run_test(LABELS[name], name, checkpoint, lists, "test",
+                          ["--config", str(REPO / "configs" / "inputs" / f"{name.removeprefix('dev-')}.yaml"),
+                           *NO_VISQOL, *g], tmp, cache) for name in ("dev-mp3-64k", "dev-mp3-32k")},
         "fixed": run_test(LABELS["fixed"], "ablation-fixed", checkpoint, lists, "test",
                           [f"{STAGE}.keep_band", "[0.8, 0.9]", *NO_VISQOL, *g], tmp, cache),
         "none": run_test(LABELS["none"], "ablation-none", checkpoint, lists, "test",
@@ -492,7 +497,7 @@ def write(args, dev, corpus, checkpoint: Path, steps: int | None, best_step: int
     if kb:
         ablation.append(["(kaiser_best, same run)", kb["snr"], kb["lsd"], kb["lsd_hf"], kb["lsd_lf"], kb["worse"]])
     sections = []
-    for key in ("dev", "dev-cheby", "holdout"):
+    for key in ("dev", "dev-cheby", "dev-mp3-64k", "dev-mp3-32k", "holdout"):
         t = tests[key]
         if not t.rows:
             sections.append(f"### {t.label}\n\nNot measured in this run (" + ("not run: about 25 minutes on 2 cores"

@@ -24,7 +24,7 @@ def build(*configs: str, extra: tuple[str, ...] = ()):
 
 def test_the_recipes_are_the_three_families():
     assert RECIPES == sorted(FAMILIES)
-    assert {p.name for p in CONFIGS.iterdir() if p.is_dir()} == {"overlays", "data"}
+    assert {p.name for p in CONFIGS.iterdir() if p.is_dir()} == {"overlays", "data", "inputs"}
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -65,3 +65,24 @@ def test_data_presets_compose_with_any_recipe(tmp_path):
         assert (vctk.datamodule.source_rate, vctk.datamodule.target_rate) == (24000, 48000)
         assert type(vctk.datamodule.corpus).__name__ == "VCTK"
         assert vctk.model.spec.source_rate == 24000  # linked from the data, never written twice
+
+
+INPUTS = sorted(p.name for p in (CONFIGS / "inputs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", INPUTS)
+def test_input_presets_set_how_the_test_inputs_are_made_and_nothing_else(preset):
+    """`audiosr test --config RECIPE --config inputs/X.yaml`: the test split's low-rate inputs made the
+    way the preset names (a resampler, a filter, a codec at a bitrate); training and validation unchanged."""
+    import numpy as np
+
+    plain, tested = build("magphase.yaml"), build("magphase.yaml", f"inputs/{preset}")
+    made = tested.datamodule.degradations
+    assert made["train"].describe() == plain.datamodule.degradations["train"].describe()
+    assert made["val"].describe() == plain.datamodule.degradations["val"].describe()
+    assert made["test"].describe() != plain.datamodule.degradations["test"].describe()
+    words = preset.removesuffix(".yaml").replace("k", " kbps").split("-")
+    assert words[0].replace("cheby8", "cheby1") in made["test"].describe()
+    target = (0.1 * np.random.default_rng(0).standard_normal((1, 44100))).astype(np.float32)
+    low, _ = made["test"](target, 22050, 44100, np.random.default_rng(0))
+    assert low.shape == (1, 22050) and np.isfinite(low).all()

@@ -76,3 +76,52 @@ def test_bad_parameters_are_refused_when_configured():
         Resample("linear-ish")
     with pytest.raises(ValueError):
         RandomLowpass(resamplers=["nope"])
+
+
+def music(seconds: float = 3.0, rate: int = TARGET) -> np.ndarray:
+    from audiosr.data.synthetic import synthesize
+
+    return synthesize(5, rate, seconds)[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("codec, rate, kbps", [("mp3", SOURCE, 64), ("mp3", SOURCE, 24), ("vorbis", SOURCE, 64),
+                                               ("opus", 24000, 48), ("mp3", TARGET, 32)])
+def test_a_codec_round_trip_is_real_aligned_and_as_long(codec, rate, kbps):
+    """Encoded and decoded by libsndfile: lossy (not the input), yet sample-aligned with it and as long,
+    also where LAME resamples inside (about 32 kbps and less) and leaves a delay libsndfile does not trim."""
+    from audiosr.data.degradations import round_trip
+
+    x = music(rate=rate)
+    y = round_trip(x, rate, codec, kbps)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert lag(y[0], x[0], max_lag=2000) == 0
+    error_db = 10 * np.log10(np.sum((x - y) ** 2) / np.sum(x ** 2))
+    assert -60 < error_db < -3, error_db  # changed, but the same recording
+
+
+def test_a_lower_bitrate_cuts_the_band_lower_and_the_codec_is_a_test_degradation():
+    import torch
+
+    from audiosr.band import content_edge
+    from audiosr.data import Codec
+
+    target = music()
+    edges = {}
+    for kbps in (24, 96):
+        low, gain = Codec("mp3", kbps)(target, SOURCE, TARGET, np.random.default_rng(0))
+        assert gain == 1.0 and low.shape == (1, output_length(target.shape[-1], TARGET, SOURCE))
+        edges[kbps] = float(content_edge(torch.from_numpy(low), SOURCE, 2000.0, SOURCE / 2))
+    assert edges[24] < edges[96] - 1000, edges  # the encoder's low-pass moves down with the bitrate
+    assert "mp3 at 24 kbps" in Codec("mp3", 24).describe()
+
+
+def test_codec_settings_it_cannot_meet_are_refused_with_what_it_can():
+    from audiosr.data import Codec
+    from audiosr.data.degradations import round_trip
+
+    with pytest.raises(ValueError, match="codec must be one of mp3, vorbis, opus"):
+        Codec("aac")
+    with pytest.raises(ValueError, match="opus cannot encode 1 channel"):
+        round_trip(music(0.5, SOURCE), SOURCE, "opus", 64)  # Opus has no 22.05 kHz
+    with pytest.raises(ValueError, match=r"vorbis at 44100 Hz \(1 channel\(s\)\) encodes between about \d+ and \d+ kbps"):
+        round_trip(music(0.5), TARGET, "vorbis", 16)
