@@ -9,7 +9,9 @@ to the reference's just below the edge (``REFERENCE_BAND_HZ``):
 
 - delayed by the lag that best aligns the two there (at most ``MAX_LAG_S`` either way);
 - scaled, block by block (``GAIN_BLOCK`` samples, smoothed over ``GAIN_SMOOTH`` blocks each
-  side), to its level relative to the reference's there;
+  side), to its level relative to the reference's there, and filtered so that its spectrum over
+  the window follows the band the network invented for the channel itself (each side keeps its
+  own balance of highs; a filter on one side leaves the pair's coherence as it is);
 - where the two are only partly coherent there (correlation ``r`` below 1 at that lag), mixed
   with the band the network invented for the channel itself, less its part in common with the
   shared band, at the same level, in the proportion ``r : sqrt(1 - r^2)``, which keeps that
@@ -59,16 +61,21 @@ def above_edge(x: torch.Tensor, edge_hz: float, rate: int) -> torch.Tensor:
 
 
 def reference_band(x: torch.Tensor, edge_hz: float, rate: int) -> torch.Tensor:
-    """``(C, T)`` -> the band just below the edge where the channels' relations are measured."""
+    """``(C, T)`` -> the band just below the edge where the channels' relations are measured (one
+    band-pass: the difference of two low-passes of one length)."""
     far, near = REFERENCE_BAND_HZ
-    return _lowpass(x, edge_hz - near - SPLIT_WIDTH_HZ / 2, rate) - _lowpass(x, edge_hz - far, rate)
+    cutoffs = torch.tensor([edge_hz - near - SPLIT_WIDTH_HZ / 2, edge_hz - far], device=x.device)
+    upper, lower = lowpass_kernels(cutoffs, rate, SPLIT_WIDTH_HZ)
+    return filter_each(x[:, None], upper - lower)[:, 0]
 
 
 def best_lag(x: torch.Tensor, reference: torch.Tensor, max_lag: int) -> tuple[int, float]:
     """The lag (samples, positive: ``x`` later) where ``x`` best matches ``reference``, and their
     correlation coefficient there (0 when either is silent)."""
+    from scipy.fft import next_fast_len
+
     n = x.shape[-1]
-    size = 1 << (2 * n - 1).bit_length()
+    size = next_fast_len(n + max_lag, real=True)  # no lag within +-max_lag wraps around
     cross = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(reference, size).conj(), size)
     lags = torch.cat([cross[: max_lag + 1], cross[size - max_lag:]])  # lags 0..max, then -max..-1
     index = int(torch.argmax(lags))
@@ -109,6 +116,36 @@ def level_ratio(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return per_sample[0, 0, :n]
 
 
+# `matched_tilt`: the shared band's spectrum over the window is brought to the channel's own band's,
+# in bands this wide, by at most this much either way.
+TILT_BAND_HZ, TILT_MAX_DB = 1000.0, 12.0
+
+
+def matched_tilt(shared: torch.Tensor, own: torch.Tensor, edge_hz: float, rate: int) -> torch.Tensor:
+    """``shared`` filtered so its spectrum over the window follows ``own``'s (bands of ``TILT_BAND_HZ``
+    above the edge, linear between band centres): each side keeps the balance of highs the network
+    gave it, and a filter on one side changes nothing of the pair's coherence."""
+    import numpy as np
+
+    n = shared.shape[-1]
+    spectra = torch.fft.rfft(torch.stack([shared, own]))
+    power = (spectra.real.square() + spectra.imag.square()).cpu().numpy()
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    lows = np.arange(edge_hz, rate / 2, TILT_BAND_HZ)
+    starts = np.searchsorted(freqs, lows)
+    starts = starts[starts < freqs.size]
+    if starts.size == 0:
+        return shared
+    counts = np.diff(np.append(starts, freqs.size))
+    means = np.add.reduceat(power, starts, axis=1) / np.maximum(counts, 1)  # (2, bands)
+    limit = 10 ** (TILT_MAX_DB / 20)
+    gains = np.sqrt(means[1] / np.maximum(means[0], TINY)).clip(1 / limit, limit)
+    gains[means[1] <= TINY] = 0.0  # a silent own band: nothing shared either
+    centres = lows[: starts.size] + TILT_BAND_HZ / 2
+    curve = torch.from_numpy(np.interp(freqs, centres, gains).astype(np.float32)).to(shared.device)
+    return torch.fft.irfft(spectra[0] * curve, n)
+
+
 def share_band(outputs: torch.Tensor, rough: torch.Tensor, edge_hz: float, rate: int) -> torch.Tensor:
     """The channels' outputs ``(C, T)`` with the band above ``edge_hz`` shared as the module says.
 
@@ -129,7 +166,7 @@ def share_band(outputs: torch.Tensor, rough: torch.Tensor, edge_hz: float, rate:
         lag, correlation = best_lag(below[c], below[ref], max_lag)
         coherent = min(max(correlation, 0.0), 1.0)
         gain = level_ratio(below[c], delayed(below[ref], lag))
-        shared = gain * delayed(high[ref], lag)
+        shared = matched_tilt(gain * delayed(high[ref], lag), high[c], edge_hz, rate)
         # The channel's own band, less what it shares with the reference's (it was made from a
         # partly common input): what is left is independent, so the mix has the coherence asked for.
         own = high[c] - float((high[c] * shared).sum()) / max(float(shared.square().sum()), TINY) * shared
