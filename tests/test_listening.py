@@ -19,12 +19,11 @@ from audiosr.evaluation.listening import (
     ListeningReport,
     Table,
     category_of,
-    k_weighting,
     keep_extremes,
     loudest_span,
-    loudness,
     matched_gains,
 )
+from audiosr.evaluation.metrics import k_weighting, loudness
 from audiosr.evaluation.plots import PANEL_DPI, PANEL_FONT_PT
 from browser import Browser, open_page
 from conftest import run_audiosr, tone_mix, write_audio

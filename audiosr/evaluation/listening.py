@@ -31,6 +31,7 @@ import soundfile as sf
 
 from audiosr.audio_io import atomic_output
 from audiosr.dsp import output_length, resample
+from audiosr.evaluation.metrics import loudness
 from audiosr.evaluation.plots import spectrogram_panels, write_png
 
 EXCERPT_SECONDS = 6.0
@@ -66,56 +67,6 @@ def crop(signal: np.ndarray, rate: int, span: tuple[float, float]) -> np.ndarray
     """``signal`` ``(C, T)`` between two times, at its own rate."""
     start, end = (round(t * rate) for t in span)
     return np.atleast_2d(np.asarray(signal))[:, start:end].copy()  # a copy: the whole recording can be freed
-
-
-def k_weighting(rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """ITU-R BS.1770's K-weighting at ``rate``: two biquads ``(b, a)``, a +4 dB shelf above ~1.7 kHz
-    then a 38-Hz high-pass.
-
-    The standard tabulates them at 48 kHz only; these are their analogue prototypes taken to
-    ``rate`` by the bilinear transform (libebur128's constants), equal to the table at 48 kHz.
-    """
-    k = math.tan(math.pi * 1681.974450955533 / rate)
-    q = 0.7071752369554196
-    high = 10 ** (3.999843853973347 / 20)
-    band = high ** 0.4996667741545416
-    a0 = 1 + k / q + k * k
-    shelf = (np.array([high + band * k / q + k * k, 2 * (k * k - high), high - band * k / q + k * k]) / a0,
-             np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
-    k = math.tan(math.pi * 38.13547087602444 / rate)
-    q = 0.5003270373238773
-    a0 = 1 + k / q + k * k
-    high_pass = (np.array([1.0, -2.0, 1.0]), np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
-    return [shelf, high_pass]
-
-
-def loudness(signal: np.ndarray, rate: int) -> float:
-    """Integrated loudness (LUFS) of ``signal`` ``(C, T)`` or ``(T,)``, as ITU-R BS.1770-4 defines it.
-
-    K-weighted mean square in 400-ms blocks every 100 ms, summed over channels (each weighing 1:
-    mono and stereo), blocks below -70 LUFS dropped, then those more than 10 LU below the rest;
-    a clip shorter than a block is one block. ``-inf`` for silence. A full-scale 997-Hz sine
-    reads -3.01.
-    """
-    from scipy.signal import lfilter
-
-    x = np.atleast_2d(np.asarray(signal, dtype=np.float64))
-    for b, a in k_weighting(rate):
-        x = lfilter(b, a, x, axis=-1)
-    block, hop = round(0.4 * rate), round(0.1 * rate)
-    if x.shape[-1] <= block:
-        powers = np.square(x).mean(axis=-1).sum(keepdims=True)
-    else:
-        cumulative = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(np.square(x), axis=-1)], axis=-1)
-        starts = np.arange(0, x.shape[-1] - block + 1, hop)
-        powers = ((cumulative[:, starts + block] - cumulative[:, starts]) / block).sum(axis=0)
-    with np.errstate(divide="ignore"):
-        levels = -0.691 + 10 * np.log10(powers)
-        kept = powers[levels > -70.0]
-        if not kept.size:
-            return -math.inf
-        relative = -0.691 + 10 * math.log10(kept.mean()) - 10.0
-        return float(-0.691 + 10 * np.log10(powers[levels > max(-70.0, relative)].mean()))
 
 
 def matched_gains(levels: list[float], peaks: list[float]) -> tuple[list[float], float]:
