@@ -126,6 +126,24 @@ def resample_margin(method: str, rate_in: int, rate_out: int) -> int:
 # --- filters and streams ------------------------------------------------------------------
 
 
+def best_lag(x: np.ndarray, reference: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """The lag (samples, positive: ``x`` later) within ``+-max_lag`` where ``x`` ``(T,)`` best matches
+    ``reference`` ``(T',)``, and their correlation coefficient there (0 when either is silent).
+
+    One FFT cross-correlation, just long enough that no lag within reach wraps around.
+    """
+    from scipy.fft import next_fast_len
+
+    x, reference = np.asarray(x, np.float64), np.asarray(reference, np.float64)
+    max_lag = max(0, min(max_lag, max(x.size, reference.size) - 1))
+    size = next_fast_len(max(x.size, reference.size) + max_lag, real=True)
+    cross = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(reference, size)), size)
+    lags = np.concatenate([cross[size - max_lag:], cross[: max_lag + 1]])  # -max .. +max
+    index = int(np.argmax(lags))
+    norm = math.sqrt(float(np.dot(x, x)) * float(np.dot(reference, reference)))
+    return index - max_lag, (float(lags[index]) / norm if norm > 1e-24 else 0.0)
+
+
 def crossover_kernel(lo_hz: float, hi_hz: float, rate: int, attenuation_db: float = 80.0) -> np.ndarray:
     """Zero-phase Kaiser-windowed low-pass ``(K,)``, ``K`` odd: passes below ``lo_hz``, stops above ``hi_hz``.
 

@@ -47,3 +47,15 @@ def test_a_window_read_with_the_margin_resamples_like_the_whole_signal(method, r
     np.testing.assert_allclose(window(margin), whole[start:end], atol=2e-5)
     # The test can tell: too small a margin changes the window's samples.
     assert np.abs(window(2) - whole[start:end]).max() > 1e-3
+
+
+def test_best_lag_finds_a_known_delay_either_way_and_its_correlation():
+    from audiosr.dsp import best_lag
+
+    x = np.random.default_rng(2).standard_normal(5000)
+    later = np.concatenate([np.zeros(37), x[:-37]])
+    assert best_lag(later, x, 100) == (37, pytest.approx(np.corrcoef(later[37:], x[:-37])[0, 1], abs=0.01))
+    assert best_lag(x, later, 100)[0] == -37
+    assert best_lag(later, x, 20)[0] != 37  # out of reach is not found
+    assert best_lag(x, x, 0) == (0, pytest.approx(1.0))
+    assert best_lag(np.zeros(100), x[:100], 10)[1] == 0.0  # silence: no correlation

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from audiosr.dsp import check_resampler, nyquist, output_length, resample
+from audiosr.dsp import best_lag, check_resampler, nyquist, output_length, resample
 
 FilterKind = Literal["butter", "cheby1", "cheby2", "bessel", "ellip"]
 
@@ -230,12 +230,7 @@ MAX_CODEC_DELAY = 4096
 def aligned(decoded: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``decoded`` ``(C, T')`` shifted to line up with ``reference`` ``(C, T)``, cut or zero-padded to ``T``."""
     n = reference.shape[-1]
-    a, b = decoded.mean(axis=0)[:n], reference.mean(axis=0)
-    size = 1 << (a.size + b.size - 1).bit_length()
-    cross = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)
-    reach = min(MAX_CODEC_DELAY, n - 1)
-    lags = np.concatenate([cross[size - reach:], cross[: reach + 1]])  # -reach .. +reach
-    lag = int(np.argmax(lags)) - reach
+    lag, _ = best_lag(decoded.mean(axis=0)[:n], reference.mean(axis=0), MAX_CODEC_DELAY)
     out = np.zeros_like(reference, dtype=np.float32)
     if lag >= 0:
         part = decoded[:, lag: lag + n]

@@ -31,6 +31,7 @@ import math
 import torch
 
 from audiosr.band import filter_each, lowpass_kernels
+from audiosr.dsp import best_lag
 
 # The band below the edge the channels' relations are measured in: from this far below it to this far.
 REFERENCE_BAND_HZ = (2000.0, 300.0)
@@ -67,21 +68,6 @@ def reference_band(x: torch.Tensor, edge_hz: float, rate: int) -> torch.Tensor:
     cutoffs = torch.tensor([edge_hz - near - SPLIT_WIDTH_HZ / 2, edge_hz - far], device=x.device)
     upper, lower = lowpass_kernels(cutoffs, rate, SPLIT_WIDTH_HZ)
     return filter_each(x[:, None], upper - lower)[:, 0]
-
-
-def best_lag(x: torch.Tensor, reference: torch.Tensor, max_lag: int) -> tuple[int, float]:
-    """The lag (samples, positive: ``x`` later) where ``x`` best matches ``reference``, and their
-    correlation coefficient there (0 when either is silent)."""
-    from scipy.fft import next_fast_len
-
-    n = x.shape[-1]
-    size = next_fast_len(n + max_lag, real=True)  # no lag within +-max_lag wraps around
-    cross = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(reference, size).conj(), size)
-    lags = torch.cat([cross[: max_lag + 1], cross[size - max_lag:]])  # lags 0..max, then -max..-1
-    index = int(torch.argmax(lags))
-    lag = index if index <= max_lag else index - (2 * max_lag + 1)
-    norm = math.sqrt(float(x.square().sum()) * float(reference.square().sum()))
-    return lag, (float(lags[index]) / norm if norm > TINY else 0.0)
 
 
 def delayed(x: torch.Tensor, lag: int) -> torch.Tensor:
@@ -163,7 +149,7 @@ def share_band(outputs: torch.Tensor, rough: torch.Tensor, edge_hz: float, rate:
     for c in range(channels):
         if c == ref:
             continue
-        lag, correlation = best_lag(below[c], below[ref], max_lag)
+        lag, correlation = best_lag(below[c].cpu().numpy(), below[ref].cpu().numpy(), max_lag)
         coherent = min(max(correlation, 0.0), 1.0)
         gain = level_ratio(below[c], delayed(below[ref], lag))
         shared = matched_tilt(gain * delayed(high[ref], lag), high[c], edge_hz, rate)

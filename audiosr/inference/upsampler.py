@@ -182,16 +182,17 @@ class Upsampler:
             by_length.setdefault(segment.shape[-1], []).append(i)
         for indices in by_length.values():
             batch = torch.from_numpy(np.concatenate([segments[i] for i in indices])).to(self.device).unsqueeze(1)
-            edges = self._shared_edges(batch, [segments[i].shape[0] for i in indices])
+            channels = [segments[i].shape[0] for i in indices]
+            edges = self._shared_edges(batch, channels)
             with inference_precision(self.device, self.precision):
                 out = self.generator(batch, edges)
             out = out.squeeze(1).float()
             if edges is not None:
-                out = self._share_bands(out, batch[:, 0].float(), edges, [segments[i].shape[0] for i in indices])
+                out = self._share_bands(out, batch[:, 0].float(), edges, channels)
             out = out.cpu().numpy()
             if not np.isfinite(out).all():
                 raise AudioError("the network produced NaN or infinite samples; nothing was written")
-            for i, part in zip(indices, np.split(out, np.cumsum([segments[j].shape[0] for j in indices])[:-1])):
+            for i, part in zip(indices, np.split(out, np.cumsum(channels)[:-1])):
                 refined[i] = part
         return refined
 
