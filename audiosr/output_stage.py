@@ -13,7 +13,9 @@ works relative to the input's own band edge, never at a fixed frequency:
    item (per window at inference), where the input's content really ends
    (:func:`audiosr.band.content_edge`: the -10 dB point of the cliff of whatever filter made it)
    and keeps the input up to ``EDGE_GUARD_HZ`` below it; ``(lo, hi)`` fractions of the source
-   Nyquist frequency fix the crossover; ``None`` leaves the network's output everywhere.
+   Nyquist frequency fix the crossover; ``None`` leaves the network's output everywhere. For a
+   model whose input is at the output rate (a model for any input), an input in which no edge is
+   found lacks nothing and is the output unchanged.
 2. **The level ceiling** (``level_ceiling_db``; ``None``: off). Outside training, the output above
    the edge is held under the input's own spectrum continued upwards
    (:func:`audiosr.band.level_ceiling`): the level just below the edge and the slope under it,
@@ -43,9 +45,10 @@ if TYPE_CHECKING:
 # checks read the settings alone.
 
 KeepBand = tuple[float, float] | Literal["auto", "off"] | None
-# `keep_band: auto`: the input is searched for its edge from this fraction of its Nyquist
-# frequency up (networks predict from 0.75 x, see audiosr.models.spectral), and kept up to
-# EDGE_GUARD_HZ below the edge, the crossover spanning that guard.
+# `keep_band: auto`: by default the input is searched for its edge from this fraction of its
+# Nyquist frequency up (`edge_search_from`; networks of one rate pair predict from 0.75 x, see
+# audiosr.models.spectral), and kept up to EDGE_GUARD_HZ below the edge, the crossover spanning
+# that guard. A model for any input (source rate = target rate) searches from far lower.
 AUTO_LOWEST = 0.8
 EDGE_GUARD_HZ = 300.0
 # `invented_gain_db` reaches its full value this far above the edge (a raised transition from the edge).
@@ -75,6 +78,9 @@ class OutputStage:
         "off: no ceiling")})
     invented_gain_db: float = field(default=0.0, metadata={"help": (
         "level of the band above the input's edge, in dB (at most 0); lower is duller but never further from the input")})
+    edge_search_from: float = field(default=AUTO_LOWEST, metadata={"help": (
+        "keep_band auto: the input's edge is searched from this fraction of its Nyquist frequency up (a model "
+        "for any input, whose input runs at the output rate, searches from about 0.14: 3 kHz at 44.1 kHz)")})
 
     def __post_init__(self) -> None:
         keep = self.keep_band
@@ -92,6 +98,11 @@ class OutputStage:
             raise ValueError(f"invented_gain_db must be between {GAIN_RANGE_DB[0]:g} and {GAIN_RANGE_DB[1]:g} dB, "
                              f"got {self.invented_gain_db!r}")
         object.__setattr__(self, "invented_gain_db", gain)
+        search = float(self.edge_search_from)
+        if not 0 < search < 1:
+            raise ValueError(f"edge_search_from must be a fraction of the input's Nyquist frequency in (0, 1), "
+                             f"got {self.edge_search_from!r}")
+        object.__setattr__(self, "edge_search_from", search)
         if self.level_ceiling_db is not None:
             margin = float(self.level_ceiling_db)
             if not CEILING_RANGE_DB[0] <= margin <= CEILING_RANGE_DB[1]:
@@ -121,7 +132,7 @@ class OutputStage:
         """The lowest frequency (Hz) from which the network's band can reach the output: an input
         whose content ends below it gets nothing from the network."""
         if self.keep_band == "auto":
-            return AUTO_LOWEST * source_nyquist
+            return self.edge_search_from * source_nyquist
         return self.keep_band[0] * source_nyquist if self.keep_band else 0.0
 
     def describe(self, source_nyquist: float) -> str:
@@ -164,7 +175,7 @@ class OutputStage:
 
         batch = rough.shape[0]
         if self.keep_band == "auto":
-            return content_edge(rough[:, 0], rate, AUTO_LOWEST * source_nyquist, source_nyquist)
+            return content_edge(rough[:, 0], rate, self.edge_search_from * source_nyquist, source_nyquist)
         edge = self.keep_band[1] * source_nyquist if self.keep_band else source_nyquist
         return torch.full((batch,), float(edge), device=rough.device)
 
@@ -186,6 +197,11 @@ class OutputStage:
         if self.keep_band == "auto":
             kernels = lowpass_kernels(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ)
             output = estimate + filter_each(rough - estimate, kernels)
+            if source_nyquist >= rate / 2:
+                # An input at the output rate whose content reaches the top (no edge found) lacks
+                # nothing: it is the output, bit for bit.
+                complete = (edges >= source_nyquist).reshape(-1, 1, 1)
+                output = torch.where(complete, rough, output)
         elif self.keep_band:
             kernel = torch.from_numpy(_crossover(self.keep_band[0] * source_nyquist, self.keep_band[1] * source_nyquist,
                                                  rate)).to(rough.device)

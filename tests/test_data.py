@@ -61,7 +61,7 @@ def test_synthetic_batches_have_the_promised_shapes(tmp_path):
 
 
 def test_rates_are_validated():
-    with pytest.raises(ValueError, match="source_rate < target_rate"):
+    with pytest.raises(ValueError, match="source_rate <= target_rate"):
         AudioPairDataModule(source_rate=44100, target_rate=22050)
     with pytest.raises(ValueError, match="input_filter"):
         AudioPairDataModule(input_filter="cubic")

@@ -2,9 +2,9 @@
 
 from audiosr.data.corpora import VCTK, AudioFolders, Corpus, SyntheticCorpus
 from audiosr.data.datamodule import AudioPairDataModule
-from audiosr.data.degradations import Codec, Degradation, Lowpass, RandomLowpass, Resample
+from audiosr.data.degradations import AnyBand, Codec, Degradation, Lowpass, LowRate, RandomLowpass, Resample
 
 __all__ = [
-    "VCTK", "AudioFolders", "AudioPairDataModule", "Codec", "Corpus", "Degradation", "Lowpass", "RandomLowpass",
-    "Resample", "SyntheticCorpus",
+    "VCTK", "AnyBand", "AudioFolders", "AudioPairDataModule", "Codec", "Corpus", "Degradation", "LowRate", "Lowpass",
+    "RandomLowpass", "Resample", "SyntheticCorpus",
 ]

@@ -29,7 +29,8 @@ class AudioPairDataModule(L.LightningDataModule):
     Args:
         corpus: where recordings come from (default: the built-in synthetic corpus).
         source_rate: rate of the low-resolution audio (Hz).
-        target_rate: rate of the full-band audio (Hz); must be above ``source_rate``.
+        target_rate: rate of the full-band audio (Hz); above ``source_rate``, or equal to it for a model
+            for any input (whose inputs stay at the target rate with their band cut by ``AnyBand``).
         segment_seconds: length of training and validation crops.
         batch_size: crops per training and validation batch.
         num_workers: loader processes (0 loads in the main process).
@@ -40,6 +41,8 @@ class AudioPairDataModule(L.LightningDataModule):
             rate as the network's input (``audiosr.dsp.RESAMPLERS``).
         train_degradation: how training low-rate signals are made, e.g.
             ``audiosr.data.RandomLowpass`` (random filters and gains); default: ``lowpass_filter``.
+        val_degradation: how validation low-rate signals are made (a random one draws the same for
+            each item at every validation); default: ``lowpass_filter``.
         test_degradation: how test low-rate signals are made; default: ``lowpass_filter``.
         test_input_bits: the test's low-rate signal, what every method compared by ``audiosr test``
             receives, is put on the grid of this many bits after its degradation (16: what a
@@ -63,13 +66,14 @@ class AudioPairDataModule(L.LightningDataModule):
         lowpass_filter: str = "kaiser_best",
         input_filter: str = "kaiser_fast",
         train_degradation: Degradation | None = None,
+        val_degradation: Degradation | None = None,
         test_degradation: Degradation | None = None,
         test_input_bits: int | None = 16,
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        if not 0 < source_rate < target_rate:
-            raise ValueError(f"need 0 < source_rate < target_rate, got {source_rate} and {target_rate}")
+        if not 0 < source_rate <= target_rate:
+            raise ValueError(f"need 0 < source_rate <= target_rate, got {source_rate} and {target_rate}")
         for name, value in (("lowpass_filter", lowpass_filter), ("input_filter", input_filter)):
             try:
                 check_resampler(value)
@@ -90,7 +94,7 @@ class AudioPairDataModule(L.LightningDataModule):
         standard = Resample(lowpass_filter)
         self.degradations = {
             "train": train_degradation or standard,
-            "val": standard,
+            "val": val_degradation or standard,
             "test": test_degradation or standard,
         }
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -161,7 +165,9 @@ class AudioPairDataModule(L.LightningDataModule):
         self.train_sampler.load_state_dict(state_dict.get("train_sampler", {}))
 
     def describe(self) -> str:
-        return (f"{self.corpus.describe()}; {self.source_rate} Hz -> {self.target_rate} Hz; "
+        rates = f"{self.source_rate} Hz -> {self.target_rate} Hz" if self.source_rate < self.target_rate else \
+            f"any band at {self.target_rate} Hz"
+        return (f"{self.corpus.describe()}; {rates}; "
                 f"test input made by {self.degradations['test'].describe()}, then {self.test_input}; "
                 f"network input by {self.input_filter}")
 

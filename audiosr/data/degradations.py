@@ -13,6 +13,13 @@ A degradation maps a target ``(C, T)`` at the target rate to the low-rate signal
 ``(C, ceil(T * source_rate / target_rate))``, sample-aligned with the target (every
 filter here is zero-phase). It may also return a gain it applied, which the pair maker
 applies to the target as well.
+
+A model for any input (``source_rate == target_rate``) is trained on signals that stay at the
+target rate but lost their top band in every way users' files do: :class:`AnyBand` draws, per
+item, a lower rate and back (:class:`LowRate`, what ``audiosr upsample`` does to an 8-32 kHz
+file), an IIR low-pass anywhere from 3.5 to 20 kHz, a real codec round trip at the target rate
+(:class:`Codec`: MP3, Vorbis, Opus), or nothing at all (a complete band, to which the model
+must add nothing).
 """
 
 from __future__ import annotations
@@ -171,6 +178,7 @@ class RandomLowpass(Degradation):
 
 # Codecs libsndfile encodes, by the name a config gives: (major format, subtype).
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS")}
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
 class Codec(Degradation):
@@ -181,7 +189,8 @@ class Codec(Degradation):
     input and as long (libsndfile trims the encoders' delay and padding; tested).
 
     Args:
-        codec: ``mp3``, ``vorbis`` or ``opus`` (Opus runs at 8, 12, 16, 24 or 48 kHz only).
+        codec: ``mp3``, ``vorbis`` or ``opus`` (Opus runs at 8, 12, 16, 24 or 48 kHz: at another source
+            rate the signal goes to 48 kHz and back with soxr VHQ).
         kbps: the bitrate asked of the encoder: MP3 at a constant bitrate; Vorbis and Opus at the
             quality that gives about this on noise (their bitrate follows the content).
         resampler: brings the target to the source rate before encoding.
@@ -197,6 +206,11 @@ class Codec(Degradation):
 
     def __call__(self, target, source_rate, target_rate, rng):
         low, _ = Resample(self.resampler)(target, source_rate, target_rate, rng)
+        if self.codec == "opus" and source_rate not in OPUS_RATES:
+            # Opus runs at 48 kHz inside anyway (an encoder given 44.1 kHz resamples it too).
+            there = resample(low, source_rate, OPUS_RATES[-1], "soxr_vhq")
+            decoded = round_trip(there, OPUS_RATES[-1], self.codec, self.kbps)
+            return resample(decoded, OPUS_RATES[-1], source_rate, "soxr_vhq", low.shape[-1]), 1.0
         return round_trip(low, source_rate, self.codec, self.kbps), 1.0
 
     def describe(self) -> str:
@@ -270,3 +284,158 @@ def encoder_setting(codec: str, rate: int, channels: int, kbps: float) -> tuple[
         middle = (low + high) / 2
         low, high = (middle, high) if measured(middle) > kbps else (low, middle)
     return (low + high) / 2, mode
+
+
+class LowRate(Degradation):
+    """A file at ``rate`` as ``audiosr upsample`` receives it: brought down with ``resampler``, put
+    on the ``bits`` grid (a 16-bit file), and brought to the source rate with ``back`` (soxr VHQ,
+    as the upsampler does). For a model for any input (source rate = target rate) and its test
+    presets: "a 16 kHz file" becomes the band-limited signal at the target rate that the model sees.
+
+    Args:
+        rate: the file's rate (Hz), below the target rate.
+        resampler: made the file from the original.
+        back: brings it to the source rate (``audiosr.dsp.RESAMPLERS``).
+        bits: PCM word length of the file (8, 16, 24), or ``None`` / 32 for float.
+    """
+
+    def __init__(self, rate: int = 16000, resampler: str = "kaiser_best", back: str = "soxr_vhq",
+                 bits: int | None = 16) -> None:
+        from audiosr.data.pairs import check_input_bits
+
+        check_resampler(resampler)
+        check_resampler(back)
+        if not 1000 <= int(rate):
+            raise ValueError(f"rate must be at least 1000 Hz, got {rate}")
+        self.rate, self.resampler, self.back = int(rate), resampler, back
+        self.bits = check_input_bits(bits)
+
+    def __call__(self, target, source_rate, target_rate, rng):
+        from audiosr.data.pairs import to_pcm
+
+        if self.rate >= target_rate:
+            raise ValueError(f"LowRate: {self.rate} Hz is not below the target rate {target_rate} Hz")
+        low = Resample(self.resampler)(target, self.rate, target_rate, rng)[0]
+        if self.bits is not None:
+            low = to_pcm(low, self.bits)
+        n = output_length(target.shape[-1], target_rate, source_rate)
+        return resample(low, self.rate, source_rate, self.back, n), 1.0
+
+    def describe(self) -> str:
+        bits = f"{self.bits}-bit" if self.bits else "float"
+        return f"a {self.rate / 1000:g} kHz {bits} file ({self.resampler}), brought back with {self.back}"
+
+
+class AnyBand(Degradation):
+    """Every way a file at the target rate (or below it) lost its top band, one drawn per item:
+    the training degradation of a model for any input (``source_rate == target_rate``).
+
+    * ``rate`` (``weights[0]``): a file at a rate drawn from ``rates`` (:class:`LowRate`; a
+      resampler from ``resamplers``, half of them after an IIR low-pass just under that rate's
+      Nyquist frequency as other tools' filters are, 16-bit half the time);
+    * ``lowpass``: an IIR low-pass at the target rate, its corner drawn log-uniformly in
+      ``lowpass_hz`` (families and orders as :class:`RandomLowpass`'s steep ones);
+    * ``codec``: a real round trip at the target rate, an encoder and bitrate from ``codecs``
+      (Opus runs at 48 kHz: the signal goes there and back with soxr VHQ);
+    * ``complete``: nothing lost; the model must add nothing.
+
+    A gain drawn in ``gain_db`` is applied to all, as :class:`RandomLowpass` does.
+    """
+
+    KINDS = ("rate", "lowpass", "codec", "complete")
+
+    def __init__(
+        self,
+        weights: Sequence[float] = (0.4, 0.2, 0.25, 0.15),
+        rates: Sequence[int] = (8000, 11025, 12000, 16000, 22050, 24000, 32000),
+        resamplers: Sequence[str] = ("kaiser_best", "kaiser_fast", "soxr_vhq", "soxr_hq"),
+        lowpass_hz: tuple[float, float] = (3500.0, 20000.0),
+        kinds: Sequence[FilterKind] = ("butter", "cheby1", "cheby2", "ellip"),
+        orders: tuple[int, int] = (6, 10),
+        codecs: Sequence[str] = ("mp3:48", "mp3:64", "mp3:96", "mp3:128", "mp3:192", "vorbis:64", "vorbis:96",
+                                 "vorbis:128", "opus:32", "opus:64"),
+        gain_db: tuple[float, float] = (-12.0, 0.0),
+    ) -> None:
+        if len(weights) != len(self.KINDS) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"weights are {len(self.KINDS)} shares ({', '.join(self.KINDS)}), got {list(weights)}")
+        for method in resamplers:
+            check_resampler(method)
+        if not 0 < lowpass_hz[0] <= lowpass_hz[1]:
+            raise ValueError(f"lowpass_hz must be (lo, hi) with 0 < lo <= hi, got {lowpass_hz}")
+        self.codecs = tuple(_codec_setting(c) for c in codecs)
+        self.weights = np.asarray(weights, dtype=np.float64) / float(sum(weights))
+        self.rates, self.resamplers = tuple(int(r) for r in rates), tuple(resamplers)
+        self.lowpass_hz, self.kinds, self.orders = tuple(lowpass_hz), tuple(kinds), tuple(orders)
+        self.gain_db = tuple(gain_db)
+        self.steep = RandomLowpass(kinds=self.kinds, orders=self.orders, cutoffs=(0.9, 1.0), resamplers=self.resamplers,
+                                   resampler_probability=0.5, gain_db=(0.0, 0.0))
+
+    def draw(self, rng: np.random.Generator, target_rate: int) -> tuple[str, Degradation]:
+        """The kind and the degradation used for one item."""
+        kind = self.KINDS[int(rng.choice(len(self.KINDS), p=self.weights))]
+        if kind == "rate":
+            rates = [r for r in self.rates if r < target_rate] or [target_rate // 2]
+            return kind, _FilteredLowRate(int(rng.choice(rates)), self.steep.draw(rng),
+                                          16 if rng.random() < 0.5 else None)
+        if kind == "lowpass":
+            lo, hi = np.log(self.lowpass_hz[0]), np.log(min(self.lowpass_hz[1], 0.95 * nyquist(target_rate)))
+            corner = float(np.exp(rng.uniform(lo, max(lo, hi))))
+            family = str(rng.choice(self.kinds))
+            order = int(rng.integers(self.orders[0], self.orders[1] + 1))
+            return kind, _LowpassAt(family, order, corner, float(rng.uniform(0.05, 1.0)), float(rng.uniform(40, 80)))
+        if kind == "codec":
+            codec, kbps = self.codecs[int(rng.integers(len(self.codecs)))]
+            return kind, Codec(codec, kbps, "soxr_vhq")
+        return kind, Resample("soxr_vhq")
+
+    def __call__(self, target, source_rate, target_rate, rng):
+        if source_rate != target_rate:
+            raise ValueError(f"AnyBand makes inputs at the target rate: source_rate must equal target_rate, "
+                             f"got {source_rate} and {target_rate}")
+        _, degradation = self.draw(rng, target_rate)  # first: `draw` with the same generator names the kind
+        gain = float(10 ** (rng.uniform(*self.gain_db) / 20))
+        low, _ = degradation(target, source_rate, target_rate, rng)
+        return low * np.float32(gain), gain
+
+    def describe(self) -> str:
+        shares = ", ".join(f"{k} {w:.0%}" for k, w in zip(self.KINDS, self.weights))
+        return (f"any band ({shares}): rates {', '.join(f'{r / 1000:g}' for r in self.rates)} kHz; IIR corners "
+                f"{self.lowpass_hz[0] / 1000:g}-{self.lowpass_hz[1] / 1000:g} kHz; codecs "
+                f"{', '.join(f'{c} {k:g}' for c, k in self.codecs)}; gain {self.gain_db} dB")
+
+
+def _codec_setting(text: str) -> tuple[str, float]:
+    """``"mp3:64"`` -> ``("mp3", 64.0)``, checked."""
+    codec, _, kbps = str(text).partition(":")
+    try:
+        Codec(codec, float(kbps))
+    except ValueError as error:
+        raise ValueError(f"codecs: {text!r} is not CODEC:KBPS ({error})") from None
+    return codec, float(kbps)
+
+
+class _FilteredLowRate(LowRate):
+    """:class:`LowRate` whose file was made by one of :class:`RandomLowpass`'s degradations."""
+
+    def __init__(self, rate: int, made_by: Degradation, bits: int | None) -> None:
+        super().__init__(rate, "kaiser_best", "soxr_vhq", bits)
+        self.made_by = made_by
+
+    def __call__(self, target, source_rate, target_rate, rng):
+        from audiosr.data.pairs import to_pcm
+
+        low = self.made_by(target, self.rate, target_rate, rng)[0]
+        if self.bits is not None:
+            low = to_pcm(low, self.bits)
+        n = output_length(target.shape[-1], target_rate, source_rate)
+        return resample(low, self.rate, source_rate, self.back, n), 1.0
+
+
+class _LowpassAt(Degradation):
+    """An IIR low-pass at a corner in Hz, at the target rate (the source rate must equal it)."""
+
+    def __init__(self, kind: FilterKind, order: int, corner_hz: float, ripple_db: float, stop_db: float) -> None:
+        self.kind, self.order, self.corner_hz, self.ripple_db, self.stop_db = kind, order, corner_hz, ripple_db, stop_db
+
+    def __call__(self, target, source_rate, target_rate, rng):
+        return lowpass(target, self.kind, self.order, self.corner_hz, target_rate, self.ripple_db, self.stop_db), 1.0

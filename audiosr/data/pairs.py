@@ -14,6 +14,10 @@ from audiosr.dsp import nyquist, resample
 # A target's own edge (an encoder's low-pass) is searched for from this far above the
 # source Nyquist frequency up: below, the input carries whatever the target has.
 TARGET_EDGE_FROM_HZ = 1000.0
+# With the input at the target rate (a model for any input) the input's band may end anywhere, so
+# the target's own edge is searched from this low up: a target that is itself band-limited (a file
+# once upsampled, an encoder's cut) never teaches the model to leave a band empty.
+ANY_BAND_EDGE_FROM_HZ = 3000.0
 # What `PairMaker.input_bits` accepts: PCM word lengths, and 32 (or None) for float.
 PCM_BITS = (8, 16, 24)
 FLOAT_BITS = 32
@@ -93,8 +97,9 @@ class PairMaker:
             low = to_pcm(low, self.input_bits)
         rough = resample(low, self.source_rate, self.target_rate, self.input_filter, target.shape[-1])
         top = nyquist(self.target_rate)
-        edge = content_edge(torch.from_numpy(target), self.target_rate,
-                            min(nyquist(self.source_rate) + TARGET_EDGE_FROM_HZ, top - 1), top)
+        lowest = ANY_BAND_EDGE_FROM_HZ if self.source_rate == self.target_rate else \
+            min(nyquist(self.source_rate) + TARGET_EDGE_FROM_HZ, top - 1)
+        edge = content_edge(torch.from_numpy(target), self.target_rate, lowest, top)
         return {
             "edge_hz": edge.reshape(-1)[0].float(),
             "input": torch.from_numpy(rough),

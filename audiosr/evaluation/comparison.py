@@ -42,7 +42,7 @@ from torch import Tensor
 from audiosr.audio_io import atomic_output
 from audiosr.band import content_edge
 from audiosr.dsp import nyquist, output_length, resample
-from audiosr.evaluation.metrics import lsd_bands, snr
+from audiosr.evaluation.metrics import TOP_BAND_HZ, lsd_bands, snr
 from audiosr.evaluation.spread import RESAMPLES, bootstrap_interval, mean_difference, mean_ratio
 
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
@@ -51,6 +51,9 @@ Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
 # lower): encoders cut at 13-21 kHz at 44.1 kHz, and a manifest's edge (build.sh) is the first
 # above 4 kHz too.
 REFERENCE_EDGE_FROM_HZ = 4000.0
+# An input at the target rate (a codec's file, a model for any input's test) splits LSD-HF from LSD-LF
+# at its own edge, searched from here up (at most TOP_BAND_HZ under the top: audiosr.evaluation.metrics).
+ANY_INPUT_EDGE_FROM_HZ = 3000.0
 
 CAPTION = ("Every recording scored at its own level (no gain); "
            "> 3 dB worse: share of recordings whose SNR is more than 3 dB below kaiser_best's; "
@@ -98,6 +101,22 @@ BASELINES: dict[str, Method] = {
     "soxr_vhq": _resampler("soxr_vhq"),
     "linear": linear,
 }
+# What a user would otherwise have of an input already at the target rate (a 44.1 kHz MP3 whose
+# encoder cut the band): the input itself.
+AS_IS = "input as is"
+
+
+def as_is(low: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """The input unchanged (``source_rate == target_rate``)."""
+    if source_rate != target_rate:
+        raise ValueError(f"the input as is is at {source_rate} Hz, not {target_rate} Hz")
+    return np.array(low, dtype=np.float32, copy=True)
+
+
+def baselines(source_rate: int, target_rate: int) -> dict[str, Method]:
+    """The classical methods a model is compared with: the resamplers of :data:`BASELINES`, or, for an
+    input already at the target rate, the input as it is (every resampler would return it unchanged)."""
+    return {AS_IS: as_is} if source_rate == target_rate else dict(BASELINES)
 
 
 def _sync(sync_cuda: bool) -> None:
@@ -159,8 +178,15 @@ WORSE_REFERENCE, WORSE_DB = "kaiser_best", 3.0
 
 
 def is_reference(method: str) -> bool:
-    """Whether a row is kaiser_best's (``kaiser_best`` or ``kaiser_best (model input)``), by its exact name."""
-    return method.split(" (")[0] == WORSE_REFERENCE
+    """Whether a row is the one every other is compared with, by its exact name: kaiser_best's
+    (``kaiser_best`` or ``kaiser_best (model input)``), or, for inputs at the target rate, the input as is."""
+    return method.split(" (")[0] in (WORSE_REFERENCE, AS_IS)
+
+
+def against_reference(text: str, rows: list[Row]) -> str:
+    """``text`` with "kaiser_best" naming the reference row these rows have (the input as is, at equal rates)."""
+    reference = next((r.method.split(" (")[0] for r in rows if is_reference(r.method)), WORSE_REFERENCE)
+    return text.replace(WORSE_REFERENCE, reference)
 # Row field -> (metric, statistic of the method's and the reference's values over the same utterances).
 SPREAD = {
     "snr_vs_kaiser_best_ci": ("snr", mean_difference),
@@ -207,20 +233,35 @@ class Comparison:
         lowest = min(REFERENCE_EDGE_FROM_HZ, nyquist(self.source_rate))
         return float(content_edge(_as_tensor(target), self.target_rate, lowest, top).max())
 
+    def band_split(self, low: np.ndarray | Tensor) -> float:
+        """Where LSD-HF begins for this input ``(C, T_low)``: the source Nyquist frequency, or for an input
+        already at the target rate the edge of its own content (``audiosr.band.content_edge`` from
+        ``ANY_INPUT_EDGE_FROM_HZ`` up, the highest of its channels'), at most ``TOP_BAND_HZ`` under the top."""
+        top = nyquist(self.target_rate)
+        if self.source_rate < self.target_rate:
+            return nyquist(self.source_rate)
+        edge = float(content_edge(_as_tensor(low), self.target_rate, ANY_INPUT_EDGE_FROM_HZ, top).max())
+        return min(edge, top - TOP_BAND_HZ)
+
     def add(self, method: str, estimate: np.ndarray | Tensor, target: np.ndarray | Tensor,
-            name: str | None = None, edge_hz: float | None = None) -> dict[str, float]:
+            name: str | None = None, edge_hz: float | None = None, split_hz: float | None = None) -> dict[str, float]:
         """Score one utterance: ``estimate`` and ``target`` ``(C, T)`` at ``target_rate``.
 
         Shapes must match exactly (no cropping: a length mismatch hints at misalignment).
         A multi-channel utterance scores the mean of its channels. ``name`` identifies the
         utterance when comparisons of several processes are merged. ``edge_hz``: the
         reference's own band edge, as :meth:`reference_edge` gives it (measured when ``None``;
-        pass it when scoring several methods on one target, to measure once). Returns its
-        metrics; the stored item adds ``name`` and ``ref_edge_hz``.
+        pass it when scoring several methods on one target, to measure once). ``split_hz``: where
+        LSD-HF begins, :meth:`band_split` of the input (needed where the input is at the target
+        rate). Returns its metrics; the stored item adds ``name`` and ``ref_edge_hz``.
         """
         est, ref = _as_tensor(estimate), _as_tensor(target)
         edge = self.reference_edge(ref, edge_hz)
-        values = lsd_bands(est, ref, self.target_rate, nyquist(self.source_rate), edge_hz=edge)
+        if split_hz is None:
+            if self.source_rate == self.target_rate:
+                raise ValueError("an input at the target rate splits LSD at its own edge: pass split_hz (band_split)")
+            split_hz = nyquist(self.source_rate)
+        values = lsd_bands(est, ref, self.target_rate, split_hz, edge_hz=edge)
         values["snr"] = snr(est, ref)
         item = {k: float(values[k].mean()) for k in METRICS}
         if self.perceptual is not None:
@@ -246,6 +287,7 @@ class Comparison:
         self, method: str, fn: Method, low: np.ndarray | Tensor, target: np.ndarray | Tensor, *,
         device: str = "cpu", sync_cuda: bool = False, warmup: int = 1, batch_size: int = 1,
         precision: str | None = None, name: str | None = None, edge_hz: float | None = None,
+        split_hz: float | None = None,
     ) -> np.ndarray | Tensor:
         """Run ``fn(low (C, T_low), source_rate, target_rate)``, time it and score it (``edge_hz``: as in :meth:`add`).
 
@@ -253,7 +295,7 @@ class Comparison:
         """
         first = method not in self._timing
         out, seconds = time_method(fn, low, self.source_rate, self.target_rate, warmup=warmup if first else 0, sync_cuda=sync_cuda)
-        self.add(method, out, target, name, edge_hz)
+        self.add(method, out, target, name, edge_hz, split_hz if split_hz is not None else self.band_split(low))
         self.add_timing(method, out.shape[-1] / self.target_rate, seconds, batch_size, device, precision)
         return out
 
@@ -375,7 +417,8 @@ def spread_table(rows: list[Row], digits: int = 2) -> str:
         low, high = (f"{v:{sign}.{digits}f}" for v in interval)
         return f"{_point(row, reference, key):{sign}.{digits}f} [{low}, {high}]"
 
-    return markdown_table(["method", *SPREAD_HEADERS.values()], [[r.method, *(text(r, k) for k in SPREAD)] for r in shown])
+    headers = [against_reference(h, rows) for h in SPREAD_HEADERS.values()]
+    return markdown_table(["method", *headers], [[r.method, *(text(r, k) for k in SPREAD)] for r in shown])
 
 
 def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str:
@@ -388,7 +431,8 @@ def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str
     body = markdown_table([HEADERS[k] for k in keys], [[getattr(r, k) for k in keys] for r in rows],
                           left={keys.index("method"), keys.index("device"), keys.index("precision")}, digits=digits)
     spread = spread_table(rows, digits)
-    return body + "\n" + caption + "\n" + (f"\n{spread}\n{SPREAD_CAPTION}\n" if spread else "")
+    caption = against_reference(caption, rows)
+    return body + "\n" + caption + "\n" + (f"\n{spread}\n{against_reference(SPREAD_CAPTION, rows)}\n" if spread else "")
 
 
 # Row field -> the name of its scalar in :func:`scalars` (the unit where the number has one).
@@ -428,9 +472,9 @@ def scalars(rows: list[Row], model: str, prefix: str = "test") -> dict[str, floa
         name = "model" if row.method == model else scalar_name(row.method)
         for field, key in SCALARS.items():
             put(f"{name}/{key}", getattr(row, field))
-        if scalar_name(row.method) in BASELINES or reference is None:
+        if scalar_name(row.method) in BASELINES or is_reference(row.method) or reference is None:
             continue
-        against = f"{name}_vs_{WORSE_REFERENCE}"
+        against = f"{name}_vs_{scalar_name(reference.method)}"
         for field, key in SPREAD_SCALARS.items():
             put(f"{against}/{key}", _point(row, reference, field))
             for bound, value in zip(("ci_low", "ci_high"), getattr(row, field) or ()):

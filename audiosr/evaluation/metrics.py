@@ -146,10 +146,12 @@ def _last_bins(edge_hz: float | Tensor, batch_shape: tuple[int, ...], sample_rat
     return torch.tensor([last_bin_at_or_below(float(e), sample_rate, n_fft) for e in edges])
 
 
-def _lsd_up_to(diff: Tensor, batch_shape: tuple[int, ...], last_bins: Tensor) -> Tensor:
-    """``(N, F, frames)`` log-power difference -> ``(...)`` LSD over bins ``0..last_bins[n]`` of each item."""
+def _lsd_up_to(diff: Tensor, batch_shape: tuple[int, ...], last_bins: Tensor, above: bool = False) -> Tensor:
+    """``(N, F, frames)`` log-power difference -> ``(...)`` LSD over bins ``0..last_bins[n]`` of each item
+    (``above``: over the bins after them)."""
     k = torch.arange(diff.shape[1], device=diff.device)
-    keep = (k[None, :] <= last_bins.to(diff.device)[:, None]).to(diff.dtype)  # (N, F)
+    keep = (k[None, :] <= last_bins.to(diff.device)[:, None])  # (N, F)
+    keep = (~keep if above else keep).to(diff.dtype)
     per_frame = ((diff.square() * keep[..., None]).sum(dim=1) / keep.sum(dim=1)[:, None]).sqrt()
     return per_frame.mean(dim=-1).reshape(batch_shape)
 
@@ -240,7 +242,8 @@ def lsd_bands(
         target: ``(..., T)`` the reference at ``sample_rate``.
         sample_rate: rate of both signals in Hz.
         cutoff_hz: the band edge, ``0 < cutoff_hz < sample_rate / 2``; normally the
-            Nyquist frequency of the low-resolution input.
+            Nyquist frequency of the low-resolution input; or ``(...)`` one per item (the band
+            edge each input was found to have, for inputs at the target rate).
         edge_hz: the reference's own edge, one value or ``(...)`` per item, as in :func:`lsd_below`.
         n_fft, hop_length, eps: as in :func:`lsd`.
 
@@ -248,22 +251,24 @@ def lsd_bands(
         ``{"lsd": (...), "lsd_hf": (...), "lsd_lf": (...)}`` float32 tensors, and
         ``"lsd_below_edge": (...)`` given ``edge_hz``.
     """
-    if not 0 < cutoff_hz < sample_rate / 2:
+    cutoffs = torch.as_tensor(cutoff_hz, dtype=torch.float64)
+    if not bool(((cutoffs > 0) & (cutoffs < sample_rate / 2)).all()):
         raise ValueError(
             f"cutoff_hz must lie strictly between 0 and sample_rate / 2 = {sample_rate / 2}, "
-            f"got {cutoff_hz}"
+            f"got {cutoffs.tolist()}"
         )
-    # Last bin with k * sample_rate / n_fft <= cutoff_hz; exact arithmetic so a cutoff
-    # that falls on a bin (11025 Hz at 44.1 kHz) is not moved by float rounding.
-    last_lf = last_bin_at_or_below(cutoff_hz, sample_rate, n_fft)
-    split = slice(0, last_lf + 1), slice(last_lf + 1, None)
     with torch.autocast(device_type=target.device.type, enabled=False):
         diff, batch_shape = _log_power_pair(estimate, target, n_fft, hop_length, eps)
-        values = {
-            "lsd": _lsd_from_diff(diff, batch_shape, None),
-            "lsd_hf": _lsd_from_diff(diff, batch_shape, split[1]),
-            "lsd_lf": _lsd_from_diff(diff, batch_shape, split[0]),
-        }
+        if cutoffs.dim() == 0:
+            # Last bin with k * sample_rate / n_fft <= cutoff_hz; exact arithmetic so a cutoff
+            # that falls on a bin (11025 Hz at 44.1 kHz) is not moved by float rounding.
+            last_lf = last_bin_at_or_below(float(cutoffs), sample_rate, n_fft)
+            split = slice(0, last_lf + 1), slice(last_lf + 1, None)
+            high, low = _lsd_from_diff(diff, batch_shape, split[1]), _lsd_from_diff(diff, batch_shape, split[0])
+        else:
+            last = _last_bins(cutoffs, batch_shape, sample_rate, n_fft)
+            high, low = _lsd_up_to(diff, batch_shape, last, above=True), _lsd_up_to(diff, batch_shape, last)
+        values = {"lsd": _lsd_from_diff(diff, batch_shape, None), "lsd_hf": high, "lsd_lf": low}
         if edge_hz is not None:
             values["lsd_below_edge"] = _lsd_up_to(diff, batch_shape, _last_bins(edge_hz, batch_shape, sample_rate, n_fft))
         return values
@@ -279,7 +284,12 @@ SNR_PENALTY_PER_DB = 0.5
 SNR_ALLOWANCE_DB = 3.0
 
 
-def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float,
+# Inputs at the target rate split LSD-HF from LSD-LF at their own band edge, at most this far under
+# the Nyquist frequency: an input with nothing missing still has a top band to be scored on.
+TOP_BAND_HZ = 1000.0
+
+
+def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float | Tensor,
             edge_hz: float | Tensor | None = None) -> dict[str, Tensor]:
     """``snr``, ``lsd``, ``lsd_hf`` and ``lsd_lf`` per item (and ``lsd_below_edge``, given the target's
     own ``edge_hz``): what validation and ``audiosr test`` report."""

@@ -17,7 +17,10 @@ Input at the model's source rate is used as is; input below it is first resample
 (soxr VHQ; one line says so); input between the source and the target rate keeps its own
 content up to its own Nyquist frequency and the model fills only above it. Input already
 at or above the target rate fails, unless ``--passthrough``: then it is copied byte for
-byte, at its own rate, to where its output would go. Input with NaN or infinite samples
+byte, at its own rate, to where its output would go. A model for any input takes every rate:
+it brings the file to the target rate and fills above the edge it finds (a 44.1 kHz MP3 cut at
+16 kHz gets 16-22 kHz); a file whose content already reaches the top is written unchanged, and
+one line says that nothing was added. Input with NaN or infinite samples
 fails, unless ``--nonfinite zero`` replaces them with zeros.
 
 Nothing is clipped or cut short without a word. Output samples beyond full scale, in a
@@ -267,7 +270,7 @@ class Run:
             return "failed", f"not a readable audio file ({describe(error)})"
         if info.frames == 0:
             return "failed", "empty: no samples to upsample"
-        copy = info.samplerate >= target
+        copy = info.samplerate >= target and not self.upsampler.spec.any_input  # a model for any input takes every rate
         if copy and not self.args.passthrough:
             return "failed", (f"sample rate {info.samplerate} Hz is already at or above the model's target "
                               f"rate {target} Hz (--passthrough copies such files unchanged)")

@@ -9,7 +9,9 @@ Input at the model's source rate goes straight to the rough upsampler. Input at 
 rate below the target rate is brought to the source rate first (soxr VHQ); when it lies
 *above* the source rate, its own content up to its own Nyquist frequency is kept and the
 model only fills the band above it. Input at or above the target rate is refused
-(``RateError``). Files are read, upsampled and written block by block (see
+(``RateError``), except by a model for any input (``ModelSpec.any_input``): it takes every
+rate, brings the input to the target rate (soxr VHQ) and fills above the edge it finds in each
+window; an input whose content already reaches the top is left as it is, and said so. Files are read, upsampled and written block by block (see
 ``audiosr.inference.windowing``), so memory does not grow with duration. Samples that are NaN or
 infinite fail the input (``AudioError``) unless ``nonfinite="zero"`` asks for them to be
 replaced by zeros; an output is never written from them.
@@ -145,6 +147,8 @@ class Upsampler:
         self.nonfinite = nonfinite
         self.notice = notice or logger.info
         self.shared_stereo = shared_stereo and self.spec.stage.keep_band is not None  # an edge to share above
+        # A model for any input counts the windows it found nothing missing in (the "nothing added" notice).
+        self.windows_seen = self.windows_complete = 0
         spec = self.spec
         reach = generator.receptive_field + (stereo_reach(spec.target_rate) if self.shared_stereo else 0)
         context_samples = reach if context is None else round(context * spec.target_rate)
@@ -163,6 +167,10 @@ class Upsampler:
         return self.spec.target_rate
 
     def check_rate(self, sample_rate: int) -> None:
+        if sample_rate <= 0:
+            raise RateError(f"sample rate {sample_rate} Hz is not a rate")
+        if self.spec.any_input:
+            return
         if sample_rate >= self.target_rate:
             raise RateError(
                 f"sample rate {sample_rate} Hz is already at or above the model's target rate {self.target_rate} Hz"
@@ -183,12 +191,17 @@ class Upsampler:
         for indices in by_length.values():
             batch = torch.from_numpy(np.concatenate([segments[i] for i in indices])).to(self.device).unsqueeze(1)
             channels = [segments[i].shape[0] for i in indices]
-            edges = self._shared_edges(batch, channels)
+            shared = self._shared_edges(batch, channels)
+            edges = shared
+            if self.spec.any_input:
+                edges = edges if edges is not None else self.generator.band_edges(batch)
+                self.windows_complete += int((edges >= nyquist(self.target_rate)).sum())
+                self.windows_seen += len(edges)
             with inference_precision(self.device, self.precision):
                 out = self.generator(batch, edges)
             out = out.squeeze(1).float()
-            if edges is not None:
-                out = self._share_bands(out, batch[:, 0].float(), edges, channels)
+            if shared is not None:
+                out = self._share_bands(out, batch[:, 0].float(), shared, channels)
             out = out.cpu().numpy()
             if not np.isfinite(out).all():
                 raise AudioError("the network produced NaN or infinite samples; nothing was written")
@@ -217,7 +230,7 @@ class Upsampler:
         start = 0
         for count in channels:
             rows = slice(start, start + count)
-            if count > 1:
+            if count > 1 and float(edges[start]) < nyquist(self.target_rate):  # at the top: nothing invented
                 out[rows] = share_band(out[rows], rough[rows], float(edges[start]), self.target_rate)
             start += count
         return out
@@ -254,6 +267,8 @@ class Upsampler:
         self.check_rate(sample_rate)
         source_rate, target_rate = self.spec.source_rate, self.target_rate
         blocks = self._checked(blocks, name)
+        if self.spec.any_input:
+            return self._any_input(blocks, sample_rate, channels, name)
         if sample_rate == source_rate:
             return refine_in_windows(blocks, self.plan, self.refine, self.batch_size)
         length = 0
@@ -291,6 +306,37 @@ class Upsampler:
         for_model, own = itertools.tee(counted(blocks))
         direct = fit_stream(resample_stream(own, sample_rate, target_rate, channels), out_length)
         return crossover_stream(model(for_model), direct, crossover_kernel(lo, hi, target_rate))
+
+    def _any_input(self, blocks: Iterator[np.ndarray], sample_rate: int, channels: int, name: str) -> Iterator[np.ndarray]:
+        """A model for any input: to the target rate (soxr VHQ), then every window filled above its own edge."""
+        target_rate, length = self.target_rate, 0
+        fills_from = self.spec.stage.fills_from(nyquist(target_rate))
+
+        def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal length
+            for block in source:
+                length += block.shape[-1]
+                yield block
+
+        def out_length() -> int:
+            return output_length(length, sample_rate, target_rate)
+
+        if nyquist(sample_rate) < fills_from:
+            self.notice(f"{name}: {sample_rate} Hz input ends at {nyquist(sample_rate) / 1000:.1f} kHz, below the "
+                        f"{fills_from / 1000:.1f} kHz from which this model fills: resampled to {target_rate} Hz "
+                        "(soxr VHQ), nothing added")
+            yield from fit_stream(resample_stream(counted(blocks), sample_rate, target_rate, channels), out_length)
+            return
+        if sample_rate != target_rate:
+            lost = f"; its content above {nyquist(target_rate) / 1000:g} kHz is not kept" if sample_rate > target_rate else ""
+            self.notice(f"{name}: resampling {sample_rate} Hz to {target_rate} Hz (soxr VHQ) first{lost}")
+            brought = fit_stream(resample_stream(counted(blocks), sample_rate, target_rate, channels), out_length)
+        else:
+            brought = blocks
+        self.windows_seen = self.windows_complete = 0
+        yield from refine_in_windows(brought, self.plan, self.refine, self.batch_size)
+        if self.windows_seen and self.windows_complete == self.windows_seen:
+            self.notice(f"{name}: its content already reaches {nyquist(target_rate) / 1000:g} kHz: nothing added")
 
     def upsample(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
         """Upsample ``(T,)``, ``(C, T)`` or ``(T, C)`` to float32 in the same layout at the target rate.

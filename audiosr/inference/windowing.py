@@ -67,8 +67,8 @@ class WindowPlan:
     align: int = 1
 
     def __post_init__(self) -> None:
-        if self.target_rate <= self.source_rate:
-            raise ValueError(f"target rate {self.target_rate} must exceed source rate {self.source_rate}")
+        if self.target_rate < self.source_rate:  # equal: a model for any input, its input already there
+            raise ValueError(f"target rate {self.target_rate} must not be below source rate {self.source_rate}")
         if self.window <= 0 or self.overlap < 0 or self.context < 0:
             raise ValueError("window must be > 0, overlap and context >= 0")
         if self.hop < self.overlap:

@@ -86,6 +86,12 @@ class SuperResolutionNetwork(nn.Module, ABC):
         """Samples on each side that one output sample depends on (an upper bound)."""
         return 0
 
+    @property
+    def needs_edges(self) -> bool:
+        """Whether ``forward(x, edges)`` needs each item's band edge ``(B,)`` in Hz (a network for
+        inputs of any band); the ``Generator`` finds them with its output stage and passes them."""
+        return False
+
     def bind_rates(self, source_rate: int, target_rate: int) -> None:
         """Told the rates it runs at (by the ``Generator``); networks that need them keep them.
 

@@ -93,6 +93,12 @@ class ModelSpec:
         return cls(**known)
 
     @property
+    def any_input(self) -> bool:
+        """A model for any input: it takes its input at the target rate, whatever band the input has
+        (files at other rates are brought there first), and fills above the edge it finds."""
+        return self.source_rate == self.target_rate
+
+    @property
     def cutoff_hz(self) -> float:
         """The input's band edge: the source rate's Nyquist frequency."""
         return nyquist(self.source_rate)
@@ -107,7 +113,8 @@ class ModelSpec:
 
     def describe(self) -> str:
         level = {"off": "off", "peak": "on (peak)", "envelope": "on (envelope)"}[str(self.normalise)]
-        return (f"{self.network['class_path'].rsplit('.', 1)[-1]}, {self.source_rate} -> {self.target_rate} Hz, "
+        rates = f"any input -> {self.target_rate} Hz" if self.any_input else f"{self.source_rate} -> {self.target_rate} Hz"
+        return (f"{self.network['class_path'].rsplit('.', 1)[-1]}, {rates}, "
                 f"input {self.input_filter}, {self.stage.describe(self.cutoff_hz)}, level normalisation {level}")
 
 
@@ -137,6 +144,9 @@ class Generator(nn.Module):
         self.network = network
         self.spec = spec
         network.bind_rates(spec.source_rate, spec.target_rate)
+        if network.needs_edges and spec.stage.keep_band != "auto":
+            raise ValueError(f"{type(network).__name__} is told each input's band edge, which the output stage finds "
+                             f"with keep_band: auto (got {spec.stage.keep_band!r})")
 
     @property
     def length_multiple(self) -> int:
@@ -166,15 +176,19 @@ class Generator(nn.Module):
     def forward(self, rough: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, 1, T)`` rough upsampled input -> ``(B, 1, T)`` output at the target rate.
 
-        ``edges`` ``(B,)``: the band edges (Hz) the output stage works from, where the caller has
-        chosen them (one for all channels of a recording); default: found per item.
+        ``edges`` ``(B,)``: the band edges (Hz) the output stage (and a network for any band) works
+        from, where the caller has chosen them (one for all channels of a recording); default: found
+        per item.
         """
+        if edges is None and self.network.needs_edges:
+            edges = self.band_edges(rough)
+        inputs = (edges,) if self.network.needs_edges else ()
         if self.spec.normalise == "off":
-            estimate = self.network(rough)
+            estimate = self.network(rough, *inputs)
             with torch.autocast(rough.device.type, enabled=False):
                 return self._stage(rough.float(), estimate.float(), edges)
         scale = self.level_scale(rough)
-        estimate = self.network(rough * scale)
+        estimate = self.network(rough * scale, *inputs)
         with torch.autocast(rough.device.type, enabled=False):
             output = self._stage(rough.float(), estimate.float() / scale, edges)
             silent = rough.detach().abs().amax(dim=-1, keepdim=True) <= SILENCE

@@ -17,6 +17,12 @@ by the ``Generator``), so a network never repeats a rate in its configuration.
 * :class:`MagnitudePhaseNetwork` predicts magnitude and phase, the phase as the angle of
   two linear outputs (AP-BWE's parameterisation, ``yxlu-0102/AP-BWE``, ``models/model.py``).
 
+``any_band: true`` makes one network for every input (any rate from 8 kHz up, codec files
+whose encoder cut the band), trained with its input already at the target rate: each item's
+band edge is found from the input (the ``Generator`` passes it), the network sees the bins
+below it (and a mask saying which they are) and predicts every bin above. Only
+:class:`MagnitudePhaseNetwork` offers it: reusing the input's phase needs one edge for all.
+
 Working at frame rate (a few hundred frames per second instead of 44 100 samples) makes
 them much cheaper than a waveform U-Net. Like every network of audiosr they are wrapped
 in the ``Generator``, which keeps the input's band and normalises the level.
@@ -70,17 +76,22 @@ class SpectralNetwork(SuperResolutionNetwork):
             how each kind of content falls off above it. The absolute head has to recover the
             level through the backbone's layer norms, which discard it, and lands near the
             training set's average band (10-20 dB too loud on clean speech, too quiet on rain).
+        any_band: one network for inputs of any band edge, at the target rate (see the module
+            docstring): ``forward`` takes each item's edge; the source rate must equal the target rate.
     """
 
     tiny_args = {"dim": 16, "blocks": 1}
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
-                 expansion: int = 3, activation: Activation = "gelu", relative_magnitude: bool = False) -> None:
+                 expansion: int = 3, activation: Activation = "gelu", relative_magnitude: bool = False,
+                 any_band: bool = False) -> None:
         super().__init__()
         if n_fft % hop_length:
             raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
         self.n_fft, self.hop_length, self.dim = n_fft, hop_length, dim
         self.relative_magnitude = bool(relative_magnitude)
+        self.any_band = bool(any_band)
+        self.rate = 0
         self.bins = n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
         self.blocks = nn.ModuleList(
@@ -102,16 +113,40 @@ class SpectralNetwork(SuperResolutionNetwork):
     def receptive_field(self) -> int:
         return self.n_fft + self.hop_length * self.reach_frames
 
+    @property
+    def needs_edges(self) -> bool:  # type: ignore[override]
+        return self.any_band
+
     def bind_rates(self, source_rate: int, target_rate: int) -> None:
+        if self.any_band != (source_rate == target_rate):
+            raise ValueError(
+                f"{type(self).__name__}: any_band networks take their input at the target rate (source_rate = "
+                f"target_rate), networks of one rate pair a lower source rate; got any_band {self.any_band}, "
+                f"{source_rate} -> {target_rate} Hz")
         edge = math.floor(self.n_fft * (source_rate / 2) / target_rate)  # last bin the input has
-        if self.embed is not None and edge == self.edge:
+        if self.embed is not None and edge == self.edge and target_rate == self.rate:
             return
         if self.embed is not None:
             raise ValueError(f"{type(self).__name__} was built for another rate pair")
-        self.edge = edge
-        self.first_predicted = math.floor(PREDICTED_FROM * edge)
-        self.embed = nn.Conv1d(3 * (edge + 1), self.dim, kernel_size=1)
+        self.edge, self.rate = edge, target_rate
+        # Any band: every bin may be missing, so every bin is predicted; the known ones come with a mask.
+        self.first_predicted = 0 if self.any_band else math.floor(PREDICTED_FROM * edge)
+        features = 4 * (edge + 1) if self.any_band else 3 * (edge + 1)
+        self.embed = nn.Conv1d(features, self.dim, kernel_size=1)
         self.build_head(self.bins - self.first_predicted)
+
+    def known_bins(self, edges: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor | None:
+        """``(B, F, 1)`` float: 1 for the bins at or below each item's edge (``any_band``); None otherwise."""
+        if not self.any_band:
+            return None
+        if edges is None:
+            raise ValueError(f"{type(self).__name__} (any_band) needs each item's band edge: call it through the "
+                             "Generator, which finds them")
+        last = torch.floor(edges.float().reshape(-1, 1) * self.n_fft / self.rate).to(device)
+        if last.shape[0] != batch:
+            raise ValueError(f"{last.shape[0]} edges for a batch of {batch}")
+        k = torch.arange(self.bins, device=device, dtype=torch.float32)
+        return (k[None, :] <= last).float()[..., None]
 
     def build_head(self, predicted_bins: int) -> None:
         raise NotImplementedError
@@ -124,35 +159,51 @@ class SpectralNetwork(SuperResolutionNetwork):
     def istft(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
         return torch.istft(spectrum, self.n_fft, self.hop_length, window=self.window, center=True, length=length)
 
-    def backbone(self, spectrum: torch.Tensor) -> torch.Tensor:
-        """Complex ``(B, F, N)`` -> frame features ``(B, N, dim)`` from the bins the input has."""
+    def backbone(self, spectrum: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        """Complex ``(B, F, N)`` -> frame features ``(B, N, dim)`` from the bins the input has
+        (``known``: :meth:`known_bins`, for ``any_band``)."""
         if self.embed is None:
             raise RuntimeError(f"{type(self).__name__} needs the rates: call bind_rates (the Generator does)")
-        known = spectrum[:, : self.edge + 1]
-        magnitude = known.abs()
-        unit = known / magnitude.clamp_min(1e-5)
-        features = torch.cat([magnitude.clamp_min(1e-5).log(), unit.real, unit.imag], dim=1)
+        band = spectrum[:, : self.edge + 1]
+        magnitude = band.abs()
+        unit = band / magnitude.clamp_min(1e-5)
+        log_magnitude = magnitude.clamp_min(1e-5).log()
+        if known is None:
+            features = torch.cat([log_magnitude, unit.real, unit.imag], dim=1)
+        else:  # above its edge an input holds a filter's stop band or a codec's residue: not shown
+            features = torch.cat([known * log_magnitude + (1 - known) * LOG_FLOOR, known * unit.real,
+                                  known * unit.imag, known.expand_as(log_magnitude)], dim=1)
         h = self.norm(self.embed(features).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             h = block(h)
         return self.final_norm(h.transpose(1, 2))
 
-    def head(self, h: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+    def head(self, h: torch.Tensor, spectrum: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         """Frame features ``(B, N, dim)`` -> the predicted bins ``(B, F - first_predicted, N)``."""
         raise NotImplementedError
 
-    def predicted_magnitude(self, h: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+    def predicted_magnitude(self, h: torch.Tensor, spectrum: torch.Tensor,
+                            known: torch.Tensor | None = None) -> torch.Tensor:
         """The invented bins' magnitude ``(B, F - first_predicted, N)`` (see ``relative_magnitude``)."""
         log_magnitude = self.magnitude(h).transpose(1, 2).float()
         if self.relative_magnitude:
-            log_magnitude = log_magnitude + self.reference_level(spectrum)
+            log_magnitude = log_magnitude + self.reference_level(spectrum, known)
         return log_magnitude.clamp(LOG_FLOOR, LOG_CEILING).exp()
 
-    def reference_level(self, spectrum: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, N)``: each frame's RMS log-magnitude in ``REFERENCE_BAND`` (``LOG_FLOOR`` if silent)."""
-        lo, hi = (max(1, round(f * self.edge)) for f in REFERENCE_BAND)
-        power = spectrum[:, lo: hi + 1].abs().square().mean(dim=1, keepdim=True)
-        return (0.5 * power.clamp_min(1e-30).log()).clamp_min(LOG_FLOOR)
+    def reference_level(self, spectrum: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 1, N)``: each frame's RMS log-magnitude in ``REFERENCE_BAND`` of the item's edge
+        (``LOG_FLOOR`` if silent)."""
+        power = spectrum.abs().square()
+        if known is None:
+            lo, hi = (max(1, round(f * self.edge)) for f in REFERENCE_BAND)
+            band = power[:, lo: hi + 1].mean(dim=1, keepdim=True)
+        else:
+            edge = known.sum(dim=1, keepdim=True) - 1  # (B, 1, 1): each item's last known bin
+            k = torch.arange(power.shape[1], device=power.device, dtype=torch.float32)[None, :, None]
+            inside = ((k >= (REFERENCE_BAND[0] * edge).round().clamp_min(1))
+                      & (k <= (REFERENCE_BAND[1] * edge).round().clamp_min(1))).float()
+            band = (power * inside).sum(dim=1, keepdim=True) / inside.sum(dim=1, keepdim=True).clamp_min(1)
+        return (0.5 * band.clamp_min(1e-30).log()).clamp_min(LOG_FLOOR)
 
     def _magnitude_layer(self, predicted_bins: int) -> nn.Linear:
         layer = nn.Linear(self.dim, predicted_bins)
@@ -161,13 +212,14 @@ class SpectralNetwork(SuperResolutionNetwork):
         nn.init.constant_(layer.bias, start)
         return layer
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, T)`` rough input -> ``(B, 1, T)`` full-band estimate."""
+    def forward(self, x: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 1, T)`` rough input -> ``(B, 1, T)`` full-band estimate (``edges`` ``(B,)`` Hz: ``any_band``)."""
         length = x.shape[-1]
         # The STFT and its inverse run in float32 (no half-precision FFTs on CPUs).
         with torch.autocast(x.device.type, enabled=False):
             spectrum = self.stft(x.reshape(-1, length).float())
-        predicted = self.head(self.backbone(spectrum), spectrum)
+        known = self.known_bins(edges, spectrum.shape[0], spectrum.device)
+        predicted = self.head(self.backbone(spectrum, known), spectrum, known)
         with torch.autocast(x.device.type, enabled=False):
             full = torch.cat([spectrum[:, : self.first_predicted], predicted.to(torch.complex64)], dim=1)
             return self.istft(full, length).reshape(x.shape)
@@ -192,7 +244,7 @@ class MagnitudeNetwork(SpectralNetwork):
     def build_head(self, predicted_bins: int) -> None:
         self.magnitude = self._magnitude_layer(predicted_bins)
 
-    def head(self, h, spectrum):
+    def head(self, h, spectrum, known=None):
         return torch.polar(self.predicted_magnitude(h, spectrum), self.reused_phase(spectrum)[:, self.first_predicted:])
 
     def reused_phase(self, spectrum: torch.Tensor) -> torch.Tensor:
@@ -238,8 +290,9 @@ class MagnitudePhaseNetwork(SpectralNetwork):
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
                  expansion: int = 3, activation: Activation = "gelu", carry_input: bool = False,
-                 carry_gain_max_db: float | None = None, relative_magnitude: bool = False) -> None:
-        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation, relative_magnitude)
+                 carry_gain_max_db: float | None = None, relative_magnitude: bool = False,
+                 any_band: bool = False) -> None:
+        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation, relative_magnitude, any_band)
         self.carry_input = bool(carry_input)
         ceiling = CARRY_GAIN_LOG if carry_gain_max_db is None else float(carry_gain_max_db) * math.log(10) / 20
         if not -CARRY_GAIN_LOG < ceiling <= CARRY_GAIN_LOG:
@@ -255,10 +308,13 @@ class MagnitudePhaseNetwork(SpectralNetwork):
             nn.init.zeros_(self.input_gain.weight)
             nn.init.zeros_(self.input_gain.bias)
 
-    def head(self, h, spectrum):
+    def head(self, h, spectrum, known=None):
         phase = torch.atan2(self.phase_imag(h), self.phase_real(h)).transpose(1, 2)
-        invented = torch.polar(self.predicted_magnitude(h, spectrum), phase.float())
+        invented = torch.polar(self.predicted_magnitude(h, spectrum, known), phase.float())
         if not self.carry_input:
             return invented
         gain = self.input_gain(h).transpose(1, 2).clamp(-CARRY_GAIN_LOG, self.carry_gain_ceiling).float().exp()
-        return invented + gain * spectrum[:, self.first_predicted:]
+        carried = spectrum[:, self.first_predicted:]
+        if known is not None:  # only the band the input has (above it: a stop band, a codec's residue)
+            carried = carried * known[:, self.first_predicted:]
+        return invented + gain * carried

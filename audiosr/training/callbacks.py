@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
 from audiosr.evaluation.comparison import (
-    BASELINES, CAPTION, HEADERS, Comparison, is_reference, scalar_name, scalars, shown_columns, write_report,
+    AS_IS, BASELINES, CAPTION, HEADERS, Comparison, baselines, is_reference, scalar_name, scalars, shown_columns, write_report,
 )
 from audiosr.evaluation.listening import (
     EXCERPT_SECONDS,
@@ -105,6 +105,7 @@ class BaselineComparison(Callback):
         self.excerpt_seconds = excerpt_seconds
         self.candidates: list[dict[str, Any]] = []
         self.comparison: Comparison | None = None
+        self.baselines: dict[str, Any] = dict(BASELINES)
         self.examples: list[dict[str, Any]] = []
         # What the methods' low-rate input is (the data module's words; None: not said).
         self.test_input: str | None = None
@@ -119,7 +120,10 @@ class BaselineComparison(Callback):
                                    seconds=self.visqol_seconds)
             if scorer is None and self.visqol:
                 raise RuntimeError(MISSING.replace("column skipped", "asked for (--report.visqol true)"))
-        self.comparison = Comparison(spec.source_rate, spec.target_rate, scorer)
+        # The test inputs' rate is the data's: a model for any input is tested on files of any rate.
+        self.source_rate = getattr(trainer.datamodule, "source_rate", spec.source_rate)
+        self.comparison = Comparison(self.source_rate, spec.target_rate, scorer)
+        self.baselines = baselines(self.source_rate, spec.target_rate)
         self.upsamplers = {label: self._other_model(label, where, spec, trainer.strategy.root_device)
                            for label, where in self.models.items()}
         # Which row is which, said under the table wherever it is shown.
@@ -144,18 +148,21 @@ class BaselineComparison(Callback):
         target = batch["target"][0].cpu().numpy()
         known = batch.get("ref_edge_hz")
         edge = self.comparison.reference_edge(target, None if known is None else float(known[0]))
-        self.comparison.add(outputs.method, outputs.output, target, name, edge)
+        split = self.comparison.band_split(low)
+        self.comparison.add(outputs.method, outputs.output, target, name, edge, split)
         self.comparison.add_timing(outputs.method, outputs.output.shape[-1] / spec.target_rate, outputs.seconds,
                                    outputs.batch_size, outputs.device, outputs.precision)
         outputs_by_method = {outputs.method: outputs.output}
         for label, upsampler in self.upsamplers.items():
             outputs_by_method[label] = self.comparison.evaluate(
                 label, lambda x, rate, _: upsampler.upsample(x, rate), low, target, name=name,
-                device=str(upsampler.device), precision=PRECISION_NAMES[upsampler.precision], edge_hz=edge)
-        for baseline, fn in BASELINES.items():
+                device=str(upsampler.device), precision=PRECISION_NAMES[upsampler.precision], edge_hz=edge,
+                split_hz=split)
+        for baseline, fn in self.baselines.items():
             label = f"{baseline} (model input)" if baseline == spec.input_filter else baseline
             outputs_by_method[label] = self.comparison.evaluate(label, fn, low, target, name=name,
-                                                                precision=PRECISION_NAMES["32"], edge_hz=edge)
+                                                                precision=PRECISION_NAMES["32"], edge_hz=edge,
+                                                                split_hz=split)
         if self.listen:
             self._consider(name, low, outputs_by_method, target, batch["input"][0].cpu().numpy())
         if len(self.examples) < self.examples_wanted:
@@ -173,7 +180,7 @@ class BaselineComparison(Callback):
             raise FileNotFoundError(f"report.models: {label!r}: no checkpoint at {path}")
         upsampler = Upsampler.from_checkpoint(path, device=device)
         other = upsampler.spec
-        if (other.source_rate, other.target_rate) != (spec.source_rate, spec.target_rate):
+        if other.target_rate != spec.target_rate or (other.source_rate != spec.source_rate and not other.any_input):
             raise ValueError(f"report.models: {label!r} ({path}) upsamples {other.source_rate} -> {other.target_rate} Hz, "
                              f"the tested model {spec.source_rate} -> {spec.target_rate} Hz")
         return upsampler
@@ -211,7 +218,7 @@ class BaselineComparison(Callback):
 
     @property
     def caption(self) -> str:
-        caption = CAPTION
+        caption = CAPTION if AS_IS not in self.baselines else CAPTION.replace("kaiser_best", AS_IS)
         if self.visqol_seconds is not None:
             caption += f", on the first {self.visqol_seconds:g} s of each recording"
         if self.test_input is not None:
@@ -242,7 +249,7 @@ class BaselineComparison(Callback):
             figure = comparison_figure(
                 self.examples, [e["name"] for e in self.examples], spec.target_rate, spec.cutoff_hz,
                 directory / "spectrograms.png",
-                title=f"{spec.source_rate} Hz -> {spec.target_rate} Hz: input ({spec.input_filter}), model, target, error",
+                title=f"{self.source_rate} Hz -> {spec.target_rate} Hz: input ({spec.input_filter}), model, target, error",
             )
         report = self._listening_page(directory, rows, spec)
         self._log(trainer, rows, figure, report)
@@ -253,7 +260,7 @@ class BaselineComparison(Callback):
     def _listening_page(self, directory: Path, rows: list, spec: Any) -> ListeningReport:
         """Write ``report.html``: the tables, then players for the kept recordings, worst first."""
         assert self.comparison is not None
-        report = ListeningReport(directory, f"audiosr test: {spec.source_rate} Hz -> {spec.target_rate} Hz",
+        report = ListeningReport(directory, f"audiosr test: {self.source_rate} Hz -> {spec.target_rate} Hz",
                                  self.excerpt_seconds)
         keys = shown_columns(rows)
         report.intro = [self.caption]
@@ -268,12 +275,13 @@ class BaselineComparison(Callback):
                                            [HEADERS[k] for k in quality],
                                            table_cells(self.comparison.rows(members), quality)))
         for candidate in self.candidates:
-            players = {"low-rate input": (candidate["low"], spec.source_rate),
+            players = {"low-rate input": (candidate["low"], self.source_rate),
                        **{m: (o, spec.target_rate) for m, o in candidate["outputs"].items()},
                        "target": (candidate["target"], spec.target_rate)}
             figure = {"input (rough)": candidate["rough"], **candidate["outputs"], "target": candidate["target"]}
+            reference = next((m for m in candidate["outputs"] if is_reference(m)), "kaiser_best").split(" (")[0]
             report.add_recording(candidate["name"], players, "target", spec.target_rate, spec.cutoff_hz,
-                                 why=f"model vs kaiser_best: {candidate['gain_db']:+.1f} dB SNR",
+                                 why=f"model vs {reference}: {candidate['gain_db']:+.1f} dB SNR",
                                  notes=candidate["notes"], figure=figure)
         report.write()
         return report
@@ -325,7 +333,7 @@ def label_taken(label: str, others: list[str]) -> bool:
     ``model`` in the scalars), a version of the page, or another label with the same scalar name."""
     name = scalar_name(label)
     return (label.startswith("audiosr ") or name == "model" or label.lower() in PAGE_VERSIONS
-            or any(name == b or name.startswith(f"{b}_") for b in BASELINES)
+            or any(name == b or name.startswith(f"{b}_") for b in [*BASELINES, scalar_name(AS_IS)])
             or any(scalar_name(other) == name for other in others))
 
 

@@ -183,8 +183,15 @@ class AudioSRCLI(LightningCLI):
                 return None
             data = config.data
             spec = read_spec(path)
-            check_compatible(spec, path, source_rate=data.source_rate, target_rate=data.target_rate,
-                             input_filter=data.input_filter)
+            if spec.any_input:
+                # A model for any input takes the data's files at whatever rate they are: the module is
+                # built as the checkpoint's (its input at the target rate), the data keeps its own rate.
+                check_compatible(spec, path, target_rate=data.target_rate)
+                config.model.init_args.source_rate = spec.source_rate
+                config.model.init_args.input_filter = spec.input_filter
+            else:
+                check_compatible(spec, path, source_rate=data.source_rate, target_rate=data.target_rate,
+                                 input_filter=data.input_filter)
             if is_generator_path(path) and self.subcommand != "test":
                 fail(f"{path} is a generator file (weights only, no optimizer or step): `audiosr test --ckpt_path "
                      f"{path}` tests it and `audiosr upsample --ckpt_path {path}` runs it, but {self.subcommand} "

@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from audiosr.band import filter_each, lowpass_kernels
 from audiosr.dsp import nyquist
-from audiosr.evaluation.metrics import quality, selection_score
+from audiosr.evaluation.metrics import TOP_BAND_HZ, quality, selection_score
 from audiosr.models.base import SuperResolutionNetwork
 from audiosr.models.checkpoint import CHECKPOINT_KEY
 from audiosr.models.generator import PRECISION_NAMES, Generator, ModelSpec, Normalise, Precision, inference_precision
@@ -202,10 +202,11 @@ class SuperResolutionModule(L.LightningModule):
             spec = self.spec
             edges = batch.get("edge_hz")
             edges = edges.float().reshape(-1, 1) if edges is not None else None  # (B, 1): one per item
+            cutoff = self.band_split(rough)
             values = {f"val/{k}": v.flatten()
-                      for k, v in quality(prediction, target, spec.target_rate, spec.cutoff_hz, edges).items()}
+                      for k, v in quality(prediction, target, spec.target_rate, cutoff, edges).items()}
             values.update({f"val/input_{k}": v.flatten()
-                           for k, v in quality(rough, target, spec.target_rate, spec.cutoff_hz, edges).items()})
+                           for k, v in quality(rough, target, spec.target_rate, cutoff, edges).items()})
             honest = values.get("val/lsd_below_edge", values["val/lsd"])
             values["val/score"] = selection_score(honest, values["val/snr"], values["val/input_snr"])
         for key, value in values.items():
@@ -214,6 +215,16 @@ class SuperResolutionModule(L.LightningModule):
         self._validation_audio_seconds += batch_size * target.shape[-1] / spec.target_rate
         self._validation_network_seconds += seconds
         return ValidationOutput(prediction.detach())
+
+    def band_split(self, rough: torch.Tensor) -> float | torch.Tensor:
+        """Where ``lsd_hf`` begins: the source Nyquist frequency, or for a model for any input each
+        item's own band edge ``(B, 1)`` as the output stage finds it, at most ``TOP_BAND_HZ`` under the
+        Nyquist frequency (an input with nothing missing still has a top band to be scored on)."""
+        spec = self.spec
+        if spec.source_rate < spec.target_rate:
+            return spec.cutoff_hz
+        edges = self.generator.band_edges(rough.float())
+        return edges.clamp(max=nyquist(spec.target_rate) - TOP_BAND_HZ).reshape(-1, 1)
 
     def on_validation_epoch_end(self) -> None:
         # Seconds of audio per second of the generator's forward pass (input upsampling
@@ -234,10 +245,12 @@ class SuperResolutionModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> UpsampledRecording:
         """Upsample one whole low-rate recording ``(1, 1, T_low)``, timed."""
         low = batch["low"][0].cpu().numpy()
+        # The data's rate: a model for any input is tested on files at other rates too.
+        rate = getattr(getattr(self._trainer, "datamodule", None), "source_rate", None) or self.spec.source_rate
         if not self._warm:  # one untimed call: allocations, kernels and caches come first
-            self.upsampler.upsample(low, self.spec.source_rate)
+            self.upsampler.upsample(low, rate)
             self._warm = True
-        output, seconds = self._timed(self.upsampler.upsample, low, self.spec.source_rate)
+        output, seconds = self._timed(self.upsampler.upsample, low, rate)
         return UpsampledRecording(output, seconds, f"audiosr {type(self.network).__name__}", self.test_batch_size,
                           str(self.device), PRECISION_NAMES[self.precision])
 

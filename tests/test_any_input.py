@@ -1,0 +1,229 @@
+"""A model for any input (issue 36): inputs at the target rate whose band ends anywhere.
+
+Degradations that make such inputs the way users' files are made, the network told each item's
+edge, the output stage that leaves a complete input as it is, the data module at equal rates, the
+upsampler that takes every rate, and the per-item band split of the metrics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiosr.band import content_edge
+from audiosr.data import AnyBand, AudioPairDataModule, LowRate, SyntheticCorpus
+from audiosr.dsp import resample
+from audiosr.evaluation.metrics import lsd_bands
+from audiosr.models.generator import Generator, ModelSpec
+from audiosr.models.spectral import MagnitudePhaseNetwork
+from audiosr.output_stage import OutputStage
+
+RATE = 44100
+SEARCH_FROM = 0.136  # configs/overlays/any-input.yaml
+
+
+def noise(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal((1, round(seconds * RATE)))).astype(np.float32)
+
+
+def edge_of(x: np.ndarray) -> float:
+    return float(content_edge(torch.from_numpy(x), RATE, 3000.0, RATE / 2)[0])
+
+
+def any_generator(seed: int = 0, **network) -> Generator:
+    torch.manual_seed(seed)
+    net = MagnitudePhaseNetwork(dim=16, blocks=1, any_band=True, carry_input=True, relative_magnitude=True, **network)
+    spec = ModelSpec(net.rebuild_spec(), RATE, RATE, "soxr_vhq", "envelope",
+                     OutputStage(keep_band="auto", edge_search_from=SEARCH_FROM))
+    return Generator(net, spec).eval()
+
+
+@pytest.mark.parametrize("rate, edge", [(8000, 4000), (16000, 8000), (22050, 11025), (32000, 16000)])
+def test_a_low_rate_file_brought_back_ends_at_its_nyquist_frequency(rate, edge):
+    x = noise()
+    low, gain = LowRate(rate, "kaiser_best", "soxr_vhq", 16)(x, RATE, RATE, np.random.default_rng(0))
+    assert gain == 1.0 and low.shape == x.shape
+    assert 0.85 * edge < edge_of(low) <= edge
+    # Below the edge it is the original: aligned, not delayed.
+    band = resample(resample(x, RATE, rate, "kaiser_best"), rate, RATE, "soxr_vhq", x.shape[-1])
+    assert np.corrcoef(band[0, 2000:-2000], low[0, 2000:-2000])[0, 1] > 0.999
+
+
+def test_a_low_rate_file_is_on_the_16_bit_grid_before_it_is_brought_back():
+    x = noise()
+    rng = np.random.default_rng(0)
+    pcm = LowRate(16000, bits=16)(x, RATE, RATE, rng)[0]
+    flt = LowRate(16000, bits=None)(x, RATE, RATE, rng)[0]
+    error = pcm - flt
+    assert 0 < np.sqrt(np.mean(error ** 2)) < 2 ** -15  # rounding noise, about -101 dB, and no more
+
+
+def test_any_band_draws_every_kind_aligned_and_as_long_as_the_target():
+    x = noise(0.75)
+    degradation = AnyBand(gain_db=(0.0, 0.0))
+    seen = {}
+    for index in range(60):
+        kind, made = degradation.draw(np.random.default_rng([3, index]), RATE)
+        if kind in seen or (kind == "codec" and made.codec == "opus"):
+            continue  # one of each (the Opus detour is tested by the codec tests)
+        low, gain = degradation(x, RATE, RATE, np.random.default_rng([3, index]))
+        seen[kind] = (low, made)
+        assert low.shape == x.shape and gain == 1.0 and np.isfinite(low).all()
+    assert set(seen) == set(AnyBand.KINDS)
+    complete, _ = seen["complete"]
+    np.testing.assert_allclose(complete, x, atol=1e-6)  # nothing lost
+    for kind in ("rate", "lowpass", "codec"):
+        low, made = seen[kind]
+        lag = np.argmax(np.correlate(low[0, 5000:25000], x[0, 5000 - 40:25000 + 40], mode="valid")) - 40
+        assert lag == 0, f"{kind} ({made.describe()}) is {lag} samples off"
+        assert edge_of(low) < 21000, f"{kind} ({made.describe()}) lost nothing"
+
+
+def test_any_band_is_only_for_inputs_at_the_target_rate():
+    with pytest.raises(ValueError, match="source_rate must equal target_rate"):
+        AnyBand()(noise(0.2), 22050, RATE, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="CODEC:KBPS"):
+        AnyBand(codecs=("mp3",))
+
+
+def test_the_network_is_told_the_edge_and_sees_nothing_above_it():
+    generator = any_generator()
+    net = generator.network
+    x = torch.from_numpy(resample(resample(noise(), RATE, 16000, "kaiser_best"), 16000, RATE, "soxr_vhq", RATE))[None]
+    edges = torch.tensor([7600.0])
+    known = net.known_bins(edges, 1, x.device)
+    assert int(known.sum()) == int(7600 * net.n_fft / RATE) + 1
+    # A tone far above the edge changes nothing the network makes: it is not shown to it (away from
+    # the ends, where the frames' zero padding cuts the tone and spreads it over every bin).
+    t = torch.arange(RATE) / RATE
+    louder = x + 0.05 * torch.sin(2 * torch.pi * 15000 * t)
+    with torch.no_grad():
+        base, other = net(x, edges), net(louder, edges)
+    middle = slice(net.receptive_field + net.n_fft, -net.receptive_field - net.n_fft)
+    assert float((other - base)[..., middle].abs().max()) < 0.005 * 0.05  # float32 rounding: -46 dB under the tone
+    assert float((other - base).abs().max()) > 1e-3  # the ends show that the tone was really there
+    with pytest.raises(ValueError, match="band edge"):
+        net(x)
+
+
+def test_any_band_and_rate_pairs_do_not_mix():
+    with pytest.raises(ValueError, match="any_band"):
+        MagnitudePhaseNetwork(dim=16, blocks=1, any_band=True).bind_rates(22050, RATE)
+    with pytest.raises(ValueError, match="any_band"):
+        MagnitudePhaseNetwork(dim=16, blocks=1).bind_rates(RATE, RATE)
+    net = MagnitudePhaseNetwork(dim=16, blocks=1, any_band=True)
+    with pytest.raises(ValueError, match="keep_band: auto"):
+        Generator(net, ModelSpec(net.rebuild_spec(), RATE, RATE, "soxr_vhq", "envelope", OutputStage(keep_band=None)))
+
+
+def test_a_complete_input_comes_out_bit_for_bit_and_a_cut_one_keeps_its_band():
+    generator = any_generator()
+    full = torch.from_numpy(noise(1.0, seed=1))[None]
+    cut = torch.from_numpy(LowRate(16000)(noise(1.0, seed=1), RATE, RATE, np.random.default_rng(0))[0])[None]
+    with torch.no_grad():
+        out = generator(torch.cat([full, cut]))
+    assert torch.equal(out[0], full[0])  # nothing missing, nothing added
+    assert not torch.equal(out[1], cut[0])
+    # Below the edge (less the stage's guard) the cut input is its own output, to the crossover's
+    # stop band (80 dB) times what the untrained network made.
+    spectrum = lambda s: np.fft.rfft(s.numpy()[0])  # noqa: E731
+    freqs = np.fft.rfftfreq(RATE, 1 / RATE)
+    below = freqs < 7000
+    error = np.sum(np.abs(spectrum(out[1] - cut[0])[below]) ** 2) / np.sum(np.abs(spectrum(cut[0])[below]) ** 2)
+    assert error < 1e-5
+    above = (freqs > 9000) & (freqs < 20000)
+    assert np.abs(spectrum(out[1])[above]).mean() > 10 * np.abs(spectrum(cut[0])[above]).mean()  # something was added
+
+
+def test_the_upsampler_of_a_model_for_any_input_takes_every_rate():
+    from audiosr.inference import Upsampler
+
+    notices: list[str] = []
+    upsampler = Upsampler(any_generator(), notice=notices.append)
+    x = noise(2.0, seed=2)
+    for rate in (8000, 22050, 48000, 96000):
+        low = resample(x, RATE, rate, "soxr_vhq")
+        out = upsampler.upsample(low, rate)
+        assert out.shape == (1, int(np.ceil(low.shape[-1] * RATE / rate))) and np.isfinite(out).all()
+        assert f"resampling {rate} Hz to {RATE} Hz" in notices[-1]
+    assert "not kept" in notices[-1]  # 96 kHz: what lies above 22.05 kHz is said to be dropped
+    notices.clear()
+    out = upsampler.upsample(x, RATE)
+    np.testing.assert_array_equal(out, x)
+    assert notices == ["input: its content already reaches 22.05 kHz: nothing added"]
+    notices.clear()
+    upsampler.upsample(resample(x, RATE, 4000, "soxr_vhq"), 4000)
+    assert "nothing added" in notices[-1] and "below the 3.0 kHz" in notices[-1]
+
+
+def test_the_data_module_makes_pairs_at_the_target_rate_with_their_edges(tmp_path):
+    data = AudioPairDataModule(SyntheticCorpus(train_clips=2, val_clips=2, test_clips=1, clip_seconds=1.0),
+                               source_rate=RATE, target_rate=RATE, segment_seconds=0.5, batch_size=2, num_workers=0,
+                               train_items_per_epoch=4, train_degradation=AnyBand(), val_degradation=AnyBand(),
+                               cache_dir=str(tmp_path))
+    data.prepare_data()
+    data.setup("fit")
+    for split in ("train", "val"):
+        item = data.datasets[split][0]
+        assert item["input"].shape == item["target"].shape == item["low"].shape == (1, RATE // 2)
+        assert 3000 <= float(item["edge_hz"]) <= RATE / 2
+    assert "any band" in data.describe()
+    with pytest.raises(ValueError, match="source_rate <= target_rate"):
+        AudioPairDataModule(source_rate=48000, target_rate=RATE)
+
+
+def test_the_band_split_of_lsd_can_be_one_per_item():
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy((0.1 * rng.standard_normal((2, RATE))).astype(np.float32))
+    estimate = target + 0.05 * torch.from_numpy(rng.standard_normal((2, RATE)).astype(np.float32))
+    per_item = lsd_bands(estimate, target, RATE, torch.tensor([8000.0, 16000.0]))
+    for i, cutoff in enumerate((8000.0, 16000.0)):
+        alone = lsd_bands(estimate[i], target[i], RATE, cutoff)
+        for key in ("lsd", "lsd_hf", "lsd_lf"):
+            assert float(per_item[key][i]) == pytest.approx(float(alone[key]), rel=1e-5)
+
+
+def test_an_input_at_the_target_rate_is_compared_with_itself():
+    from audiosr.evaluation.comparison import AS_IS, Comparison, baselines, to_markdown
+
+    assert list(baselines(RATE, RATE)) == [AS_IS]
+    assert "kaiser_best" in baselines(22050, RATE)
+    target = noise(1.0, seed=3)
+    low = LowRate(16000)(target, RATE, RATE, np.random.default_rng(0))[0]
+    comparison = Comparison(RATE, RATE)
+    assert 7000 < comparison.band_split(low) <= 8000  # LSD-HF starts at the input's own edge
+    assert comparison.band_split(target) == RATE / 2 - 1000  # nothing missing: the top kHz
+    for name in ("a", "b", "c"):
+        comparison.evaluate(AS_IS, baselines(RATE, RATE)[AS_IS], low, target, name=name)
+        comparison.add("model", target, target, name, split_hz=comparison.band_split(low))
+    with pytest.raises(ValueError, match="split_hz"):
+        comparison.add("model", target, target, "d")
+    text = to_markdown(comparison.rows())
+    assert "SNR − input as is (dB)" in text and "below input as is's" in text and "kaiser_best" not in text
+
+
+@pytest.mark.slow
+def test_a_model_for_any_input_trains_and_is_tested_on_files_of_every_kind(tmp_path, cli_env):
+    import json
+
+    from conftest import CONFIGS, run_audiosr
+
+    recipe = [a for c in ("magphase.yaml", "overlays/spectral-cpu.yaml", "overlays/any-input.yaml", "overlays/debug.yaml")
+              for a in ("--config", str(CONFIGS / c))]
+    fitted = run_audiosr(["fit", *recipe, "--trainer.logger", "false"], tmp_path, cli_env)
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    rows = {}
+    for preset in ("rate-16k", "mp3-64k"):
+        tested = run_audiosr(["test", *recipe, "--config", str(CONFIGS / "inputs" / "any-input" / f"{preset}.yaml"),
+                              "--ckpt_path", "last", "--trainer.logger", "false", "--report.visqol", "false"],
+                             tmp_path, cli_env)
+        assert tested.returncode == 0, tested.stderr[-3000:]
+        (report,) = sorted(tmp_path.rglob("comparison.json"), key=lambda p: p.stat().st_mtime_ns)[-1:]
+        rows[preset] = {r["method"]: r for r in json.loads(report.read_text())["rows"]}
+    # 16 kHz files: the classical resamplers upsample them, kaiser_best is the reference.
+    assert {"kaiser_best", "soxr_vhq (model input)"} <= set(rows["rate-16k"])
+    assert rows["rate-16k"]["audiosr MagnitudePhaseNetwork"]["snr_vs_kaiser_best_ci"] is not None
+    # 44.1 kHz MP3s: the decoded file as it is is what the model must beat.
+    assert set(rows["mp3-64k"]) == {"audiosr MagnitudePhaseNetwork", "input as is"}
+    assert rows["mp3-64k"]["audiosr MagnitudePhaseNetwork"]["snr_vs_kaiser_best_ci"] is not None
