@@ -29,8 +29,11 @@ install: $(STAMP)  ## create .venv and install audiosr with its test tools, exac
 # Keeps every pin that still satisfies pyproject.toml (add a dependency there, then run
 # this); UPGRADE="pkg ..." moves the named packages to their newest allowed release,
 # UPGRADE=all moves everything. torch and torchaudio move together. Then run make test.
+# It needs pip-compile from an installed .venv, not an up-to-date one: a dependency just added to
+# pyproject.toml is not in the lock yet, so reinstalling first would fail.
 UPGRADE ?=
-lock: | $(STAMP)  ## re-resolve pyproject.toml into requirements.lock (UPGRADE="pkg ..." or UPGRADE=all)
+lock:  ## re-resolve pyproject.toml into requirements.lock (UPGRADE="pkg ..." or UPGRADE=all)
+	@test -x $(BIN)/pip-compile || $(MAKE) --no-print-directory install
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
 		--no-emit-index-url --no-emit-find-links \
 		--extra test --extra perceptual --extra dev \

@@ -1,4 +1,4 @@
-"""The ``audiosr`` command: ``upsample``, and ``fit`` / ``validate`` / ``test`` (LightningCLI).
+"""The ``audiosr`` command: ``upsample``, ``shards``, and ``fit`` / ``validate`` / ``test`` (LightningCLI).
 
 Only this dispatch runs at start-up: ``audiosr``, ``audiosr --help`` and ``audiosr upsample`` never
 import Lightning, and ``audiosr upsample --help`` answers without importing torch.
@@ -14,6 +14,7 @@ COMMANDS = {
     "fit": "train a model: audiosr fit --config configs/magphase.yaml (add --ckpt_path last to resume)",
     "validate": "score a checkpoint on the validation split",
     "test": "compare a checkpoint with classical resampling on the test split: table, plots, listening page",
+    "shards": "write a corpus once as shards to train from: audiosr shards write --train DIR --output SHARDS",
 }
 HELP = "\n".join([
     "usage: audiosr <command> [options]",
@@ -40,6 +41,10 @@ def main(args: list[str] | None = None) -> None:
         from audiosr.inference.command import main as upsample_main
 
         raise SystemExit(upsample_main(argv[1:]))
+    if command == "shards":
+        from audiosr.data.shards import main as shards_main
+
+        raise SystemExit(shards_main(argv[1:]))
     if command == "predict":
         print("audiosr: predict is not offered; `audiosr upsample --ckpt_path CKPT IN... --output_dir OUT` runs a "
               "checkpoint on audio files", file=sys.stderr)

@@ -231,7 +231,7 @@ def test_test_requires_a_checkpoint(tmp_path, cli_env):
 def test_help_and_composed_print_config(tmp_path, cli_env):
     help_text = run_audiosr(["--help"], tmp_path, cli_env)
     commands = [line.split()[0] for line in help_text.stdout.splitlines() if line.startswith("  ")]
-    assert help_text.returncode == 0 and commands == ["upsample", "fit", "validate", "test"]  # the main job first
+    assert help_text.returncode == 0 and commands == ["upsample", "fit", "validate", "test", "shards"]  # the main job first
     fit_help = run_audiosr(["fit", "--help"], tmp_path, cli_env)
     assert fit_help.returncode == 0 and "--config" in fit_help.stdout
     upsample_help = run_audiosr(["upsample", "--help"], tmp_path, cli_env)

@@ -50,6 +50,13 @@ class AudioPairDataModule(L.LightningDataModule):
             the degradation made it. Targets are never quantised, nor training or validation inputs.
         cache_dir: where converted files and file checks are kept
             (default ``$AUDIOSR_CACHE`` or ``~/.cache/audiosr``).
+        train_shards: train from shards instead of the corpus's training split: the folder or URL
+            prefix ``audiosr shards write`` wrote at ``target_rate`` (``audiosr.data.shards``). Each
+            process streams its own part, an epoch is one crop of every item
+            (``train_items_per_epoch`` does not apply), and the loader's position goes into
+            checkpoints, so ``--ckpt_path last`` continues mid-epoch. Validation and test still
+            come from ``corpus``.
+        shuffle_items: with ``train_shards``, items shuffled together inside each process's part.
 
     Crops and random degradations follow the run's seed (``seed_everything``).
     """
@@ -70,6 +77,8 @@ class AudioPairDataModule(L.LightningDataModule):
         test_degradation: Degradation | None = None,
         test_input_bits: int | None = 16,
         cache_dir: str | None = None,
+        train_shards: str | None = None,
+        shuffle_items: int = 256,
     ) -> None:
         super().__init__()
         if not 0 < source_rate <= target_rate:
@@ -100,6 +109,10 @@ class AudioPairDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.datasets: dict[str, Any] = {}
         self.train_sampler = EpochSampler(train_items_per_epoch)
+        self.train_shards = train_shards
+        self.shuffle_items = shuffle_items
+        self._shard_loader: Any = None  # audiosr.data.shards.ShardLoader, once made
+        self._shard_position: dict[str, Any] | None = None  # where a resumed run starts
 
     @property
     def min_frames(self) -> dict[str, int]:
@@ -118,7 +131,14 @@ class AudioPairDataModule(L.LightningDataModule):
         return f"{self.test_input_bits}-bit PCM (rounded, no dither)"
 
     def prepare_data(self) -> None:
-        self.corpus.prepare(self.target_rate, self.cache_dir, self.min_frames)
+        if self.train_shards is None:
+            self.corpus.prepare(self.target_rate, self.cache_dir, self.min_frames)
+            return
+        from audiosr.data.shards import read_index
+
+        read_index(self.train_shards)  # a missing or unreadable index fails now, named
+        for split in ("val", "test"):
+            self.corpus.recordings(split, self.target_rate, self.cache_dir, self.min_frames[split], warn=True)
 
     def setup(self, stage: str) -> None:
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
@@ -126,6 +146,13 @@ class AudioPairDataModule(L.LightningDataModule):
         def recordings(split):
             return self.corpus.recordings(split, self.target_rate, self.cache_dir, self.min_frames[split])
 
+        if stage == "fit" and "train" not in self.datasets and self.train_shards is not None:
+            from audiosr.data.shards import ShardStream
+
+            trainer = self.trainer
+            self.datasets["train"] = ShardStream(
+                self.train_shards, self.segment_frames, self.batch_size, self.pair_maker("train"), seed,
+                self.shuffle_items, trainer.global_rank if trainer else 0, trainer.world_size if trainer else 1)
         if stage == "fit" and "train" not in self.datasets:
             self.datasets["train"] = RandomCrops(recordings("train"), self.segment_frames,
                                                  self.train_items_per_epoch, self.pair_maker("train"), seed)
@@ -148,7 +175,19 @@ class AudioPairDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, sampler=self.train_sampler)
+        if self.train_shards is None:
+            return self._loader("train", self.batch_size, sampler=self.train_sampler)
+        from audiosr.data.shards import ShardLoader
+
+        # The loader counts only the batches that reach the training step (on_before_batch_transfer).
+        position = self._shard_loader.position() if self._shard_loader is not None else self._shard_position
+        self._shard_loader = ShardLoader(self.datasets["train"], self.num_workers, position, counts_itself=False)
+        return self._shard_loader
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self._shard_loader is not None and self.trainer is not None and self.trainer.training:
+            self._shard_loader.taken += 1
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.batch_size)
@@ -158,16 +197,22 @@ class AudioPairDataModule(L.LightningDataModule):
         return self._loader("test", 1)
 
     def state_dict(self) -> dict[str, Any]:
-        # Resumed runs continue with the next epoch's crops.
-        return {"train_sampler": self.train_sampler.state_dict()}
+        # Resumed runs continue with the next epoch's crops, or, from shards, mid-epoch.
+        state: dict[str, Any] = {"train_sampler": self.train_sampler.state_dict()}
+        if self.train_shards is not None:
+            state["shards"] = self._shard_loader.position() if self._shard_loader is not None else self._shard_position
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.train_sampler.load_state_dict(state_dict.get("train_sampler", {}))
+        self._shard_position = state_dict.get("shards")
 
     def describe(self) -> str:
         rates = f"{self.source_rate} Hz -> {self.target_rate} Hz" if self.source_rate < self.target_rate else \
             f"any band at {self.target_rate} Hz"
-        return (f"{self.corpus.describe()}; {rates}; "
+        source = f"training crops from the shards at {self.train_shards}, validation and test from " \
+            f"{self.corpus.describe()}" if self.train_shards else self.corpus.describe()
+        return (f"{source}; {rates}; "
                 f"test input made by {self.degradations['test'].describe()}, then {self.test_input}; "
                 f"network input by {self.input_filter}")
 

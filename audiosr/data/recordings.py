@@ -197,20 +197,45 @@ MANIFEST_FILE_COLUMNS = ("file", "path")
 MANIFEST_EDGE_COLUMN = "lowpass_edge_hz"
 
 
-def _read_manifest(manifest: Path) -> dict[Path, float | None]:
-    """Resolved file path -> its ``lowpass_edge_hz`` (``None`` where empty or absent)."""
-    edges: dict[Path, float | None] = {}
+def _read_manifest(manifest: Path) -> dict[Path, dict[str, str]]:
+    """Resolved file path -> its row (every column, as written) of one manifest."""
+    rows: dict[Path, dict[str, str]] = {}
     with manifest.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f, delimiter="\t"):
             name = next((row[c] for c in MANIFEST_FILE_COLUMNS if row.get(c)), None)
-            if name is None:
-                continue
-            value = (row.get(MANIFEST_EDGE_COLUMN) or "").strip()
-            try:
-                edges[(manifest.parent / name).resolve()] = float(value) if value else None
-            except ValueError:
-                raise ValueError(f"{manifest}: {MANIFEST_EDGE_COLUMN} of {name} is not a number: {value!r}") from None
-    return edges
+            if name is not None:
+                rows[(manifest.parent / name).resolve()] = {k: (v or "") for k, v in row.items() if k is not None}
+    return rows
+
+
+def _manifest_listings(paths: Sequence[Path]) -> dict[Path, tuple[Path, dict[str, str]]]:
+    """Resolved file path -> ``(manifest, row)`` of the nearest manifest that lists the file."""
+    tables: dict[Path, dict[Path, dict[str, str]] | None] = {}
+
+    def table(folder: Path) -> dict[Path, dict[str, str]] | None:
+        if folder not in tables:
+            manifest = folder / MANIFEST
+            tables[folder] = _read_manifest(manifest) if manifest.is_file() else None
+        return tables[folder]
+
+    listings: dict[Path, tuple[Path, dict[str, str]]] = {}
+    for path in paths:
+        path = Path(path).resolve()
+        for folder in path.parents:
+            listed = table(folder)
+            if listed is not None and path in listed:
+                listings[path] = (folder / MANIFEST, listed[path])
+                break
+    return listings
+
+
+def manifest_rows(paths: Sequence[Path]) -> dict[Path, dict[str, str]]:
+    """Every column the manifest of each file gives it (``package``, ``category``, ``lowpass_edge_hz``, ...).
+
+    The manifest is found as :func:`manifest_edges` finds it; files no manifest lists are left out.
+    Values are the strings as written (empty where the row has none).
+    """
+    return {path: row for path, (_, row) in _manifest_listings(paths).items()}
 
 
 def manifest_edges(paths: Sequence[Path]) -> dict[Path, float]:
@@ -220,23 +245,16 @@ def manifest_edges(paths: Sequence[Path]) -> dict[Path, float]:
     lists it: a ``file`` or ``path`` column relative to the manifest's folder, and a
     ``lowpass_edge_hz`` column. Files no manifest lists, or listed with an empty edge, are left out.
     """
-    tables: dict[Path, dict[Path, float | None] | None] = {}
-
-    def table(folder: Path) -> dict[Path, float | None] | None:
-        if folder not in tables:
-            manifest = folder / MANIFEST
-            tables[folder] = _read_manifest(manifest) if manifest.is_file() else None
-        return tables[folder]
-
     edges: dict[Path, float] = {}
-    for path in paths:
-        path = Path(path).resolve()
-        for folder in path.parents:
-            listed = table(folder)
-            if listed is not None and path in listed:
-                if listed[path] is not None:
-                    edges[path] = listed[path]
-                break
+    for path, (manifest, row) in _manifest_listings(paths).items():
+        value = row.get(MANIFEST_EDGE_COLUMN, "").strip()
+        if not value:
+            continue
+        try:
+            edges[path] = float(value)
+        except ValueError:
+            name = next(row[c] for c in MANIFEST_FILE_COLUMNS if row.get(c))
+            raise ValueError(f"{manifest}: {MANIFEST_EDGE_COLUMN} of {name} is not a number: {value!r}") from None
     return edges
 
 
