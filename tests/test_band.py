@@ -331,6 +331,15 @@ def test_the_selection_score_prefers_the_true_band_level_over_half_or_twice_it(s
     assert scores[1.0] < scores[0.5] and scores[1.0] < scores[2.0]
 
 
+def test_the_selection_score_counts_no_loss_beyond_60_db():
+    """An input with nothing missing, changed 70 dB down (a sliver filled near the top), costs nothing;
+    the same change on an input at 40 dB costs what it loses."""
+    lsd = torch.tensor([0.1, 0.1])
+    transparent = selection_score(lsd, torch.tensor([70.0, 30.0]), torch.tensor([150.0, 40.0]))
+    assert float(transparent[0]) == pytest.approx(0.1)
+    assert float(transparent[1]) == pytest.approx(0.1 + 0.5 * (40 - 30 - 3))
+
+
 def test_test_recordings_are_scored_at_their_own_level(tmp_path):
     import soundfile as sf
 

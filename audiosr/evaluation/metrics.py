@@ -43,7 +43,7 @@ from torch import Tensor
 
 from audiosr.dsp import last_bin_at_or_below
 
-__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_ALLOWANCE_DB", "SNR_PENALTY_PER_DB", "lsd", "lsd_bands", "lsd_below", "quality",
+__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_ALLOWANCE_DB", "SNR_PENALTY_PER_DB", "SNR_TRANSPARENT_DB", "lsd", "lsd_bands", "lsd_below", "quality",
            "selection_score", "snr"]
 
 LSD_N_FFT = 2048  # the published convention (NU-Wave, AERO, AP-BWE)
@@ -282,6 +282,10 @@ def lsd_bands(
 # band at half the true magnitude (1 dB) would beat the true band on the score.
 SNR_PENALTY_PER_DB = 0.5
 SNR_ALLOWANCE_DB = 3.0
+# Both SNRs count up to this: an error 60 dB under the signal is no loss anyone hears. An input with
+# nothing missing (a model for any input keeps it bit for bit, or fills a sliver above a cliff near
+# the top) would otherwise weigh tens of dB against a change nobody can hear.
+SNR_TRANSPARENT_DB = 60.0
 
 
 # Inputs at the target rate split LSD-HF from LSD-LF at their own band edge, at most this far under
@@ -299,8 +303,10 @@ def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float
 
 
 def selection_score(lsd_value: Tensor, snr_value: Tensor, input_snr: Tensor) -> Tensor:
-    """``lsd + 0.5 * max(0, input_snr - snr - 3)`` per item, lower is better: what ``best`` checkpoints are chosen by."""
-    return lsd_value + SNR_PENALTY_PER_DB * (input_snr - snr_value - SNR_ALLOWANCE_DB).clamp_min(0)
+    """``lsd + 0.5 * max(0, min(input_snr, 60) - min(snr, 60) - 3)`` per item, lower is better: what ``best``
+    checkpoints are chosen by."""
+    lost = input_snr.clamp(max=SNR_TRANSPARENT_DB) - snr_value.clamp(max=SNR_TRANSPARENT_DB)
+    return lsd_value + SNR_PENALTY_PER_DB * (lost - SNR_ALLOWANCE_DB).clamp_min(0)
 
 
 # Loudness (numpy): what the listening page matches its versions by.
