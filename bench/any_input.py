@@ -1,8 +1,10 @@
-"""Train the model for any input (issue 36) in sittings, each resuming from the last one's ``last.ckpt``.
+"""Train the model for any input (issue 36) in sittings, each resuming from the last one's ``last.ckpt``,
+and score it per kind of input.
 
-    bash ../shared/data/train/build.sh ../traindata                     # about 5 hours of real audio
-    python -m bench.any_input --train-dir ../traindata --root RUNROOT --minutes 80   # one sitting
-    python -m bench.any_input --train-dir ../traindata --root RUNROOT --minutes 80   # the next one goes on
+    bash ../shared/data/train/build.sh ../traindata                                 # about 5 hours of real audio
+    python -m bench.any_input train --train-dir ../traindata --root RUNROOT --minutes 80   # one sitting
+    python -m bench.any_input train --train-dir ../traindata --root RUNROOT --minutes 80   # the next one goes on
+    python -m bench.any_input evaluate --root RUNROOT [--checkpoint best] [--split test|holdout]
 
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
 ``configs/overlays/any-input.yaml`` on the shipped model's data (``build.sh``'s recordings split by
@@ -12,18 +14,31 @@ package and the dev recordings' training split, each category a fixed share of t
 cap passed on is that time plus this sitting's. ``--ckpt_path last`` is passed whenever the run family
 already has a ``last.ckpt``; the learning rate decays per step, so sittings of any length make the
 same run. ``RUNROOT/fit-N.log`` keeps each sitting's log.
+
+``evaluate`` runs ``audiosr test`` once per kind of input (``configs/inputs/any-input/``) on the dev
+test split (``--split test``) or the held-out ``build.sh`` packages (``--split holdout``), nothing of
+which any decision touched, and writes ``RUNROOT/evaluation-<split>-step<N>.md``: each kind against
+what a user would otherwise have (issue 36's bar): soxr VHQ for 8 and 16 kHz files, kaiser_best for
+22.05 and 32 kHz files (and the shipped model, which 22.05 kHz files must not lose to), the decoded
+file as it is for 44.1 kHz MP3 and Vorbis files; a full-band file must come out within -60 dB of
+itself. Per category as well; an interrupted evaluation keeps the kinds it finished.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from audiosr.models.checkpoint import resolve_checkpoint
+import numpy as np
+
+from audiosr.evaluation.comparison import AS_IS, lost_db, markdown_table
+from audiosr.evaluation.spread import bootstrap_interval, mean_difference, mean_ratio
+from audiosr.models.checkpoint import checkpoint_step, resolve_checkpoint
 from bench.common import DEFAULT_DEV_DIR, REPO, audiosr_module_command, command_line, config_args, dev_split, log, \
     run_measured, subprocess_env
 from bench.corpus import DEFAULT_TRAIN_DIR, corpus_split
-from bench.default_model import data_args, write_lists
+from bench.default_model import Tested, data_args, dev_categories, run_test, write_lists
 
 CONFIGS = ["magphase.yaml", "overlays/spectral-cpu.yaml", "overlays/any-input.yaml"]
 EXPERIMENT = "any-input"
@@ -52,20 +67,187 @@ def fit_command(lists: dict[str, Path], root: Path, steps: int, seconds: int, re
             "--trainer.enable_progress_bar", "false", *(["--ckpt_path", "last"] if resume else [])]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, required=True, help="the run's folder, the same for every sitting")
-    parser.add_argument("--minutes", type=float, default=80.0, help="this sitting's training budget")
-    parser.add_argument("--steps", type=int, default=STEPS, help="optimizer steps of the whole run")
-    parser.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
-    parser.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class Kind:
+    """One kind of input: its preset, what a user would otherwise have, and issue 36's bar for it."""
+
+    preset: str
+    label: str
+    baseline: str
+    snr_db: float | None = None  # the model's mean SNR at least the baseline's minus this
+    lsd_ratio: float | None = None  # its mean LSD at most this times the baseline's
+    beside_shipped: bool = False  # 22.05 kHz files: no worse than the shipped model on any number
+
+
+KINDS = [
+    Kind("rate-8k", "8 kHz files (16-bit, kaiser_best)", "soxr_vhq", 1.0, 0.7),
+    Kind("rate-16k", "16 kHz files (16-bit, kaiser_best)", "soxr_vhq", 1.0, 0.7),
+    Kind("rate-22.05k", "22.05 kHz files (16-bit, kaiser_best)", "kaiser_best", beside_shipped=True),
+    Kind("rate-32k", "32 kHz files (16-bit, kaiser_best)", "kaiser_best"),
+    Kind("mp3-64k", "44.1 kHz MP3, 64 kbps (decoded)", AS_IS, 0.5, 0.8),
+    Kind("vorbis-64k", "44.1 kHz Vorbis, about 64 kbps (decoded)", AS_IS, 0.5, 0.8),
+    Kind("full-band", "44.1 kHz files, nothing missing (16-bit)", AS_IS),
+]
+SHIPPED = "shipped model"
+# Issue 36's bar: at most this share of files losing more than 3 dB against the baseline.
+WORSE_PERCENT = 2.0
+# A full-band file comes out within this of itself (dB: the SNR of the output against the input).
+TRANSPARENT_DB = 60.0
+
+
+def _method(tested: Tested, name: str) -> str:
+    if name == "model":
+        return next(m for m in tested.items if m.startswith("audiosr "))
+    return next(m for m in tested.items if m.split(" (")[0] == name)
+
+
+def compare(tested: Tested, kind: Kind, against: str, names: set[str] | None = None) -> dict:
+    """The model against ``against`` on the same files (``names``: only those): means, intervals, worse share."""
+    model = {i["name"]: i for i in tested.items[_method(tested, "model")] if names is None or i["name"] in names}
+    other = {i["name"]: i for i in tested.items[_method(tested, against)]}
+    files = sorted(model)
+    a, b = ([d[f] for f in files] for d in (model, other))
+
+    def values(items: list[dict], key: str) -> np.ndarray:
+        return np.array([i.get(key, np.nan) for i in items], dtype=np.float64)
+
+    out = {"files": len(files), "snr": values(a, "snr").mean(), "snr_base": values(b, "snr").mean(),
+           "worse": 100 * float(np.mean([lost_db(x["snr"], y["snr"]) > 3.0 for x, y in zip(a, b)])),
+           "min_snr": float(values(a, "snr").min())}
+    out["snr_ci"] = bootstrap_interval(values(a, "snr"), values(b, "snr"), mean_difference)
+    for key in ("lsd", "lsd_below_edge"):
+        out[key], out[f"{key}_base"] = values(a, key).mean(), values(b, key).mean()
+        out[f"{key}_ci"] = bootstrap_interval(values(a, key), values(b, key), mean_ratio)
+    if all("visqol" in i for i in a + b):
+        out["visqol"], out["visqol_base"] = values(a, "visqol").mean(), values(b, "visqol").mean()
+    return out
+
+
+def verdict(kind: Kind, c: dict, shipped: dict | None) -> str:
+    """Issue 36's bar for this kind, each part with what was measured (✗ where missed)."""
+    if kind.preset == "full-band":
+        checks = [(c["min_snr"] >= TRANSPARENT_DB, f"lowest SNR against the input {c['min_snr']:.1f} dB")]
+    elif kind.beside_shipped:
+        if shipped is None:
+            return "not measured (no shipped model row)"
+        checks = [(c["snr"] >= shipped["snr"], f"SNR {c['snr'] - shipped['snr']:+.2f} dB"),
+                  (c["lsd"] <= shipped["lsd"], f"LSD x{c['lsd'] / shipped['lsd']:.2f}"),
+                  (c["lsd_below_edge"] <= shipped["lsd_below_edge"],
+                   f"LSD below edge x{c['lsd_below_edge'] / shipped['lsd_below_edge']:.2f}"),
+                  (c["worse"] <= shipped["worse"], f"{c['worse']:.1f} % vs {shipped['worse']:.1f} % > 3 dB worse")]
+        if "visqol" in c and "visqol" in shipped:
+            checks.append((c["visqol"] >= shipped["visqol"], f"ViSQOL {c['visqol'] - shipped['visqol']:+.2f}"))
+        checks = [(met, f"{text} against the shipped model") for met, text in checks]
+    elif kind.snr_db is None:
+        return "no bar set (reported)"
+    else:
+        checks = [(c["snr"] >= c["snr_base"] - kind.snr_db, f"SNR {c['snr'] - c['snr_base']:+.2f} dB"),
+                  (c["lsd"] <= kind.lsd_ratio * c["lsd_base"], f"LSD x{c['lsd'] / c['lsd_base']:.2f}"),
+                  (c["worse"] <= WORSE_PERCENT, f"{c['worse']:.1f} % > 3 dB worse")]
+        if "visqol" in c:
+            checks.append((c["visqol"] > c["visqol_base"], f"ViSQOL {c['visqol'] - c['visqol_base']:+.2f}"))
+    parts = ", ".join(text + ("" if met else " ✗") for met, text in checks)
+    return f"{'yes' if all(met for met, _ in checks) else 'no'} ({parts})"
+
+
+def _ratio(c: dict, key: str, ci: bool = True) -> str:
+    """``model ÷ baseline [interval]`` of a mean; ``–`` where the baseline is (nearly) exact: the input as is
+    of a full-band file has no error to divide by."""
+    if not c[f"{key}_base"] > 1e-6:
+        return "–"
+    return f"{c[key] / c[f'{key}_base']:.2f}" + (f" {_interval(c[f'{key}_ci'], False)}" if ci else "")
+
+
+def _interval(ci, signed: bool) -> str:
+    low, high = ci
+    return f"[{low:+.2f}, {high:+.2f}]" if signed else f"[{low:.2f}, {high:.2f}]"
+
+
+def report(tested: dict[str, Tested], categories: dict[str, str], heading: str) -> str:
+    """The evaluation as Markdown: one row per kind against its baseline, then per category."""
+    rows, by_category = [], []
+    for kind in KINDS:
+        if kind.preset not in tested or not tested[kind.preset].items:
+            continue
+        t = tested[kind.preset]
+        c = compare(t, kind, kind.baseline)
+        shipped = compare(t, kind, SHIPPED) if kind.beside_shipped and any(m == SHIPPED for m in t.items) else None
+        if shipped is not None:  # the shipped model's own numbers, for the verdict
+            shipped = {"snr": shipped["snr_base"], "lsd": shipped["lsd_base"], "lsd_below_edge": shipped["lsd_below_edge_base"],
+                       "worse": _shipped_worse(t, kind),
+                       **({"visqol": shipped["visqol_base"]} if "visqol_base" in shipped else {})}
+        visqol = f"{c['visqol']:.2f} / {c['visqol_base']:.2f}" if "visqol" in c else "–"
+        rows.append([kind.label, kind.baseline, c["files"], f"{c['snr']:.2f} / {c['snr_base']:.2f}",
+                     f"{c['snr'] - c['snr_base']:+.2f} {_interval(c['snr_ci'], True)}",
+                     _ratio(c, "lsd"), _ratio(c, "lsd_below_edge"),
+                     f"{c['worse']:.1f}", visqol, verdict(kind, c, shipped)])
+        for category in sorted({categories.get(n.split("#")[0], "other") for n in (i["name"] for i in t.items[_method(t, "model")])}):
+            names = {i["name"] for i in t.items[_method(t, "model")] if categories.get(i["name"].split("#")[0], "other") == category}
+            g = compare(t, kind, kind.baseline, names)
+            by_category.append([kind.preset, category, g["files"], f"{g['snr'] - g['snr_base']:+.2f}",
+                                _ratio(g, "lsd", False), _ratio(g, "lsd_below_edge", False), f"{g['worse']:.1f}"])
+    return "\n".join([
+        f"# {heading}",
+        "",
+        "Each kind of input against what a user would otherwise have, on the same files in the same run "
+        "(`python -m bench.any_input evaluate`). SNR: model / baseline, mean over files (stereo files per channel); "
+        "the difference and the LSD ratios with 95 % bootstrap intervals over files; > 3 dB worse: share of files "
+        "whose SNR is more than 3 dB below the baseline's (both counted up to 60 dB); LSD < edge: below each "
+        "reference's own edge. ViSQOL: model / baseline.",
+        "",
+        markdown_table(["input", "baseline", "files", "SNR (dB)", "SNR − baseline", "LSD ÷ baseline",
+                        "LSD < edge ÷ baseline", "> 3 dB worse (%)", "ViSQOL", "issue 36's bar"], rows),
+        "Per category, against the same baseline:",
+        "",
+        markdown_table(["input", "category", "files", "SNR − baseline", "LSD ÷", "LSD < edge ÷", "> 3 dB worse (%)"],
+                       by_category, left={0, 1}),
+    ])
+
+
+def _shipped_worse(tested: Tested, kind: Kind) -> float:
+    shipped = {i["name"]: i for i in tested.items[_method(tested, SHIPPED)]}
+    base = {i["name"]: i for i in tested.items[_method(tested, kind.baseline)]}
+    return 100 * float(np.mean([lost_db(shipped[n]["snr"], base[n]["snr"]) > 3.0 for n in shipped]))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    root = args.root.resolve()
+    lists = {p.stem: p for p in (root / "lists").glob("*.txt")}
+    if not lists:
+        raise SystemExit(f"no lists in {root / 'lists'}: train first (python -m bench.any_input train ...)")
+    checkpoint = Path(args.checkpoint) if args.checkpoint not in ("best", "last") else \
+        resolve_checkpoint(args.checkpoint, root / "runs" / EXPERIMENT)
+    step = checkpoint_step(checkpoint)
+    work = root / f"evaluation-{args.split}-step{step}"
+    chosen = [k for k in KINDS if not args.kinds or k.preset in args.kinds.split(",")]
+    tested = {}
+    for kind in chosen:
+        extra = ["--config", str(REPO / "configs" / "inputs" / "any-input" / f"{kind.preset}.yaml"),
+                 *(["--report.visqol", "false"] if args.no_visqol else []),
+                 *(["--report.models", f"{{{SHIPPED}: default}}"] if kind.beside_shipped else [])]
+        tested[kind.preset] = run_test(kind.label, kind.preset, checkpoint, lists, args.split, extra, work,
+                                       root / "cache", CONFIGS)
+    categories = dev_categories(args.dev_dir.resolve()) if args.split == "test" else _package_categories(args)
+    text = report(tested, categories, f"The model for any input, {args.split} split, {checkpoint.name} (step {step})")
+    out = root / f"evaluation-{args.split}-step{step}.md"
+    out.write_text(text + "\n")
+    log(f"wrote {out}")
+    print(text)
+    return 0
+
+
+def _package_categories(args: argparse.Namespace) -> dict[str, str]:
+    corpus = corpus_split(args.train_dir.resolve())
+    return {str(p): c for p, c in corpus.category.items()} if corpus else {}
+
+
+def train(args: argparse.Namespace) -> int:
     dev = dev_split(args.dev_dir.resolve())
     if dev is None:
-        parser.error(f"the dev recordings are not at {args.dev_dir}")
+        raise SystemExit(f"the dev recordings are not at {args.dev_dir}")
     corpus = corpus_split(args.train_dir.resolve())
     if corpus is None:
-        parser.error(f"no build.sh corpus at {args.train_dir}: bash ../shared/data/train/build.sh {args.train_dir}")
+        raise SystemExit(f"no build.sh corpus at {args.train_dir}: bash ../shared/data/train/build.sh {args.train_dir}")
     root = args.root.resolve()
     lists = write_lists(root / "lists", dev, corpus)
     family = root / "runs" / EXPERIMENT
@@ -77,6 +259,26 @@ def main(argv: list[str] | None = None) -> int:
         + f", {args.minutes:g} min more\n  {command_line(cmd)}")
     fit = run_measured(cmd, root / f"fit-{sitting}.log", cwd=REPO, env=subprocess_env(root / "cache"), label="fit")
     return fit.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser("train", help="one sitting of training (resumes from last.ckpt)")
+    fit.add_argument("--minutes", type=float, default=80.0, help="this sitting's training budget")
+    fit.add_argument("--steps", type=int, default=STEPS, help="optimizer steps of the whole run")
+    score = commands.add_parser("evaluate", help="audiosr test per kind of input, against what a user would otherwise have")
+    score.add_argument("--checkpoint", default="best", help="best, last (of the run) or a checkpoint file")
+    score.add_argument("--split", choices=("test", "holdout"), default="test",
+                       help="the dev test split or the held-out build.sh packages")
+    score.add_argument("--kinds", default="", help=f"comma-separated presets (default all: {', '.join(k.preset for k in KINDS)})")
+    score.add_argument("--no-visqol", action="store_true", help="leave ViSQOL out (faster)")
+    for sub in (fit, score):
+        sub.add_argument("--root", type=Path, required=True, help="the run's folder, the same for every sitting")
+        sub.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
+        sub.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
+    args = parser.parse_args(argv)
+    return train(args) if args.command == "train" else evaluate(args)
 
 
 if __name__ == "__main__":

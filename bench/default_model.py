@@ -118,9 +118,9 @@ def fit_command(lists: dict[str, Path], minutes: float, root: Path, steps: int |
 
 
 def run_test(label: str, name: str, checkpoint: Path, lists: dict[str, Path], test: str, extra: list[str],
-             tmp: Path, cache: Path) -> Tested:
+             tmp: Path, cache: Path, configs: list[str] = CONFIGS) -> Tested:
     work = tmp / "tests" / name
-    cmd = [*audiosr_module_command(), "test", *config_args(CONFIGS), *data_args(lists, test), "--ckpt_path",
+    cmd = [*audiosr_module_command(), "test", *config_args(configs), *data_args(lists, test), "--ckpt_path",
            str(checkpoint), "--trainer.logger", "false", "--experiment", name, "--trainer.default_root_dir",
            str(work), *extra]
     tested = Tested(label, cmd)

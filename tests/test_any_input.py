@@ -227,3 +227,15 @@ def test_a_model_for_any_input_trains_and_is_tested_on_files_of_every_kind(tmp_p
     # 44.1 kHz MP3s: the decoded file as it is is what the model must beat.
     assert set(rows["mp3-64k"]) == {"audiosr MagnitudePhaseNetwork", "input as is"}
     assert rows["mp3-64k"]["audiosr MagnitudePhaseNetwork"]["snr_vs_kaiser_best_ci"] is not None
+
+
+def test_a_model_for_any_input_shares_one_band_between_the_channels():
+    """Issue 37's rule holds for it too: a delayed pair keeps its coherence in the band invented above the edge."""
+    from audiosr.inference import Upsampler
+    from bench.stereo import LOW_RATE, cases, coherence, low_16bit
+
+    full = cases()["right = left delayed 30 samples"][:, : 3 * RATE]
+    low = low_16bit(full)
+    shared = Upsampler(any_generator(), notice=lambda _: None).upsample(low, LOW_RATE)
+    apart = Upsampler(any_generator(), notice=lambda _: None, shared_stereo=False).upsample(low, LOW_RATE)
+    assert coherence(shared) >= 0.9 and coherence(shared) > coherence(apart) + 0.1

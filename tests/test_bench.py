@@ -319,3 +319,36 @@ def test_the_checkpoint_kept_is_best_or_last_by_lsd_below_the_references_edges_o
     scores["last"]["lsd_below_edge"] = 1.10  # a tie keeps best
     assert default_model.choose_checkpoint([best, last], {}, tmp_path, tmp_path)[0] == best
     assert default_model.choose_checkpoint([best], {}, tmp_path, tmp_path) == (best, "", {})
+
+
+def test_the_any_input_evaluation_holds_each_kind_to_its_own_baseline():
+    """bench.any_input: the model against soxr VHQ (8/16 kHz), the input as is (codecs), itself (full band)."""
+    from bench.any_input import KINDS, compare, report, verdict
+    from bench.default_model import Tested
+
+    def items(snrs, lsds):
+        return [{"name": f"f{i}.flac", "snr": s, "lsd": l, "lsd_below_edge": l} for i, (s, l) in enumerate(zip(snrs, lsds))]
+
+    sixteen = next(k for k in KINDS if k.preset == "rate-16k")
+    tested = Tested("16 kHz", [], [], {
+        "audiosr MagnitudePhaseNetwork": items([20.0, 21.0, 15.0], [1.0, 1.0, 1.0]),
+        "soxr_vhq (model input)": items([20.5, 21.5, 19.0], [2.0, 2.0, 2.0]),
+        "kaiser_best": items([20.0, 21.0, 19.0], [2.0, 2.0, 2.0]),
+    })
+    c = compare(tested, sixteen, sixteen.baseline)
+    assert c["files"] == 3 and c["snr"] == pytest.approx(56 / 3) and c["snr_base"] == pytest.approx(61 / 3)
+    assert c["worse"] == pytest.approx(100 / 3)  # f2 lost 4 dB against soxr VHQ
+    assert c["lsd"] / c["lsd_base"] == pytest.approx(0.5)
+    text = verdict(sixteen, c, None)
+    assert text.startswith("no") and "SNR -1.67 dB ✗" in text and "LSD x0.50," in text and "33.3 % > 3 dB worse ✗" in text
+
+    full = next(k for k in KINDS if k.preset == "full-band")
+    kept = Tested("full", [], [], {"audiosr MagnitudePhaseNetwork": items([71.0, 150.0], [0.1, 0.0]),
+                                   "input as is": items([150.0, 150.0], [0.0, 1e-9])})
+    assert verdict(full, compare(kept, full, full.baseline), None).startswith("yes (lowest SNR against the input 71.0 dB")
+    markdown = report({"rate-16k": tested, "full-band": kept}, {}, "a heading")
+    rows = {cells[1]: cells[2:] for cells in ([c.strip() for c in line.split("|")] for line in markdown.splitlines())
+            if len(cells) > 10}
+    assert rows["16 kHz files (16-bit, kaiser_best)"][0] == "soxr_vhq"
+    assert rows["16 kHz files (16-bit, kaiser_best)"][4].startswith("0.50 [")
+    assert rows["44.1 kHz files, nothing missing (16-bit)"][4] == "–"  # no ratio to an exact baseline

@@ -124,7 +124,7 @@ class BaselineComparison(Callback):
         self.source_rate = getattr(trainer.datamodule, "source_rate", spec.source_rate)
         self.comparison = Comparison(self.source_rate, spec.target_rate, scorer)
         self.baselines = baselines(self.source_rate, spec.target_rate)
-        self.upsamplers = {label: self._other_model(label, where, spec, trainer.strategy.root_device)
+        self.upsamplers = {label: self._other_model(label, where, self.source_rate, spec, trainer.strategy.root_device)
                            for label, where in self.models.items()}
         # Which row is which, said under the table wherever it is shown.
         self.roles = None
@@ -170,8 +170,9 @@ class BaselineComparison(Callback):
                                   "output": outputs.output[0], "target": target[0]})
 
     @staticmethod
-    def _other_model(label: str, where: str, spec: Any, device: Any) -> Any:
-        """The ``Upsampler`` of one of ``models`` on the tested model's device, its rates checked."""
+    def _other_model(label: str, where: str, source_rate: int, spec: Any, device: Any) -> Any:
+        """The ``Upsampler`` of one of ``models`` on the tested model's device, its rates checked: the test
+        files' ``source_rate`` must be its own, unless it is a model for any input."""
         from audiosr.inference import Upsampler
         from audiosr.inference.upsampler import default_checkpoint
 
@@ -180,9 +181,9 @@ class BaselineComparison(Callback):
             raise FileNotFoundError(f"report.models: {label!r}: no checkpoint at {path}")
         upsampler = Upsampler.from_checkpoint(path, device=device)
         other = upsampler.spec
-        if other.target_rate != spec.target_rate or (other.source_rate != spec.source_rate and not other.any_input):
-            raise ValueError(f"report.models: {label!r} ({path}) upsamples {other.source_rate} -> {other.target_rate} Hz, "
-                             f"the tested model {spec.source_rate} -> {spec.target_rate} Hz")
+        if other.target_rate != spec.target_rate or (other.source_rate != source_rate and not other.any_input):
+            raise ValueError(f"report.models: {label!r} ({path}) upsamples {other.source_rate} -> {other.target_rate} Hz; "
+                             f"the test files are {source_rate} Hz, to {spec.target_rate} Hz")
         return upsampler
 
     def _consider(self, name: str, low: Any, outputs: dict[str, Any], target: Any, rough: Any) -> None:
