@@ -197,11 +197,6 @@ class OutputStage:
         if self.keep_band == "auto":
             kernels = lowpass_kernels(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ)
             output = estimate + filter_each(rough - estimate, kernels)
-            if source_nyquist >= rate / 2:
-                # An input at the output rate whose content reaches the top (no edge found) lacks
-                # nothing: it is the output, bit for bit.
-                complete = (edges >= source_nyquist).reshape(-1, 1, 1)
-                output = torch.where(complete, rough, output)
         elif self.keep_band:
             kernel = torch.from_numpy(_crossover(self.keep_band[0] * source_nyquist, self.keep_band[1] * source_nyquist,
                                                  rate)).to(rough.device)
@@ -213,6 +208,10 @@ class OutputStage:
         if gain:
             below = _mirrored_lowpass(output, lowpass_kernels(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ))
             output = output + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (output - below)
+        if self.keep_band == "auto" and source_nyquist >= rate / 2:
+            # An input at the output rate whose content reaches the top (no edge found) lacks
+            # nothing: it is the output, bit for bit, whatever the settings above.
+            output = torch.where((edges >= source_nyquist).reshape(-1, 1, 1), rough, output)
         return output
 
 

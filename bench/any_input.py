@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audiosr.evaluation.comparison import AS_IS, lost_db, markdown_table
+from audiosr.evaluation.comparison import AS_IS, markdown_table
+from audiosr.evaluation.metrics import snr_lost
 from audiosr.evaluation.spread import bootstrap_interval, mean_difference, mean_ratio
 from audiosr.models.checkpoint import checkpoint_step, resolve_checkpoint
 from bench.common import DEFAULT_DEV_DIR, REPO, audiosr_module_command, command_line, config_args, dev_split, log, \
@@ -112,7 +113,7 @@ def compare(tested: Tested, kind: Kind, against: str, names: set[str] | None = N
         return np.array([i.get(key, np.nan) for i in items], dtype=np.float64)
 
     out = {"files": len(files), "snr": values(a, "snr").mean(), "snr_base": values(b, "snr").mean(),
-           "worse": 100 * float(np.mean([lost_db(x["snr"], y["snr"]) > 3.0 for x, y in zip(a, b)])),
+           "worse": 100 * float(np.mean([float(snr_lost(x["snr"], y["snr"])) > 3.0 for x, y in zip(a, b)])),
            "min_snr": float(values(a, "snr").min())}
     out["snr_ci"] = bootstrap_interval(values(a, "snr"), values(b, "snr"), mean_difference)
     for key in ("lsd", "lsd_below_edge"):
@@ -207,7 +208,7 @@ def report(tested: dict[str, Tested], categories: dict[str, str], heading: str) 
 def _shipped_worse(tested: Tested, kind: Kind) -> float:
     shipped = {i["name"]: i for i in tested.items[_method(tested, SHIPPED)]}
     base = {i["name"]: i for i in tested.items[_method(tested, kind.baseline)]}
-    return 100 * float(np.mean([lost_db(shipped[n]["snr"], base[n]["snr"]) > 3.0 for n in shipped]))
+    return 100 * float(np.mean([float(snr_lost(shipped[n]["snr"], base[n]["snr"])) > 3.0 for n in shipped]))
 
 
 def evaluate(args: argparse.Namespace) -> int:

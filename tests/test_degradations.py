@@ -99,6 +99,18 @@ def test_a_codec_round_trip_is_real_aligned_and_as_long(codec, rate, kbps):
     assert -60 < error_db < -3, error_db  # changed, but the same recording
 
 
+def test_opus_at_44_1_khz_goes_through_48_khz_and_comes_back_aligned():
+    """Opus has no 44.1 kHz: a Codec at that rate (a model for any input) takes the signal to 48 kHz and back."""
+    from audiosr.data import Codec
+
+    x = music(rate=TARGET)
+    y, gain = Codec("opus", 64, "soxr_vhq")(x, TARGET, TARGET, np.random.default_rng(0))
+    assert gain == 1.0 and y.shape == x.shape and y.dtype == np.float32
+    assert lag(y[0], x[0], max_lag=2000) == 0
+    error_db = 10 * np.log10(np.sum((x - y) ** 2) / np.sum(x ** 2))
+    assert -60 < error_db < -3, error_db
+
+
 def test_a_lower_bitrate_cuts_the_band_lower_and_the_codec_is_a_test_degradation():
     import torch
 

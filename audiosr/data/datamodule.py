@@ -83,6 +83,10 @@ class AudioPairDataModule(L.LightningDataModule):
         super().__init__()
         if not 0 < source_rate <= target_rate:
             raise ValueError(f"need 0 < source_rate <= target_rate, got {source_rate} and {target_rate}")
+        if source_rate == target_rate and (train_degradation is None or val_degradation is None):
+            # A resampler between equal rates changes nothing: every pair would be input = target.
+            raise ValueError("inputs at the target rate (source_rate = target_rate) need a train_degradation and a "
+                             "val_degradation that cut the band, e.g. audiosr.data.AnyBand")
         for name, value in (("lowpass_filter", lowpass_filter), ("input_filter", input_filter)):
             try:
                 check_resampler(value)

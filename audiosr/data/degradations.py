@@ -287,20 +287,21 @@ def encoder_setting(codec: str, rate: int, channels: int, kbps: float) -> tuple[
 
 
 class LowRate(Degradation):
-    """A file at ``rate`` as ``audiosr upsample`` receives it: brought down with ``resampler``, put
-    on the ``bits`` grid (a 16-bit file), and brought to the source rate with ``back`` (soxr VHQ,
-    as the upsampler does). For a model for any input (source rate = target rate) and its test
-    presets: "a 16 kHz file" becomes the band-limited signal at the target rate that the model sees.
+    """A file at ``rate`` as ``audiosr upsample`` receives it: made from the original by ``made_by`` (a
+    ``resampler``, by default), put on the ``bits`` grid (a 16-bit file), and brought to the source rate
+    with ``back`` (soxr VHQ, as the upsampler does). For a model for any input (source rate = target
+    rate): "a 16 kHz file" becomes the band-limited signal at the target rate that the model sees.
 
     Args:
         rate: the file's rate (Hz), below the target rate.
-        resampler: made the file from the original.
+        resampler: made the file from the original (unless ``made_by``).
         back: brings it to the source rate (``audiosr.dsp.RESAMPLERS``).
         bits: PCM word length of the file (8, 16, 24), or ``None`` / 32 for float.
+        made_by: another degradation that made the file at ``rate`` (a low-pass, then a resampler).
     """
 
     def __init__(self, rate: int = 16000, resampler: str = "kaiser_best", back: str = "soxr_vhq",
-                 bits: int | None = 16) -> None:
+                 bits: int | None = 16, made_by: Degradation | None = None) -> None:
         from audiosr.data.pairs import check_input_bits
 
         check_resampler(resampler)
@@ -309,13 +310,14 @@ class LowRate(Degradation):
             raise ValueError(f"rate must be at least 1000 Hz, got {rate}")
         self.rate, self.resampler, self.back = int(rate), resampler, back
         self.bits = check_input_bits(bits)
+        self.made_by = made_by or Resample(resampler)
 
     def __call__(self, target, source_rate, target_rate, rng):
         from audiosr.data.pairs import to_pcm
 
         if self.rate >= target_rate:
             raise ValueError(f"LowRate: {self.rate} Hz is not below the target rate {target_rate} Hz")
-        low = Resample(self.resampler)(target, self.rate, target_rate, rng)[0]
+        low = self.made_by(target, self.rate, target_rate, rng)[0]
         if self.bits is not None:
             low = to_pcm(low, self.bits)
         n = output_length(target.shape[-1], target_rate, source_rate)
@@ -323,7 +325,7 @@ class LowRate(Degradation):
 
     def describe(self) -> str:
         bits = f"{self.bits}-bit" if self.bits else "float"
-        return f"a {self.rate / 1000:g} kHz {bits} file ({self.resampler}), brought back with {self.back}"
+        return f"a {self.rate / 1000:g} kHz {bits} file ({self.made_by.describe()}), brought back with {self.back}"
 
 
 class AnyBand(Degradation):
@@ -375,14 +377,16 @@ class AnyBand(Degradation):
         kind = self.KINDS[int(rng.choice(len(self.KINDS), p=self.weights))]
         if kind == "rate":
             rates = [r for r in self.rates if r < target_rate] or [target_rate // 2]
-            return kind, _FilteredLowRate(int(rng.choice(rates)), self.steep.draw(rng),
-                                          16 if rng.random() < 0.5 else None)
+            rate, made_by = int(rng.choice(rates)), self.steep.draw(rng)
+            return kind, LowRate(rate, bits=16 if rng.random() < 0.5 else None, made_by=made_by)
         if kind == "lowpass":
+            # At equal rates a Lowpass's resampler does nothing: the filter alone cuts the band.
             lo, hi = np.log(self.lowpass_hz[0]), np.log(min(self.lowpass_hz[1], 0.95 * nyquist(target_rate)))
             corner = float(np.exp(rng.uniform(lo, max(lo, hi))))
             family = str(rng.choice(self.kinds))
             order = int(rng.integers(self.orders[0], self.orders[1] + 1))
-            return kind, _LowpassAt(family, order, corner, float(rng.uniform(0.05, 1.0)), float(rng.uniform(40, 80)))
+            return kind, Lowpass(family, order, corner / nyquist(target_rate), float(rng.uniform(*self.steep.ripple_db)),
+                                 float(rng.uniform(*self.steep.stop_db)))
         if kind == "codec":
             codec, kbps = self.codecs[int(rng.integers(len(self.codecs)))]
             return kind, Codec(codec, kbps, "soxr_vhq")
@@ -392,8 +396,8 @@ class AnyBand(Degradation):
         if source_rate != target_rate:
             raise ValueError(f"AnyBand makes inputs at the target rate: source_rate must equal target_rate, "
                              f"got {source_rate} and {target_rate}")
-        _, degradation = self.draw(rng, target_rate)  # first: `draw` with the same generator names the kind
         gain = float(10 ** (rng.uniform(*self.gain_db) / 20))
+        _, degradation = self.draw(rng, target_rate)
         low, _ = degradation(target, source_rate, target_rate, rng)
         return low * np.float32(gain), gain
 
@@ -412,30 +416,3 @@ def _codec_setting(text: str) -> tuple[str, float]:
     except ValueError as error:
         raise ValueError(f"codecs: {text!r} is not CODEC:KBPS ({error})") from None
     return codec, float(kbps)
-
-
-class _FilteredLowRate(LowRate):
-    """:class:`LowRate` whose file was made by one of :class:`RandomLowpass`'s degradations."""
-
-    def __init__(self, rate: int, made_by: Degradation, bits: int | None) -> None:
-        super().__init__(rate, "kaiser_best", "soxr_vhq", bits)
-        self.made_by = made_by
-
-    def __call__(self, target, source_rate, target_rate, rng):
-        from audiosr.data.pairs import to_pcm
-
-        low = self.made_by(target, self.rate, target_rate, rng)[0]
-        if self.bits is not None:
-            low = to_pcm(low, self.bits)
-        n = output_length(target.shape[-1], target_rate, source_rate)
-        return resample(low, self.rate, source_rate, self.back, n), 1.0
-
-
-class _LowpassAt(Degradation):
-    """An IIR low-pass at a corner in Hz, at the target rate (the source rate must equal it)."""
-
-    def __init__(self, kind: FilterKind, order: int, corner_hz: float, ripple_db: float, stop_db: float) -> None:
-        self.kind, self.order, self.corner_hz, self.ripple_db, self.stop_db = kind, order, corner_hz, ripple_db, stop_db
-
-    def __call__(self, target, source_rate, target_rate, rng):
-        return lowpass(target, self.kind, self.order, self.corner_hz, target_rate, self.ripple_db, self.stop_db), 1.0

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -72,7 +71,8 @@ from audiosr.data.recordings import SkippedAudioWarning, default_cache_dir, inde
 INDEX = "index.json"
 FORMAT = "audiosr-shards"
 VERSION = 1
-# Codes of 24-bit PCM: a sample x is stored as round(x * 2**23), clipped to the 24-bit range.
+# Codes of 24-bit PCM: a sample x is stored as round(x * 2**23); a chunk above full scale is scaled to
+# fit first, and the factor kept with it (`flac24`, the item's `gain`).
 FULL_SCALE = 2 ** 23
 
 
@@ -479,16 +479,18 @@ class ShardStream(IterableDataset):
         place = {int(s): i for i, s in enumerate(shard_order(len(self.counts), self.seed, self.epoch))}
         reader = ShardReader(self.root, self.index)
         window = shuffle_window(self.shuffle_items, self.batch_size)
-        # A window's items are read together, in the order they lie in the shards.
-        for _, group in groupby(_numbers(self.streams[worker.id if worker else 0]), key=lambda b: b // window):
-            group = list(group)
-            keys = sorted({int(k) for b in group for k in batches[b]},
-                          key=lambda k: (place[reader.locate(k)[0]], k))
-            stored = {k: reader.read(k) for k in keys}
-            for b in group:
-                yield default_collate([self._crop(int(k), *reader.decode(int(k), stored.pop(int(k))))
-                                       for k in batches[b]])
-        reader.close()
+        try:  # a pass stopped early (max_steps, an error) closes its stream too: a pipe: URL is a process
+            # A window's items are read together, in the order they lie in the shards.
+            for _, group in groupby(_numbers(self.streams[worker.id if worker else 0]), key=lambda b: b // window):
+                group = list(group)
+                keys = sorted({int(k) for b in group for k in batches[b]},
+                              key=lambda k: (place[reader.locate(k)[0]], k))
+                stored = {k: reader.read(k) for k in keys}
+                for b in group:
+                    yield default_collate([self._crop(int(k), *reader.decode(int(k), stored.pop(int(k))))
+                                           for k in batches[b]])
+        finally:
+            reader.close()
 
     def _crop(self, key: int, audio: np.ndarray, meta: dict[str, Any]) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, key])

@@ -42,7 +42,7 @@ from torch import Tensor
 from audiosr.audio_io import atomic_output
 from audiosr.band import content_edge
 from audiosr.dsp import nyquist, output_length, resample
-from audiosr.evaluation.metrics import SNR_TRANSPARENT_DB, TOP_BAND_HZ, lsd_bands, snr
+from audiosr.evaluation.metrics import TOP_BAND_HZ, lsd_bands, snr, snr_lost
 from audiosr.evaluation.spread import RESAMPLES, bootstrap_interval, mean_difference, mean_ratio
 
 Method = Callable[[np.ndarray, int, int], "np.ndarray | Tensor"]
@@ -177,22 +177,21 @@ METRICS = ("snr", "lsd", "lsd_below_edge", "lsd_hf", "lsd_lf")
 WORSE_REFERENCE, WORSE_DB = "kaiser_best", 3.0
 
 
-def lost_db(snr_db: float, reference_snr_db: float) -> float:
-    """The SNR lost against the reference, both counted up to ``SNR_TRANSPARENT_DB`` (60 dB): an error that
-    far under the signal is no loss anyone hears (an input with nothing missing, kept to -70 dB)."""
-    return min(reference_snr_db, SNR_TRANSPARENT_DB) - min(snr_db, SNR_TRANSPARENT_DB)
-
-
 def is_reference(method: str) -> bool:
     """Whether a row is the one every other is compared with, by its exact name: kaiser_best's
     (``kaiser_best`` or ``kaiser_best (model input)``), or, for inputs at the target rate, the input as is."""
     return method.split(" (")[0] in (WORSE_REFERENCE, AS_IS)
 
 
-def against_reference(text: str, rows: list[Row]) -> str:
-    """``text`` with "kaiser_best" naming the reference row these rows have (the input as is, at equal rates)."""
-    reference = next((r.method.split(" (")[0] for r in rows if is_reference(r.method)), WORSE_REFERENCE)
-    return text.replace(WORSE_REFERENCE, reference)
+def reference_name(methods: Collection[str]) -> str:
+    """The name of the row the others are compared with among ``methods``: ``kaiser_best``, or ``input as is``
+    for inputs at the target rate (``kaiser_best`` where neither is there)."""
+    return next((m.split(" (")[0] for m in methods if is_reference(m)), WORSE_REFERENCE)
+
+
+def against_reference(text: str, methods: Collection[str]) -> str:
+    """``text`` with "kaiser_best" naming the reference row among ``methods`` (the input as is, at equal rates)."""
+    return text.replace(WORSE_REFERENCE, reference_name(methods))
 # Row field -> (metric, statistic of the method's and the reference's values over the same utterances).
 SPREAD = {
     "snr_vs_kaiser_best_ci": ("snr", mean_difference),
@@ -323,11 +322,12 @@ class Comparison:
             means = {k: float(np.mean([i[k] for i in items])) if items else math.nan for k in METRICS}
             if items and all(i["name"] in by_name for i in items):
                 paired = [by_name[i["name"]] for i in items]
-                means["worse"] = 100.0 * float(np.mean([lost_db(i["snr"], r["snr"]) > WORSE_DB for i, r in zip(items, paired)]))
+                means["worse"] = 100.0 * float(np.mean([float(snr_lost(i["snr"], r["snr"])) > WORSE_DB for i, r in zip(items, paired)]))
                 if method != reference:
                     for key, (metric, statistic) in SPREAD.items():
-                        interval = bootstrap_interval([i[metric] for i in items], [r[metric] for r in paired], statistic)
-                        means[key] = list(interval)
+                        ours, theirs = [i[metric] for i in items], [r[metric] for r in paired]
+                        if np.isfinite(ours).all() and np.isfinite(theirs).all():  # an exact copy's SNR is infinite
+                            means[key] = list(bootstrap_interval(ours, theirs, statistic))
             if items and all("visqol" in i for i in items):
                 means["visqol"] = float(np.mean([i["visqol"] for i in items]))
             timing = self._timing.get(method) if names is None else None
@@ -423,7 +423,7 @@ def spread_table(rows: list[Row], digits: int = 2) -> str:
         low, high = (f"{v:{sign}.{digits}f}" for v in interval)
         return f"{_point(row, reference, key):{sign}.{digits}f} [{low}, {high}]"
 
-    headers = [against_reference(h, rows) for h in SPREAD_HEADERS.values()]
+    headers = [against_reference(h, [r.method for r in rows]) for h in SPREAD_HEADERS.values()]
     return markdown_table(["method", *headers], [[r.method, *(text(r, k) for k in SPREAD)] for r in shown])
 
 
@@ -437,8 +437,9 @@ def to_markdown(rows: list[Row], caption: str = CAPTION, digits: int = 2) -> str
     body = markdown_table([HEADERS[k] for k in keys], [[getattr(r, k) for k in keys] for r in rows],
                           left={keys.index("method"), keys.index("device"), keys.index("precision")}, digits=digits)
     spread = spread_table(rows, digits)
-    caption = against_reference(caption, rows)
-    return body + "\n" + caption + "\n" + (f"\n{spread}\n{against_reference(SPREAD_CAPTION, rows)}\n" if spread else "")
+    methods = [r.method for r in rows]
+    caption = against_reference(caption, methods)
+    return body + "\n" + caption + "\n" + (f"\n{spread}\n{against_reference(SPREAD_CAPTION, methods)}\n" if spread else "")
 
 
 # Row field -> the name of its scalar in :func:`scalars` (the unit where the number has one).

@@ -43,8 +43,8 @@ from torch import Tensor
 
 from audiosr.dsp import last_bin_at_or_below
 
-__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_ALLOWANCE_DB", "SNR_PENALTY_PER_DB", "SNR_TRANSPARENT_DB", "lsd", "lsd_bands", "lsd_below", "quality",
-           "selection_score", "snr"]
+__all__ = ["LSD_HOP", "LSD_N_FFT", "SNR_ALLOWANCE_DB", "SNR_PENALTY_PER_DB", "SNR_TRANSPARENT_DB", "lsd", "lsd_bands",
+           "lsd_below", "quality", "selection_score", "snr", "snr_lost"]
 
 LSD_N_FFT = 2048  # the published convention (NU-Wave, AERO, AP-BWE)
 LSD_HOP = 512
@@ -302,10 +302,16 @@ def quality(estimate: Tensor, target: Tensor, sample_rate: int, cutoff_hz: float
     return values
 
 
+def snr_lost(snr_value: Tensor | float, reference_snr: Tensor | float) -> Tensor:
+    """dB of SNR lost against a reference, both counted up to ``SNR_TRANSPARENT_DB``."""
+    capped = [torch.as_tensor(v, dtype=torch.float64).clamp(max=SNR_TRANSPARENT_DB) for v in (reference_snr, snr_value)]
+    return capped[0] - capped[1]
+
+
 def selection_score(lsd_value: Tensor, snr_value: Tensor, input_snr: Tensor) -> Tensor:
     """``lsd + 0.5 * max(0, min(input_snr, 60) - min(snr, 60) - 3)`` per item, lower is better: what ``best``
     checkpoints are chosen by."""
-    lost = input_snr.clamp(max=SNR_TRANSPARENT_DB) - snr_value.clamp(max=SNR_TRANSPARENT_DB)
+    lost = snr_lost(snr_value, input_snr).to(lsd_value.dtype)
     return lsd_value + SNR_PENALTY_PER_DB * (lost - SNR_ALLOWANCE_DB).clamp_min(0)
 
 

@@ -15,8 +15,10 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 
+from audiosr.dsp import nyquist
 from audiosr.evaluation.comparison import (
-    AS_IS, BASELINES, CAPTION, HEADERS, Comparison, baselines, is_reference, scalar_name, scalars, shown_columns, write_report,
+    AS_IS, BASELINES, CAPTION, HEADERS, Comparison, against_reference, baselines, is_reference, reference_name,
+    scalar_name, scalars, shown_columns, write_report,
 )
 from audiosr.evaluation.listening import (
     EXCERPT_SECONDS,
@@ -219,7 +221,7 @@ class BaselineComparison(Callback):
 
     @property
     def caption(self) -> str:
-        caption = CAPTION if AS_IS not in self.baselines else CAPTION.replace("kaiser_best", AS_IS)
+        caption = against_reference(CAPTION, self.baselines)
         if self.visqol_seconds is not None:
             caption += f", on the first {self.visqol_seconds:g} s of each recording"
         if self.test_input is not None:
@@ -248,7 +250,7 @@ class BaselineComparison(Callback):
         figure = None
         if self.examples:
             figure = comparison_figure(
-                self.examples, [e["name"] for e in self.examples], spec.target_rate, spec.cutoff_hz,
+                self.examples, [e["name"] for e in self.examples], spec.target_rate, nyquist(self.source_rate),
                 directory / "spectrograms.png",
                 title=f"{self.source_rate} Hz -> {spec.target_rate} Hz: input ({spec.input_filter}), model, target, error",
             )
@@ -280,8 +282,8 @@ class BaselineComparison(Callback):
                        **{m: (o, spec.target_rate) for m, o in candidate["outputs"].items()},
                        "target": (candidate["target"], spec.target_rate)}
             figure = {"input (rough)": candidate["rough"], **candidate["outputs"], "target": candidate["target"]}
-            reference = next((m for m in candidate["outputs"] if is_reference(m)), "kaiser_best").split(" (")[0]
-            report.add_recording(candidate["name"], players, "target", spec.target_rate, spec.cutoff_hz,
+            reference = reference_name(candidate["outputs"])
+            report.add_recording(candidate["name"], players, "target", spec.target_rate, nyquist(self.source_rate),
                                  why=f"model vs {reference}: {candidate['gain_db']:+.1f} dB SNR",
                                  notes=candidate["notes"], figure=figure)
         report.write()

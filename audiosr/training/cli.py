@@ -183,9 +183,9 @@ class AudioSRCLI(LightningCLI):
                 return None
             data = config.data
             spec = read_spec(path)
-            if spec.any_input:
-                # A model for any input takes the data's files at whatever rate they are: the module is
-                # built as the checkpoint's (its input at the target rate), the data keeps its own rate.
+            if spec.any_input and self.subcommand == "test":
+                # A model for any input is tested on files at whatever rate they are: the module is built
+                # as the checkpoint's (its input at the target rate), the data keeps its own rate.
                 check_compatible(spec, path, target_rate=data.target_rate)
                 config.model.init_args.source_rate = spec.source_rate
                 config.model.init_args.input_filter = spec.input_filter
