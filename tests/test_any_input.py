@@ -154,7 +154,7 @@ def test_the_upsampler_of_a_model_for_any_input_takes_every_rate():
         low = resample(x, RATE, rate, "soxr_vhq")
         out = upsampler.upsample(low, rate)
         assert out.shape == (1, int(np.ceil(low.shape[-1] * RATE / rate))) and np.isfinite(out).all()
-        assert f"resampling {rate} Hz to {RATE} Hz" in notices[-1]
+        assert f"resampling {rate} Hz to the model's {RATE} Hz" in notices[-1]
     assert "not kept" in notices[-1]  # 96 kHz: what lies above 22.05 kHz is said to be dropped
     notices.clear()
     out = upsampler.upsample(x, RATE)

@@ -267,10 +267,8 @@ class Upsampler:
         self.check_rate(sample_rate)
         source_rate, target_rate = self.spec.source_rate, self.target_rate
         blocks = self._checked(blocks, name)
-        if self.spec.any_input:
-            return self._any_input(blocks, sample_rate, channels, name)
         if sample_rate == source_rate:
-            return refine_in_windows(blocks, self.plan, self.refine, self.batch_size)
+            return self._windows(blocks, name)
         length = 0
 
         def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -285,16 +283,17 @@ class Upsampler:
 
         def model(low: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
             brought = resample_stream(low, sample_rate, source_rate, channels)
-            return fit_stream(refine_in_windows(brought, self.plan, self.refine, self.batch_size), out_length)
+            return fit_stream(self._windows(brought, name), out_length)
 
-        if sample_rate < source_rate:
+        if sample_rate < source_rate or self.spec.any_input:
             fills_from = self.spec.stage.fills_from(nyquist(source_rate))
             if nyquist(sample_rate) < fills_from:  # nothing of its band reaches where the network works
                 self.notice(f"{name}: {sample_rate} Hz input ends at {nyquist(sample_rate) / 1000:.1f} kHz, below the "
                             f"{fills_from / 1000:.1f} kHz from which this model fills: resampled to {target_rate} Hz "
                             "(soxr VHQ), nothing added")
                 return fit_stream(resample_stream(counted(blocks), sample_rate, target_rate, channels), out_length)
-            self.notice(f"{name}: resampling {sample_rate} Hz to the model's {source_rate} Hz (soxr VHQ) first")
+            lost = f"; its content above {nyquist(source_rate) / 1000:g} kHz is not kept" if sample_rate > source_rate else ""
+            self.notice(f"{name}: resampling {sample_rate} Hz to the model's {source_rate} Hz (soxr VHQ) first{lost}")
             return model(counted(blocks))
         # Between the source and the target rate the input's band is real content, kept: the
         # model runs on the input brought down to the band it was trained on, and a crossover
@@ -307,36 +306,20 @@ class Upsampler:
         direct = fit_stream(resample_stream(own, sample_rate, target_rate, channels), out_length)
         return crossover_stream(model(for_model), direct, crossover_kernel(lo, hi, target_rate))
 
-    def _any_input(self, blocks: Iterator[np.ndarray], sample_rate: int, channels: int, name: str) -> Iterator[np.ndarray]:
-        """A model for any input: to the target rate (soxr VHQ), then every window filled above its own edge."""
-        target_rate, length = self.target_rate, 0
-        fills_from = self.spec.stage.fills_from(nyquist(target_rate))
+    def _windows(self, rough: Iterable[np.ndarray], name: str) -> Iterator[np.ndarray]:
+        """The network over ``rough`` at the source rate, window by window; for a model for any input, one line
+        at the end when no window lacked anything (its content reached the top everywhere)."""
+        windows = refine_in_windows(rough, self.plan, self.refine, self.batch_size)
+        if not self.spec.any_input:
+            return windows
 
-        def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal length
-            for block in source:
-                length += block.shape[-1]
-                yield block
+        def told() -> Iterator[np.ndarray]:
+            self.windows_seen = self.windows_complete = 0
+            yield from windows
+            if self.windows_seen and self.windows_complete == self.windows_seen:
+                self.notice(f"{name}: its content already reaches {nyquist(self.target_rate) / 1000:g} kHz: nothing added")
 
-        def out_length() -> int:
-            return output_length(length, sample_rate, target_rate)
-
-        if nyquist(sample_rate) < fills_from:
-            self.notice(f"{name}: {sample_rate} Hz input ends at {nyquist(sample_rate) / 1000:.1f} kHz, below the "
-                        f"{fills_from / 1000:.1f} kHz from which this model fills: resampled to {target_rate} Hz "
-                        "(soxr VHQ), nothing added")
-            yield from fit_stream(resample_stream(counted(blocks), sample_rate, target_rate, channels), out_length)
-            return
-        if sample_rate != target_rate:
-            lost = f"; its content above {nyquist(target_rate) / 1000:g} kHz is not kept" if sample_rate > target_rate else ""
-            self.notice(f"{name}: resampling {sample_rate} Hz to {target_rate} Hz (soxr VHQ) first{lost}")
-            brought = fit_stream(resample_stream(counted(blocks), sample_rate, target_rate, channels), out_length)
-        else:
-            brought = blocks
-        self.windows_seen = self.windows_complete = 0
-        yield from refine_in_windows(brought, self.plan, self.refine, self.batch_size)
-        if self.windows_seen and self.windows_complete == self.windows_seen:
-            self.notice(f"{name}: its content already reaches {nyquist(target_rate) / 1000:g} kHz: nothing added")
+        return told()
 
     def upsample(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
         """Upsample ``(T,)``, ``(C, T)`` or ``(T, C)`` to float32 in the same layout at the target rate.

@@ -263,7 +263,8 @@ class BaselineComparison(Callback):
     def _listening_page(self, directory: Path, rows: list, spec: Any) -> ListeningReport:
         """Write ``report.html``: the tables, then players for the kept recordings, worst first."""
         assert self.comparison is not None
-        report = ListeningReport(directory, f"audiosr test: {self.source_rate} Hz -> {spec.target_rate} Hz",
+        source_rate = self.comparison.source_rate
+        report = ListeningReport(directory, f"audiosr test: {source_rate} Hz -> {spec.target_rate} Hz",
                                  self.excerpt_seconds)
         keys = shown_columns(rows)
         report.intro = [self.caption]
@@ -278,12 +279,12 @@ class BaselineComparison(Callback):
                                            [HEADERS[k] for k in quality],
                                            table_cells(self.comparison.rows(members), quality)))
         for candidate in self.candidates:
-            players = {"low-rate input": (candidate["low"], self.source_rate),
+            players = {"low-rate input": (candidate["low"], source_rate),
                        **{m: (o, spec.target_rate) for m, o in candidate["outputs"].items()},
                        "target": (candidate["target"], spec.target_rate)}
             figure = {"input (rough)": candidate["rough"], **candidate["outputs"], "target": candidate["target"]}
             reference = reference_name(candidate["outputs"])
-            report.add_recording(candidate["name"], players, "target", spec.target_rate, nyquist(self.source_rate),
+            report.add_recording(candidate["name"], players, "target", spec.target_rate, nyquist(source_rate),
                                  why=f"model vs {reference}: {candidate['gain_db']:+.1f} dB SNR",
                                  notes=candidate["notes"], figure=figure)
         report.write()
