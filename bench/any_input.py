@@ -9,7 +9,8 @@ and score it per kind of input.
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
 ``configs/overlays/any-input.yaml`` on the shipped model's data (``build.sh``'s recordings split by
 package and the dev recordings' training split, each category a fixed share of the crops:
-``bench.default_model``), for ``--steps`` optimizer steps in all. Each sitting trains at most
+``bench.default_model``), for ``--steps`` optimizer steps in all (give every sitting the same
+``--steps``: the learning rate's decay per step is set from it). Each sitting trains at most
 ``--minutes`` more: Lightning keeps the time already spent in the checkpoint (its ``Timer``), so the
 cap passed on is that time plus this sitting's. ``--ckpt_path last`` is passed whenever the run family
 already has a ``last.ckpt``; the learning rate decays per step, so sittings of any length make the
@@ -44,8 +45,14 @@ from bench.default_model import Tested, data_args, dev_categories, run_test, wri
 CONFIGS = ["magphase.yaml", "overlays/spectral-cpu.yaml", "overlays/any-input.yaml"]
 EXPERIMENT = "any-input"
 STEPS = 20_000
-# x0.05 after STEPS steps: the CPU recipe's decay (x0.09 after 12 000) stretched to the longer run.
-GAMMA = 0.99985
+# The learning rate ends at this share of its start after the run's steps, however many: the CPU
+# recipe's decay (x0.09 after 12 000 steps) carried to a run of any length.
+FINAL_LR_SHARE = 0.05
+
+
+def decay_per_step(steps: int) -> float:
+    """ExponentialLR's gamma that brings the learning rate to ``FINAL_LR_SHARE`` after ``steps`` steps."""
+    return FINAL_LR_SHARE ** (1.0 / steps)
 
 
 def elapsed_seconds(checkpoint: Path | None) -> float:
@@ -63,7 +70,7 @@ def fit_command(lists: dict[str, Path], root: Path, steps: int, seconds: int, re
     return [*audiosr_module_command(), "fit", *config_args(CONFIGS), *data_args(lists), "--experiment", EXPERIMENT,
             "--trainer.default_root_dir", str(root / "runs"), "--trainer.max_steps", str(steps),
             "--trainer.max_time", f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
-            "--model.init_args.lr_scheduler.init_args.gamma", str(GAMMA),
+            "--model.init_args.lr_scheduler.init_args.gamma", f"{decay_per_step(steps):.8f}",
             "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(root / "csv"),
             "--trainer.enable_progress_bar", "false", *(["--ckpt_path", "last"] if resume else [])]
 
