@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from audiosr.data.corpora import Corpus, SyntheticCorpus
 from audiosr.data.datasets import EpochSampler, FixedCrops, RandomCrops, WholeRecordings
-from audiosr.data.degradations import Degradation, Resample
+from audiosr.data.degradations import AnyBand, Degradation, Resample
+from audiosr.data.on_device import apply_plans
 from audiosr.data.pairs import PairMaker, check_input_bits
 from audiosr.data.recordings import default_cache_dir
 from audiosr.dsp import check_resampler
@@ -57,6 +58,11 @@ class AudioPairDataModule(L.LightningDataModule):
             checkpoints, so ``--ckpt_path last`` continues mid-epoch. Validation and test still
             come from ``corpus``.
         shuffle_items: with ``train_shards``, items shuffled together inside each process's part.
+        degrade_on_device: with an ``AnyBand`` training degradation, the loader only draws each training
+            item's degradation, and everything but a codec round trip runs batched on the model's
+            device after the batch gets there (:mod:`audiosr.data.on_device`); the same draws as in the
+            loader, with Kaiser sincs standing in for resampy and soxr. Validation and test are made
+            in the loader as always.
 
     Crops and random degradations follow the run's seed (``seed_everything``).
     """
@@ -79,6 +85,7 @@ class AudioPairDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         train_shards: str | None = None,
         shuffle_items: int = 256,
+        degrade_on_device: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < source_rate <= target_rate:
@@ -110,6 +117,10 @@ class AudioPairDataModule(L.LightningDataModule):
             "val": val_degradation or standard,
             "test": test_degradation or standard,
         }
+        if degrade_on_device and not isinstance(self.degradations["train"], AnyBand):
+            raise ValueError("degrade_on_device runs audiosr.data.AnyBand's degradations; the train_degradation is "
+                             f"{self.degradations['train'].describe()}")
+        self.degrade_on_device = degrade_on_device
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.datasets: dict[str, Any] = {}
         self.train_sampler = EpochSampler(train_items_per_epoch)
@@ -125,7 +136,8 @@ class AudioPairDataModule(L.LightningDataModule):
 
     def pair_maker(self, split: str) -> PairMaker:
         bits = self.test_input_bits if split == "test" else None
-        return PairMaker(self.source_rate, self.target_rate, self.input_filter, self.degradations[split], bits)
+        return PairMaker(self.source_rate, self.target_rate, self.input_filter, self.degradations[split], bits,
+                         on_device=self.degrade_on_device and split == "train")
 
     @property
     def test_input(self) -> str:
@@ -193,6 +205,13 @@ class AudioPairDataModule(L.LightningDataModule):
             self._shard_loader.taken += 1
         return batch
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        plans = batch.pop("device_plan", None) if isinstance(batch, dict) else None
+        if plans is not None:
+            # At equal rates the low-rate signal is the network's input.
+            batch["input"] = batch["low"] = apply_plans(batch["input"], plans, self.target_rate)
+        return batch
+
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.batch_size)
 
@@ -216,6 +235,8 @@ class AudioPairDataModule(L.LightningDataModule):
             f"any band at {self.target_rate} Hz"
         source = f"training crops from the shards at {self.train_shards}, validation and test from " \
             f"{self.corpus.describe()}" if self.train_shards else self.corpus.describe()
+        if self.degrade_on_device:
+            rates += " (training inputs cut on the model's device)"
         return (f"{source}; {rates}; "
                 f"test input made by {self.degradations['test'].describe()}, then {self.test_input}; "
                 f"network input by {self.input_filter}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -392,14 +392,36 @@ class AnyBand(Degradation):
             return kind, Codec(codec, kbps, "soxr_vhq")
         return kind, Resample("soxr_vhq")
 
-    def __call__(self, target, source_rate, target_rate, rng):
+    def __call__(self, target, source_rate, target_rate, rng, prepared=None):
+        low, gain, _ = self.degrade(target, source_rate, target_rate, rng, prepared)
+        return low, gain
+
+    def degrade(self, target: np.ndarray, source_rate: int, target_rate: int, rng: np.random.Generator,
+                prepared: Mapping[str, np.ndarray] | None = None,
+                on_device: bool = False) -> tuple[np.ndarray, float, np.ndarray | None]:
+        """``(low, gain, plan)``: as ``__call__``, and with ``on_device`` every kind but a codec left undone
+        (``low`` is the target times the gain) and written down as a plan for
+        :func:`audiosr.data.on_device.apply_plans` (``None`` where ``low`` is done).
+
+        ``prepared``: codec round trips of this very crop made beforehand (shards written with
+        ``--codecs``), by setting (``"mp3:64"``); a drawn codec uses one of them instead of encoding.
+        The draws are the same either way, so a run's items do not depend on where they are made.
+        """
         if source_rate != target_rate:
             raise ValueError(f"AnyBand makes inputs at the target rate: source_rate must equal target_rate, "
                              f"got {source_rate} and {target_rate}")
         gain = float(10 ** (rng.uniform(*self.gain_db) / 20))
-        _, degradation = self.draw(rng, target_rate)
-        low, _ = degradation(target, source_rate, target_rate, rng)
-        return low * np.float32(gain), gain
+        kind, degradation = self.draw(rng, target_rate)
+        if kind == "codec" and prepared:
+            settings = sorted(prepared)
+            low = np.asarray(prepared[settings[int(rng.integers(len(settings)))]], dtype=np.float32)
+        elif on_device and kind != "codec":
+            from audiosr.data.on_device import plan_of
+
+            return target * np.float32(gain), gain, plan_of(degradation, source_rate, target_rate, gain)
+        else:
+            low, _ = degradation(target, source_rate, target_rate, rng)
+        return low * np.float32(gain), gain, None
 
     def describe(self) -> str:
         shares = ", ".join(f"{k} {w:.0%}" for k, w in zip(self.KINDS, self.weights))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from audiosr.band import content_edge
-from audiosr.data.degradations import Degradation, Resample
+from audiosr.data.degradations import AnyBand, Degradation, Resample
+from audiosr.data.on_device import keep_plan
 from audiosr.dsp import nyquist, resample
 
 # A target's own edge (an encoder's low-pass) is searched for from this far above the
@@ -78,6 +80,8 @@ class PairMaker:
             after the degradation, as a user's 16-bit file would be; the network's input is
             made from that. ``None`` (or 32): float, as the degradation made it. The target
             is never quantised.
+        on_device: leave what :class:`~audiosr.data.AnyBand` can do on the model's device undone and
+            give each item a ``device_plan`` for it (:mod:`audiosr.data.on_device`); AnyBand only.
     """
 
     source_rate: int
@@ -85,14 +89,28 @@ class PairMaker:
     input_filter: str = "kaiser_fast"
     degradation: Degradation = field(default_factory=Resample)
     input_bits: int | None = None
+    on_device: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_bits", check_input_bits(self.input_bits))
+        if self.on_device and not isinstance(self.degradation, AnyBand):
+            raise ValueError(f"degradations on the device are AnyBand's; got {self.degradation.describe()}")
+        if self.on_device and self.input_bits is not None:
+            raise ValueError("input_bits would round the input before the device degrades it")
 
-    def __call__(self, target: np.ndarray, rng: np.random.Generator | None = None, **extra) -> dict:
+    def __call__(self, target: np.ndarray, rng: np.random.Generator | None = None,
+                 prepared: Mapping[str, np.ndarray] | None = None, **extra) -> dict:
         rng = rng if rng is not None else np.random.default_rng(0)
         target = np.ascontiguousarray(target, dtype=np.float32)
-        low, gain = self.degradation(target, self.source_rate, self.target_rate, rng)
+        plan = None
+        if isinstance(self.degradation, AnyBand):
+            low, gain, plan = self.degradation.degrade(target, self.source_rate, self.target_rate, rng, prepared,
+                                                       self.on_device)
+        else:
+            low, gain = self.degradation(target, self.source_rate, self.target_rate, rng)
+        if self.on_device:
+            # Every item of a batch carries a plan; one done here already asks for nothing more.
+            extra["device_plan"] = torch.from_numpy(plan if plan is not None else keep_plan(gain))
         if self.input_bits is not None:
             low = to_pcm(low, self.input_bits)
         rough = resample(low, self.source_rate, self.target_rate, self.input_filter, target.shape[-1])
