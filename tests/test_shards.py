@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from conftest import CONFIGS, run_audiosr, write_audio
 
-from audiosr.data.degradations import Resample
+from audiosr.data import shards as shards_module
+from audiosr.data.degradations import AnyBand, Codec, Resample
 from audiosr.data.pairs import PairMaker
 from audiosr.data.recordings import SkippedAudioWarning, index_files
 from audiosr.data.shards import (
-    ShardError, ShardLoader, ShardReader, ShardStream, chunk_bounds, flac24, rank_batches, read_index,
-    split_streams, taken_by_turns, write_shards,
+    ShardError, ShardLoader, ShardReader, ShardStream, chunk_bounds, codec_settings, flac24, main, rank_batches,
+    read_index, split_streams, taken_by_turns, write_shards,
 )
+from audiosr.dsp import best_lag
 
 TESTS = Path(__file__).parent
 RATE = 16000
 SEGMENT = 4000  # 0.25 s
+CODECS = ["mp3:64", "vorbis:64", "opus:32"]  # each reaches its bitrate at 16 kHz
 MANIFEST_HEADER = "file\tpackage\tcategory\tlowpass_edge_hz\n"
 
 
@@ -55,10 +61,41 @@ def corpus(tmp_path_factory) -> tuple[Path, Path, dict]:
     return audio, root / "shards", write(audio, root / "shards")
 
 
-def stream(shards: Path | str, rank: int = 0, world_size: int = 1, batch_size: int = 2) -> ShardStream:
-    make = PairMaker(8000, RATE, "soxr_vhq", Resample("soxr_vhq"))
+@pytest.fixture(scope="module")
+def coded_corpus(corpus, tmp_path_factory) -> tuple[Path, dict]:
+    """(shard folder, index): the corpus written with CODECS."""
+    audio, _, _ = corpus
+    out = tmp_path_factory.mktemp("coded") / "shards"
+    return out, write(audio, out, codecs=CODECS)
+
+
+NOT_GIVEN = object()
+
+
+@dataclass(frozen=True)
+class SpyMaker(PairMaker):
+    """A pair maker that keeps what each crop hands it: ``(target, prepared)``."""
+
+    calls: list = field(default_factory=list)
+
+    def __call__(self, target, rng=None, prepared=NOT_GIVEN):
+        self.calls.append((np.array(target), prepared))
+        return {"target": torch.from_numpy(np.array(target))}
+
+
+def stream(shards: Path | str, rank: int = 0, world_size: int = 1, batch_size: int = 2,
+           make: PairMaker | None = None) -> ShardStream:
+    make = make or PairMaker(8000, RATE, "soxr_vhq", Resample("soxr_vhq"))
     return ShardStream(str(shards), SEGMENT, batch_size, make, seed=0, shuffle_items=6, rank=rank,
                        world_size=world_size)
+
+
+def spied_epoch(shards: Path) -> list[tuple[int, np.ndarray, object]]:
+    """``(key, target crop, prepared)`` of every crop of epoch 0, through one loader worker."""
+    spy = SpyMaker(RATE, RATE, "soxr_vhq", Resample("soxr_vhq"))
+    keys = keys_of(ShardLoader(stream(shards, make=spy)))
+    assert len(keys) == len(spy.calls)
+    return [(key, target, prepared) for key, (target, prepared) in zip(keys, spy.calls)]
 
 
 def keys_of(batches) -> list[int]:
@@ -117,6 +154,123 @@ def test_a_bad_input_file_is_named_unless_skipped(tmp_path):
     assert index["items"] == 2
     with pytest.raises(FileExistsError, match="already holds shards"):
         write(audio, tmp_path / "shards")
+
+
+# --- codec round trips, made when the shards are written --------------------------------------------
+
+def test_written_with_codecs_every_item_holds_its_chunk_coded_as_codec_codes_it(coded_corpus):
+    shards, index = coded_corpus
+    assert index["codecs"] == CODECS and read_index(str(shards))["codecs"] == CODECS
+    drawn = []
+    for key, (audio, meta) in enumerate(ShardReader(str(shards), index)):
+        setting = meta["coded"]
+        # One setting per item, drawn from (seed, key): written again, the same.
+        assert setting == CODECS[int(np.random.default_rng([0, key]).integers(len(CODECS)))]
+        assert meta["prepared"].keys() == {setting}
+        coded = meta["prepared"][setting]
+        assert coded.dtype == np.float32 and coded.shape == audio.shape
+        # What Codec gives for this chunk at the training level, channel by channel (as a crop is coded),
+        # up to the 24-bit rounding it is stored with (half a code, times coded_gain: 1 unless the decoded
+        # signal went above full scale) and, with a coded_gain, float32's rounding of the product (below 2 ** -24
+        # for samples below 2).
+        codec, kbps = setting.split(":")
+        direct = np.concatenate([Codec(codec, float(kbps), "soxr_vhq")(audio[c:c + 1], RATE, RATE, None)[0]
+                                 for c in range(audio.shape[0])])
+        error = 2.0 ** -24 * (1.0 if meta["coded_gain"] == 1 else meta["coded_gain"] + 2.0)
+        assert np.abs(coded - direct).max() <= error, (key, setting)
+        for c in range(audio.shape[0]):
+            lag, correlation = best_lag(coded[c], audio[c], 200)
+            assert lag == 0 and correlation > 0.8, (key, setting, c)
+        drawn.append(setting)
+    assert sorted(set(drawn)) == sorted(CODECS)
+
+
+def crop_window(key: int, audio: np.ndarray, epoch: int = 0) -> tuple[slice, slice]:
+    """The channel and window of the crop of item ``key`` in ``epoch``: drawn first, as they always were."""
+    rng = np.random.default_rng([0, epoch, key])
+    channel = int(rng.integers(audio.shape[0]))
+    start = int(rng.integers(audio.shape[1] - SEGMENT + 1))
+    return slice(channel, channel + 1), slice(start, start + SEGMENT)
+
+
+def test_a_crop_hands_the_pair_maker_the_same_window_of_its_coded_chunk(coded_corpus):
+    shards, index = coded_corpus
+    items = dict(enumerate(ShardReader(str(shards), index)))
+    for key, target, prepared in spied_epoch(shards):
+        audio, meta = items[key]
+        window = crop_window(key, audio)
+        assert np.array_equal(target, audio[window])
+        assert prepared.keys() == {meta["coded"]}
+        assert np.array_equal(prepared[meta["coded"]], meta["prepared"][meta["coded"]][window])
+
+
+def test_any_band_trains_on_the_coded_crop_without_encoding(coded_corpus, monkeypatch):
+    shards, index = coded_corpus
+    items = dict(enumerate(ShardReader(str(shards), index)))
+
+    def encoding(*args, **kwargs):
+        raise AssertionError("a codec ran while training")
+
+    monkeypatch.setattr(Codec, "__call__", encoding)
+    codec_only = AnyBand(weights=(0, 0, 1, 0), gain_db=(0.0, 0.0))
+    batches = ShardLoader(stream(shards, make=PairMaker(RATE, RATE, "soxr_vhq", codec_only)))
+    for batch in islice(batches, 3):
+        for key, low in zip(batch["key"].tolist(), batch["low"].numpy()):
+            audio, meta = items[key]
+            assert np.array_equal(low, meta["prepared"][meta["coded"]][crop_window(key, audio)])
+
+
+def test_shards_written_without_codecs_are_as_before_and_read_as_before(corpus, tmp_path):
+    _, shards, index = corpus
+    assert index["codecs"] == []
+    reader = ShardReader(str(shards), index)
+    for key in range(index["items"]):
+        sample = reader.read(key)
+        assert set(sample) - {"__url__", "__local_path__"} == {"__key__", "flac", "json"}
+        meta = json.loads(sample["json"])
+        assert set(meta) == {"source", "start", "frames", "channels", "gain", "manifest"}
+        assert "prepared" not in reader.decode(key, sample)[1]
+    reader.close()
+    # Shards written before codecs (no "codecs" in their index): the pair maker is called as it always was.
+    old = tmp_path / "old"
+    shutil.copytree(shards, old)
+    old_index = json.loads((old / "index.json").read_text())
+    del old_index["codecs"]
+    (old / "index.json").write_text(json.dumps(old_index))
+    calls = spied_epoch(old)
+    assert calls and all(prepared is NOT_GIVEN for _, _, prepared in calls)
+
+
+def test_codec_settings_are_checked_before_anything_is_written(corpus, tmp_path, monkeypatch, capsys):
+    audio, _, _ = corpus
+    with pytest.raises(ValueError, match=r"codecs: 'flac:12' is not CODEC:KBPS"):
+        write(audio, tmp_path / "bad", codecs=["mp3:64", "flac:12"])
+    with pytest.raises(ValueError, match=r"codecs: 'vorbis:128' cannot be used at 16000 Hz"):
+        write(audio, tmp_path / "bad", codecs=["vorbis:128"])  # Vorbis at 16 kHz stays below it
+    assert not (tmp_path / "bad").exists()
+    code = main(["write", "--train", str(audio), "--output", str(tmp_path / "bad"), "--target_rate", str(RATE),
+                 "--codecs", "mp3:64,mp3-64"])
+    assert code == 1 and "'mp3-64' is not CODEC:KBPS" in capsys.readouterr().err
+    # any-band is AnyBand's own list; settings are named as a pair maker's `prepared` names them, once each.
+    monkeypatch.setattr(shards_module, "encoder_setting", lambda *args: (0.5, None))
+    expected = [f"{codec}:{kbps:g}" for codec, kbps in AnyBand().codecs]
+    assert codec_settings(["any-band"], 44100) == expected
+    assert codec_settings(["mp3:64.0", " opus:32", "any-band"], 44100)[:2] == ["mp3:64", "opus:32"]
+    assert len(codec_settings(["mp3:64.0", "any-band"], 44100)) == len(expected)
+
+
+def test_a_chunk_the_codec_fails_on_is_named_with_its_setting(tmp_path, monkeypatch):
+    audio = tmp_path / "audio"
+    write_audio(audio / "only.wav", RATE, 1.0)
+
+    def fails(chunk, rate, setting, rng):
+        raise ValueError("the encoder gave up")
+
+    monkeypatch.setattr(shards_module, "code_chunk", fails)
+    with pytest.raises(ValueError, match=r"only\.wav: the chunk at frame 0 cannot be coded as mp3:64 "
+                                         r"\(the encoder gave up\)"):
+        write(audio, tmp_path / "shards", codecs=["mp3:64"])
+    assert not (tmp_path / "shards" / "index.json").exists() and not list((tmp_path / "shards").glob("*.tar"))
 
 
 # --- each process its own part, every crop once an epoch --------------------------------------------

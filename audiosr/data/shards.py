@@ -5,14 +5,27 @@ corpus of hundreds of hours trained on several machines is instead written once,
 ``audiosr shards write``, as shards that each process streams from a local disk or from object
 storage, reading its own part only.
 
-**What a shard folder holds.** ``index.json`` (the rate, the chunk length, every shard with its
-number of items) and ``shard-000000.tar``, ... in the WebDataset layout: one item per chunk of a
-recording, ``<key>.flac`` (the chunk at its file's own level, every channel) and ``<key>.json``
-(``source``, ``start`` frame, the ``gain`` that brings it to the level
-:class:`~audiosr.data.recordings.FileRecording` reads it at, and every column its
+**What a shard folder holds.** ``index.json`` (the rate, the chunk length, the ``codecs`` its items
+were coded with, every shard with its number of items) and ``shard-000000.tar``, ... in the
+WebDataset layout: one item per chunk of a recording, ``<key>.flac`` (the chunk at its file's own
+level, every channel) and ``<key>.json`` (``source``, ``start`` frame, the ``gain`` that brings it to
+the level :class:`~audiosr.data.recordings.FileRecording` reads it at, and every column its
 ``MANIFEST.tsv`` gives: package, category, lowpass_edge_hz, ...). Keys number the items of the
 whole corpus in the order written; the files are written in an order shuffled by ``seed``, so that
 every shard mixes the corpus's sources.
+
+**Codec round trips, made once.** A real codec round trip (:class:`~audiosr.data.degradations.Codec`)
+runs on the CPU only, and costs more than the rest of a training item together. Written with
+``codecs`` (``--codecs mp3:64,vorbis:96,...``, or ``any-band``: :class:`~audiosr.data.AnyBand`'s
+list), every item also holds ``<key>.coded.flac``: its chunk at the training level (``gain``
+applied, as :meth:`ShardReader.decode` gives it), each channel on its own (training crops are one
+channel), coded with one setting drawn from ``(seed, key)`` with the very ``Codec(codec, kbps,
+"soxr_vhq")`` a training item would use; its json says which (``coded``: ``"mp3:64"``) and
+``coded_gain``, the factor that brings the stored codes back to that level (1 unless the decoded
+signal went above full scale). It is stored on the 24-bit grid (a rounding at -144 dB) and read back
+as ``meta["prepared"] = {"mp3:64": (C, T)}``; a training crop gets the same channel and window of
+it, handed to the pair maker as ``prepared``, which uses it whenever its degradation draws that
+codec round trip. Shards written without codecs have neither, and read as before.
 
 **Why 24-bit FLAC chunks.** Every recording the corpus checks hand out is on the 24-bit grid
 already (16- and 24-bit files at the target rate, and the 24-bit FLAC copies other rates are
@@ -65,6 +78,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from audiosr.audio_io import atomic_output, find_audio
+from audiosr.data.degradations import OPUS_RATES, AnyBand, Codec, _codec_setting, encoder_setting
 from audiosr.data.pairs import PairMaker
 from audiosr.data.recordings import SkippedAudioWarning, default_cache_dir, index_files, manifest_rows
 
@@ -138,6 +152,48 @@ def flac24(audio: np.ndarray, rate: int) -> tuple[bytes, float]:
     return buffer.getvalue(), level
 
 
+def _read_flac(data: bytes) -> np.ndarray:
+    """A stored FLAC stream as ``(C, T)`` float32 (24-bit codes / 2**23: exact in float32)."""
+    audio, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return audio.T
+
+
+# What `codecs` may name instead of settings: AnyBand's own list.
+ANY_BAND = "any-band"
+
+
+def codec_settings(codecs: Sequence[str], rate: int) -> list[str]:
+    """``codecs`` (settings ``"mp3:64"``, or ``"any-band"``: :class:`~audiosr.data.AnyBand`'s list)
+    as ``CODEC:KBPS`` strings in the form a pair maker's ``prepared`` names them (``"mp3:64"``),
+    each checked now: its syntax, and that its encoder reaches that bitrate at ``rate`` for one
+    channel (the error names the setting)."""
+    settings: list[str] = []
+    for text in codecs:
+        if str(text).strip() == ANY_BAND:
+            pairs = list(AnyBand().codecs)
+        else:
+            pairs = [_codec_setting(str(text).strip())]
+        for codec, kbps in pairs:
+            setting = f"{codec}:{kbps:g}"
+            at = OPUS_RATES[-1] if codec == "opus" and rate not in OPUS_RATES else rate  # as Codec codes it
+            try:
+                encoder_setting(codec, at, 1, kbps)
+            except ValueError as error:
+                raise ValueError(f"codecs: {setting!r} cannot be used at {rate} Hz ({error})") from None
+            if setting not in settings:
+                settings.append(setting)
+    return settings
+
+
+def code_chunk(chunk: np.ndarray, rate: int, setting: str, rng: np.random.Generator) -> np.ndarray:
+    """``chunk`` ``(C, T)`` at the training level round-tripped through ``setting`` (``"mp3:64"``)
+    as a one-channel training crop is (:class:`~audiosr.data.degradations.Codec` with soxr VHQ,
+    what :class:`~audiosr.data.AnyBand` runs), each channel on its own: ``(C, T)`` float32."""
+    codec, kbps = _codec_setting(setting)
+    degradation = Codec(codec, kbps, "soxr_vhq")
+    return np.concatenate([degradation(chunk[c:c + 1], rate, rate, rng)[0] for c in range(chunk.shape[0])])
+
+
 class _ShardFiles:
     """Shards written one after another into a folder, each renamed into place once it holds ``limit`` bytes."""
 
@@ -191,6 +247,7 @@ def write_shards(
     skip_unusable: bool = False,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    codecs: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write the recordings of ``sources`` at ``target_rate`` as shards in the folder ``output``.
 
@@ -203,6 +260,12 @@ def write_shards(
         seed: the order the files are written in.
         skip_unusable: leave out, with a warning, what the corpus checks refuse (unreadable, silent,
             too short, ...) instead of stopping with an error that names every such file.
+        codecs: codec settings (``"mp3:64"``, ``"vorbis:96"``, ``"opus:32"``, or ``"any-band"`` for
+            :class:`~audiosr.data.AnyBand`'s list): every item also holds its chunk round-tripped
+            through one of them, drawn from ``(seed, key)`` (see the module's docstring). A chunk
+            the codec fails on stops the writing with an error that names its file and the
+            setting, rather than leave that item without one (the codecs here code even a few
+            milliseconds; a failure is a broken encoder, not a short chunk).
 
     Returns:
         The index, also written to ``output/index.json`` (last: a folder without it is unfinished).
@@ -220,6 +283,7 @@ def write_shards(
     chunk_frames, min_frames = round(chunk_seconds * target_rate), round(min_seconds * target_rate)
     if not 0 < min_frames <= chunk_frames:
         raise ValueError(f"need 0 < min_seconds <= chunk_seconds, got {min_seconds} and {chunk_seconds}")
+    settings = codec_settings(codecs, target_rate)  # before hours of writing
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedAudioWarning)
@@ -252,7 +316,21 @@ def write_shards(
                 flac, level = flac24(audio[:, start:stop], target_rate)
                 meta = {"source": recording.name, "start": start, "frames": stop - start,
                         "channels": recording.channels, "gain": recording.gain / level, "manifest": row}
-                shards.write({"__key__": f"{key:09d}", "flac": flac, "json": json.dumps(meta).encode()}, len(flac))
+                sample = {"__key__": f"{key:09d}", "flac": flac}
+                if settings:
+                    # The chunk exactly as ShardReader.decode gives it to training, then coded.
+                    chunk = _read_flac(flac) * np.float32(meta["gain"])
+                    rng = np.random.default_rng([seed, key])
+                    setting = settings[int(rng.integers(len(settings)))]
+                    try:
+                        coded = code_chunk(chunk, target_rate, setting, rng)
+                    except Exception as error:
+                        raise ValueError(f"{recording.name}: the chunk at frame {start} cannot be coded as "
+                                         f"{setting} ({error})") from error
+                    sample["coded.flac"], coded_level = flac24(coded, target_rate)
+                    meta.update(coded=setting, coded_gain=1.0 / coded_level)
+                sample["json"] = json.dumps(meta).encode()
+                shards.write(sample, len(flac) + len(sample.get("coded.flac", b"")))
                 key += 1
                 shortest = stop - start if shortest == 0 else min(shortest, stop - start)
         shards.finish()
@@ -261,7 +339,7 @@ def write_shards(
         raise
     index = {"format": FORMAT, "version": VERSION, "sample_rate": target_rate, "chunk_frames": chunk_frames,
              "shortest_item_frames": shortest, "items": key, "seed": seed, "sources": [str(s) for s in sources],
-             "manifest_columns": sorted(columns), "shards": shards.written}
+             "manifest_columns": sorted(columns), "codecs": settings, "shards": shards.written}
     with atomic_output(output / INDEX) as partial:
         Path(partial).write_text(json.dumps(index, indent=1))
     return index
@@ -291,7 +369,8 @@ class ShardReader:
         return _join(self.root, self.names[self.locate(key)[0]])
 
     def read(self, key: int) -> dict[str, Any]:
-        """The item ``key`` as stored: ``{"__key__", "flac": bytes, "json": bytes}``."""
+        """The item ``key`` as stored: ``{"__key__", "flac": bytes, "json": bytes}``, and ``"coded.flac"``
+        in shards written with codecs."""
         shard, position = self.locate(key)
         if shard != self._shard or position < self._next:
             self._start(shard)
@@ -312,13 +391,22 @@ class ShardReader:
                 return sample
 
     def decode(self, key: int, sample: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        """The item ``key`` read as ``sample``: its audio ``(C, T)`` float32 at the corpus level, and its metadata."""
+        """The item ``key`` read as ``sample``: its audio ``(C, T)`` float32 at the corpus level, and its metadata.
+
+        An item written with codecs also has ``meta["prepared"]``: ``{setting: (C, T) float32}``,
+        its coded chunk at the same level (``coded_gain`` applied).
+        """
         try:
             meta = json.loads(sample["json"])
-            audio, _ = sf.read(io.BytesIO(sample["flac"]), dtype="float32", always_2d=True)
+            audio = _read_flac(sample["flac"]) * np.float32(meta["gain"])
+            if "coded" in meta:
+                coded = _read_flac(sample["coded.flac"]) * np.float32(meta["coded_gain"])
+                if coded.shape != audio.shape:
+                    raise ValueError(f"its coded stream is {coded.shape}, its audio {audio.shape}")
+                meta["prepared"] = {meta["coded"]: coded}
         except Exception as error:
             raise ShardError(f"shard {self.url(key)}: item {key:09d} is corrupt ({error})") from error
-        return audio.T * np.float32(meta["gain"]), meta
+        return audio, meta
 
     def _start(self, shard: int) -> None:
         from webdataset.tariterators import group_by_keys, tar_file_expander
@@ -496,7 +584,10 @@ class ShardStream(IterableDataset):
         rng = np.random.default_rng([self.seed, self.epoch, key])
         channel = int(rng.integers(audio.shape[0]))
         start = int(rng.integers(audio.shape[1] - self.segment_frames + 1))
-        item = self.make(audio[channel:channel + 1, start:start + self.segment_frames], rng)
+        window = (slice(channel, channel + 1), slice(start, start + self.segment_frames))
+        # Coded versions of the item (shards written with codecs): the same channel and window.
+        prepared = {setting: version[window] for setting, version in meta.get("prepared", {}).items()}
+        item = self.make(audio[window], rng, prepared=prepared) if prepared else self.make(audio[window], rng)
         item["key"] = torch.tensor(key)
         return item
 
@@ -575,14 +666,20 @@ def main(argv: list[str] | None = None) -> int:
     write.add_argument("--skip_unusable", action="store_true",
                        help="leave out files the corpus checks refuse, with a warning, instead of stopping")
     write.add_argument("--cache_dir", default=None, help="converted files and file checks (default: $AUDIOSR_CACHE)")
+    write.add_argument("--codecs", default="", metavar="CODEC:KBPS,...",
+                       help="also store each chunk round-tripped through one of these codec settings, drawn per "
+                       "item (e.g. mp3:64,vorbis:96,opus:32; any-band: AnyBand's list), for a model for any "
+                       "input to train on without coding on the fly (default: none)")
     args = parser.parse_args(argv)
     try:
+        codecs = [c for c in args.codecs.split(",") if c.strip()]
         index = write_shards(args.train, args.output, args.target_rate, args.chunk_seconds, args.min_seconds,
-                             args.shard_mb, args.seed, args.skip_unusable, args.cache_dir)
+                             args.shard_mb, args.seed, args.skip_unusable, args.cache_dir, codecs=codecs)
     except (OSError, ValueError) as error:
         print(f"audiosr shards: error: {error}", file=sys.stderr)
         return 1
     megabytes = sum(s["bytes"] for s in index["shards"]) / 1e6
+    coded = f", each also coded ({', '.join(index['codecs'])})" if index["codecs"] else ""
     print(f"{index['items']} items in {len(index['shards'])} shards ({megabytes:.1f} MB) at "
-          f"{index['sample_rate']} Hz: {args.output}")
+          f"{index['sample_rate']} Hz{coded}: {args.output}")
     return 0
