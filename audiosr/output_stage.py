@@ -81,6 +81,9 @@ class OutputStage:
     edge_search_from: float = field(default=AUTO_LOWEST, metadata={"help": (
         "keep_band auto: the input's edge is searched from this fraction of its Nyquist frequency up (a model "
         "for any input, whose input runs at the output rate, searches from about 0.14: 3 kHz at 44.1 kHz)")})
+    complete_from_hz: float | None = field(default=None, metadata={"help": (
+        "keep_band auto, input at the output rate: an input whose edge lies at or above this (Hz) lacks nothing "
+        "anyone hears and is passed bit for bit (off: only one whose content reaches the Nyquist frequency)")})
 
     def __post_init__(self) -> None:
         keep = self.keep_band
@@ -103,6 +106,10 @@ class OutputStage:
             raise ValueError(f"edge_search_from must be a fraction of the input's Nyquist frequency in (0, 1), "
                              f"got {self.edge_search_from!r}")
         object.__setattr__(self, "edge_search_from", search)
+        if self.complete_from_hz is not None:
+            if not float(self.complete_from_hz) > 0:
+                raise ValueError(f"complete_from_hz must be a frequency above 0 Hz (or null), got {self.complete_from_hz!r}")
+            object.__setattr__(self, "complete_from_hz", float(self.complete_from_hz))
         if self.level_ceiling_db is not None:
             margin = float(self.level_ceiling_db)
             if not CEILING_RANGE_DB[0] <= margin <= CEILING_RANGE_DB[1]:
@@ -179,6 +186,14 @@ class OutputStage:
         edge = self.keep_band[1] * source_nyquist if self.keep_band else source_nyquist
         return torch.full((batch,), float(edge), device=rough.device)
 
+    def complete_from(self, source_nyquist: float) -> float:
+        """The edge (Hz) from which an input at the output rate lacks nothing."""
+        return source_nyquist if self.complete_from_hz is None else min(self.complete_from_hz, source_nyquist)
+
+    def complete(self, edges: torch.Tensor, source_nyquist: float) -> torch.Tensor:
+        """``(B,)`` bool: which items' band lacks nothing (:meth:`complete_from`)."""
+        return edges >= self.complete_from(source_nyquist)
+
     def __call__(self, rough: torch.Tensor, estimate: torch.Tensor, rate: int, source_nyquist: float,
                  training: bool, edges: torch.Tensor | None = None) -> torch.Tensor:
         """The output ``(B, 1, T)`` float32 from the rough input and the network's estimate (both float32).
@@ -209,9 +224,10 @@ class OutputStage:
             below = _mirrored_lowpass(output, lowpass_kernels(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ))
             output = output + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (output - below)
         if self.keep_band == "auto" and source_nyquist >= rate / 2:
-            # An input at the output rate whose content reaches the top (no edge found) lacks
-            # nothing: it is the output, bit for bit, whatever the settings above.
-            output = torch.where((edges >= source_nyquist).reshape(-1, 1, 1), rough, output)
+            # An input at the output rate whose content reaches the top (no edge found), or as near
+            # it as complete_from_hz, lacks nothing: it is the output, bit for bit, whatever the
+            # settings above.
+            output = torch.where(self.complete(edges, source_nyquist).reshape(-1, 1, 1), rough, output)
         return output
 
 

@@ -7,6 +7,8 @@ upsampler that takes every rate, and the per-item band split of the metrics.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -265,3 +267,25 @@ def test_the_worse_share_counts_snrs_up_to_60_db():
 def test_inputs_at_the_target_rate_need_a_degradation_that_cuts_the_band():
     with pytest.raises(ValueError, match="train_degradation and a val_degradation"):
         AudioPairDataModule(source_rate=RATE, target_rate=RATE)
+
+
+def test_an_input_whose_band_reaches_complete_from_hz_is_passed_and_said_to_lack_nothing():
+    from audiosr.data import Lowpass
+    from audiosr.inference import Upsampler
+
+    # Content to about 20.5 kHz, then a cliff: a converter's or a 320 kbps encoder's edge.
+    x = Lowpass("ellip", 8, 20500 / (RATE / 2), 0.5, 80.0, "soxr_vhq")(noise(1.0, seed=4), RATE, RATE, None)[0]
+    assert 19500 < edge_of(x) < 21000
+    generator = any_generator()
+    with torch.no_grad():
+        filled = generator(torch.from_numpy(x)[None])
+    assert not torch.equal(filled[0], torch.from_numpy(x))  # by default the model fills above 20.5 kHz
+    generator.spec = dataclasses.replace(generator.spec, stage=generator.spec.stage.replace(complete_from_hz=19500))
+    notices: list[str] = []
+    out = Upsampler(generator, notice=notices.append).upsample(x, RATE)
+    np.testing.assert_array_equal(out, x)
+    assert notices == ["input: its content already reaches 19.5 kHz: nothing added"]
+    cut = LowRate(32000)(x, RATE, RATE, np.random.default_rng(0))[0]  # 16 kHz: still filled
+    assert not np.array_equal(Upsampler(generator).upsample(cut, RATE), cut)
+    with pytest.raises(ValueError, match="complete_from_hz"):
+        OutputStage(keep_band="auto", complete_from_hz=0)

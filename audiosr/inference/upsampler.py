@@ -195,7 +195,7 @@ class Upsampler:
             edges = shared
             if self.spec.any_input:
                 edges = edges if edges is not None else self.generator.band_edges(batch)
-                self.windows_complete += int((edges >= nyquist(self.target_rate)).sum())
+                self.windows_complete += int(self.spec.stage.complete(edges, nyquist(self.target_rate)).sum())
                 self.windows_seen += len(edges)
             with inference_precision(self.device, self.precision):
                 out = self.generator(batch, edges)
@@ -317,7 +317,8 @@ class Upsampler:
             self.windows_seen = self.windows_complete = 0
             yield from windows
             if self.windows_seen and self.windows_complete == self.windows_seen:
-                self.notice(f"{name}: its content already reaches {nyquist(self.target_rate) / 1000:g} kHz: nothing added")
+                top = self.spec.stage.complete_from(nyquist(self.target_rate))
+                self.notice(f"{name}: its content already reaches {top / 1000:g} kHz: nothing added")
 
         return told()
 
