@@ -11,7 +11,7 @@ from audiosr.band import content_edge
 from audiosr.data import AnyBand, AudioPairDataModule, Lowpass, LowRate, Resample, SyntheticCorpus
 from audiosr.data.degradations import Codec
 from audiosr.data.on_device import PLAN_SIZE, apply_plans, keep_plan, plan_of, to_grid
-from audiosr.data.pairs import PairMaker, to_pcm
+from audiosr.data.pairs import PairMaker, target_edges, to_pcm
 
 RATE = 44100
 
@@ -104,13 +104,14 @@ def test_any_band_draws_the_same_items_whether_the_loader_or_the_device_degrades
         made, planned = loader(target, np.random.default_rng(seed)), device(target, np.random.default_rng(seed))
         assert "device_plan" not in made and planned["device_plan"].shape == (PLAN_SIZE,)
         torch.testing.assert_close(planned["target"], made["target"])  # the same gain
-        assert float(planned["edge_hz"]) == float(made["edge_hz"])
+        assert np.isnan(float(planned["edge_hz"]))  # found on the device, from the target at its own level:
+        gain = float(planned["device_plan"][1])
+        assert float(target_edges(planned["target"] / gain, RATE, RATE)[0]) == float(made["edge_hz"])
         degraded = apply_plans(planned["input"][None], planned["device_plan"][None], RATE)[0]
         if torch.equal(planned["device_plan"], torch.from_numpy(keep_plan(float(planned["device_plan"][1])))):
             torch.testing.assert_close(degraded, made["input"])  # a codec: done in the loader, exactly
             continue
         done_on_device += 1
-        gain = float(planned["device_plan"][1])
         assert abs(edge_of(degraded.numpy() / gain) - edge_of(made["input"].numpy() / gain)) < 600
     assert done_on_device >= 12
 
@@ -135,7 +136,10 @@ def test_the_data_module_degrades_training_batches_on_the_device(tmp_path):
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     assert torch.equal(batch["input"], batch["target"])  # the loader left it undone
+    gains = batch["device_plan"][:, 1].float().reshape(-1, 1)
+    edges = target_edges(batch["target"][:, 0] / gains, RATE, RATE)
     batch = data.on_after_batch_transfer(batch, 0)
+    torch.testing.assert_close(batch["edge_hz"], edges)
     assert "device_plan" not in batch and batch["input"].shape == batch["target"].shape
     assert torch.equal(batch["input"], batch["low"])
     for i in range(8):  # every item lost its band above an edge under the target's own

@@ -15,7 +15,7 @@ from audiosr.data.corpora import Corpus, SyntheticCorpus
 from audiosr.data.datasets import EpochSampler, FixedCrops, RandomCrops, WholeRecordings
 from audiosr.data.degradations import AnyBand, Degradation, Resample
 from audiosr.data.on_device import apply_plans
-from audiosr.data.pairs import PairMaker, check_input_bits
+from audiosr.data.pairs import PairMaker, check_input_bits, target_edges
 from audiosr.data.recordings import default_cache_dir
 from audiosr.dsp import check_resampler
 from audiosr.evaluation.metrics import LSD_N_FFT
@@ -210,6 +210,10 @@ class AudioPairDataModule(L.LightningDataModule):
         if plans is not None:
             # At equal rates the low-rate signal is the network's input.
             batch["input"] = batch["low"] = apply_plans(batch["input"], plans, self.target_rate)
+            # Each target's own edge, at its own level (as the loader finds it).
+            gain = plans[:, 1].to(batch["target"]).reshape(-1, 1)
+            batch["edge_hz"] = target_edges(batch["target"][:, 0] / gain, self.source_rate,
+                                            self.target_rate).float()
         return batch
 
     def val_dataloader(self) -> DataLoader:

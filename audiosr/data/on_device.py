@@ -26,6 +26,8 @@ How each step is done on the device, and how it differs from the loader's:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -149,10 +151,17 @@ def resample_with(x: torch.Tensor, rate_in: int, rate_out: int, resampler: str) 
 
 
 def _torchaudio_resample(x, rate_in, rate_out, width, rolloff, beta):
-    import torchaudio.functional as AF
+    return _resampler(rate_in, rate_out, width, rolloff, beta, x.device, x.dtype)(x)
 
-    return AF.resample(x, rate_in, rate_out, lowpass_filter_width=width, rolloff=rolloff,
-                       resampling_method="sinc_interp_kaiser", beta=beta)
+
+@functools.lru_cache(maxsize=64)
+def _resampler(rate_in, rate_out, width, rolloff, beta, device, dtype):
+    """torchaudio's resampler, its kernel made once per pair of rates and device (the functional
+    form makes it anew at every call, longer than the resampling itself)."""
+    import torchaudio.transforms as T
+
+    return T.Resample(rate_in, rate_out, resampling_method="sinc_interp_kaiser", lowpass_filter_width=width,
+                      rolloff=rolloff, beta=beta, dtype=dtype).to(device)
 
 
 def to_grid(x: torch.Tensor, bits: int) -> torch.Tensor:

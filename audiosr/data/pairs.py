@@ -66,6 +66,15 @@ def make_pair(
     return low, resample(low, source_rate, target_rate, input_filter, target.shape[-1])
 
 
+def target_edges(target: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
+    """``(..., T)`` -> ``(...)``: where each target's own content ends (Hz; ``target_rate / 2`` if it
+    reaches the top), searched above the band its input carries anyway."""
+    top = nyquist(target_rate)
+    lowest = ANY_BAND_EDGE_FROM_HZ if source_rate == target_rate else \
+        min(nyquist(source_rate) + TARGET_EDGE_FROM_HZ, top - 1)
+    return content_edge(target, target_rate, lowest, top)
+
+
 @dataclass(frozen=True)
 class PairMaker:
     """Turns a target crop ``(1, T)`` into the item dict of :mod:`audiosr.data.datasets`.
@@ -82,6 +91,7 @@ class PairMaker:
             is never quantised.
         on_device: leave what :class:`~audiosr.data.AnyBand` can do on the model's device undone and
             give each item a ``device_plan`` for it (:mod:`audiosr.data.on_device`); AnyBand only.
+            The target's edge is found there too (``edge_hz`` is NaN until then).
     """
 
     source_rate: int
@@ -114,10 +124,10 @@ class PairMaker:
         if self.input_bits is not None:
             low = to_pcm(low, self.input_bits)
         rough = resample(low, self.source_rate, self.target_rate, self.input_filter, target.shape[-1])
-        top = nyquist(self.target_rate)
-        lowest = ANY_BAND_EDGE_FROM_HZ if self.source_rate == self.target_rate else \
-            min(nyquist(self.source_rate) + TARGET_EDGE_FROM_HZ, top - 1)
-        edge = content_edge(torch.from_numpy(target), self.target_rate, lowest, top)
+        if self.on_device:  # found batched on the device too (audiosr.data.on_device.target_edges)
+            edge = torch.tensor(float("nan"))
+        else:
+            edge = target_edges(torch.from_numpy(target), self.source_rate, self.target_rate)
         return {
             "edge_hz": edge.reshape(-1)[0].float(),
             "input": torch.from_numpy(rough),
