@@ -3,6 +3,7 @@
     python -m bench --sections stereo                                   # inside the whole report
     python -m bench.stereo                                              # alone: generated cases only
     python -m bench.stereo --train-dir ../traindata --split val         # and build.sh's stereo files
+    python -m bench.stereo --checkpoint RUN/checkpoints/best-*.ckpt     # another model (one for any input)
 
 Generated cases (what the tests check, ``tests/test_stereo.py``): a bright harmonic source with
 noise, 6 s at 44.1 kHz, as two channels related one way each (a delay of 3 or 30 samples, a pan
@@ -89,18 +90,19 @@ def fold_down_notch_db(pair: np.ndarray, band: tuple[float, float] = FOLD_HZ) ->
     return float(10 * np.log10((mono[inside] / (sides.mean(axis=0)[inside] + 1e-30)).min() + 1e-30))
 
 
-def upsamplers():
+def upsamplers(checkpoint: Path | None = None):
+    """The model (the shipped one, or ``checkpoint``) with its channels' band shared and apart."""
     from audiosr.inference.upsampler import Upsampler
 
     quiet = {"device": "cpu", "notice": lambda _: None}
-    return {"shared band": Upsampler.from_checkpoint(**quiet),
-            "channels apart": Upsampler.from_checkpoint(shared_stereo=False, **quiet)}
+    return {"shared band": Upsampler.from_checkpoint(checkpoint, **quiet),
+            "channels apart": Upsampler.from_checkpoint(checkpoint, shared_stereo=False, **quiet)}
 
 
-def generated_table() -> str:
+def generated_table(checkpoint: Path | None = None) -> str:
     from audiosr.evaluation.comparison import markdown_table
 
-    ways = upsamplers()
+    ways = upsamplers(checkpoint)
     rows = []
     for name, full in cases().items():
         low = low_16bit(full)
@@ -113,7 +115,7 @@ def generated_table() -> str:
                            "deepest fold-down notch 12-20 kHz (dB)"], rows, left={0, 1})
 
 
-def real_files(paths: list[Path], seconds: float) -> str:
+def real_files(paths: list[Path], seconds: float, checkpoint: Path | None = None) -> str:
     """Each channel of each stereo file, both ways and kaiser_best: SNR, LSD below the reference's edge."""
     import torch
 
@@ -125,7 +127,7 @@ def real_files(paths: list[Path], seconds: float) -> str:
     from audiosr.evaluation.metrics import lsd_below, snr
     from audiosr.evaluation.spread import bootstrap_interval
 
-    ways = upsamplers()
+    ways = upsamplers(checkpoint)
     comparison = Comparison(LOW_RATE, RATE)
     scores: dict[str, dict[str, list[float]]] = {w: {"snr": [], "lsd": [], "coh": []}
                                                  for w in [*ways, "kaiser_best"]}
@@ -168,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-dir", type=Path, help="build.sh's output folder: also score its stereo files")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--seconds", type=float, default=20.0, help="of each real file (default %(default)s)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a model other than the shipped one (a checkpoint or generator file; e.g. one for any input)")
     args = parser.parse_args(argv)
-    print(generated_table())
+    print(generated_table(args.checkpoint))
     if args.train_dir is not None:
         import soundfile as sf
 
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no build.sh corpus at {args.train_dir}")
         files = [p for p in getattr(corpus, args.split) if sf.info(str(p)).channels == 2]
         log(f"{len(files)} stereo files in the {args.split} split")
-        print(real_files(files, args.seconds))
+        print(real_files(files, args.seconds, args.checkpoint))
     return 0
 
 
