@@ -5,6 +5,7 @@ and score it per kind of input.
     python -m bench.any_input train --train-dir ../traindata --root RUNROOT --minutes 80   # one sitting
     python -m bench.any_input train --train-dir ../traindata --root RUNROOT --minutes 80   # the next one goes on
     python -m bench.any_input evaluate --root RUNROOT [--checkpoint best] [--split test|holdout]
+    python -m bench.any_input speed --root RUNROOT [--checkpoint best] [--threads 2]
 
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
 ``configs/overlays/any-input.yaml`` on the shipped model's data (``build.sh``'s recordings split by
@@ -269,6 +270,44 @@ def train(args: argparse.Namespace) -> int:
     return fit.returncode
 
 
+def speed(args: argparse.Namespace) -> int:
+    """The whole ``Upsampler`` path of the model for any input beside kaiser_best and the shipped model, in one
+    process: 30 s of a dev recording at each input rate, the median of ``--repeats`` calls after a warm-up."""
+    import torch
+
+    from audiosr.dsp import output_length, resample
+    from audiosr.evaluation.comparison import BASELINES, time_method
+    from audiosr.inference.upsampler import Upsampler
+    from bench.common import read_mono
+    from bench.speed import SPEED_FILE
+
+    root = args.root.resolve()
+    checkpoint = Path(args.checkpoint) if args.checkpoint not in ("best", "last") else \
+        resolve_checkpoint(args.checkpoint, root / "runs" / EXPERIMENT)
+    torch.set_num_threads(args.threads)
+    quiet = {"device": "cpu", "notice": lambda _: None}
+    models = {"model for any input": Upsampler.from_checkpoint(checkpoint, **quiet),
+              "shipped model": Upsampler.from_checkpoint(None, **quiet)}
+    full, rate = read_mono(args.dev_dir.resolve() / SPEED_FILE, 30.0)
+    rows = []
+    for low_rate in (16000, 22050, 44100):
+        low = resample(full[None], rate, low_rate, "kaiser_best", output_length(full.size, rate, low_rate))
+        seconds = low.shape[-1] / low_rate
+        methods = {"kaiser_best": lambda x, r=low_rate: BASELINES["kaiser_best"](x, r, 44100)} if low_rate < 44100 else {}
+        methods.update({name: (lambda x, r=low_rate, u=u: u.upsample(x, r)) for name, u in models.items()
+                        if low_rate == 22050 or name != "shipped model"})
+        walls = {name: time_method(fn, low, warmup=1, repeats=args.repeats)[1] for name, fn in methods.items()}
+        for name, wall in walls.items():
+            ratio = walls["kaiser_best"] / wall if "kaiser_best" in walls else None
+            rows.append([f"{low_rate / 1000:g} kHz", name, f"{wall:.3f}", f"{seconds / wall:.1f}",
+                         "–" if ratio is None else f"{ratio:.2f}"])
+            log(f"  {low_rate} Hz, {name}: {wall:.3f} s")
+    print(f"30 s of `{SPEED_FILE}` at each input rate to 44.1 kHz, {args.threads} torch thread(s) "
+          f"(resampy is single-threaded), median of {args.repeats} calls after one; {checkpoint.name}:\n")
+    print(markdown_table(["input", "method", "wall s", "RTR ↑", "speed vs kaiser_best ↑"], rows, left={0, 1}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -281,12 +320,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="the dev test split or the held-out build.sh packages")
     score.add_argument("--kinds", default="", help=f"comma-separated presets (default all: {', '.join(k.preset for k in KINDS)})")
     score.add_argument("--no-visqol", action="store_true", help="leave ViSQOL out (faster)")
-    for sub in (fit, score):
+    timed = commands.add_parser("speed", help="the whole upsample path against kaiser_best and the shipped model")
+    timed.add_argument("--checkpoint", default="best", help="best, last (of the run) or a checkpoint file")
+    timed.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
+    timed.add_argument("--repeats", type=int, default=3, help="timed calls per method, median (default %(default)s)")
+    for sub in (fit, score, timed):
         sub.add_argument("--root", type=Path, required=True, help="the run's folder, the same for every sitting")
         sub.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
         sub.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
     args = parser.parse_args(argv)
-    return train(args) if args.command == "train" else evaluate(args)
+    return {"train": train, "evaluate": evaluate, "speed": speed}[args.command](args)
 
 
 if __name__ == "__main__":
