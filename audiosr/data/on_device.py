@@ -66,9 +66,7 @@ def plan_of(degradation, source_rate: int, target_rate: int, gain: float) -> np.
     """
     from audiosr.data.degradations import Lowpass, LowRate, Resample, _design
 
-    row = np.zeros(PLAN_SIZE, dtype=np.float64)
-    row[1] = gain
-    row[HEADER:] = np.tile(IDENTITY_SECTION, MAX_SECTIONS)
+    row = keep_plan(gain)
 
     def sections(filter_: Lowpass, cutoff_of: int) -> None:
         sos = _design(filter_.kind, filter_.order, filter_.cutoff * nyquist(cutoff_of), target_rate,
