@@ -4,7 +4,8 @@ and score it per kind of input.
     bash ../shared/data/train/build.sh ../traindata                                 # about 5 hours of real audio
     python -m bench.any_input train --train-dir ../traindata --root RUNROOT --minutes 80   # one sitting
     python -m bench.any_input train --train-dir ../traindata --root RUNROOT --minutes 80   # the next one goes on
-    python -m bench.any_input evaluate --root RUNROOT [--checkpoint best] [--split test|holdout]
+    python -m bench.any_input train ... -- --model.init_args...                    # a variant of the recipe
+    python -m bench.any_input evaluate --root RUNROOT [--checkpoint best] [--split val|test|holdout]
     python -m bench.any_input speed --root RUNROOT [--checkpoint best] [--threads 2]
 
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
@@ -17,9 +18,10 @@ cap passed on is that time plus this sitting's. ``--ckpt_path last`` is passed w
 already has a ``last.ckpt``; the learning rate decays per step, so sittings of any length make the
 same run. ``RUNROOT/fit-N.log`` keeps each sitting's log.
 
-``evaluate`` runs ``audiosr test`` once per kind of input (``configs/inputs/any-input/``) on the dev
-test split (``--split test``) or the held-out ``build.sh`` packages (``--split holdout``), nothing of
-which any decision touched, and writes ``RUNROOT/evaluation-<split>-step<N>.md``: each kind against
+``evaluate`` runs ``audiosr test`` once per kind of input (``configs/inputs/any-input/``) on the
+validation recordings (``--split val``: where one variant of the recipe is chosen over another), the
+dev test split (``--split test``) or the held-out ``build.sh`` packages (``--split holdout``), neither
+of which any decision touches, and writes ``RUNROOT/evaluation-<split>-step<N>.md``: each kind against
 what a user would otherwise have (issue 36's bar): soxr VHQ for 8 and 16 kHz files, kaiser_best for
 22.05 and 32 kHz files (and the shipped model, which 22.05 kHz files must not lose to), the decoded
 file as it is for 44.1 kHz MP3 and Vorbis files; a full-band file must come out within -60 dB of
@@ -67,8 +69,10 @@ def elapsed_seconds(checkpoint: Path | None) -> float:
     return float(spent.get("train", 0.0)) + float(spent.get("validate", 0.0))
 
 
-def fit_command(lists: dict[str, Path], root: Path, steps: int, seconds: int, resume: bool) -> list[str]:
-    return [*audiosr_module_command(), "fit", *config_args(CONFIGS), *data_args(lists), "--experiment", EXPERIMENT,
+def fit_command(lists: dict[str, Path], root: Path, steps: int, seconds: int, resume: bool,
+                extra: list[str] = ()) -> list[str]:
+    """The sitting's ``audiosr fit``; ``extra``: more of its arguments, after the recipe's (a variant's)."""
+    return [*audiosr_module_command(), "fit", *config_args(CONFIGS), *data_args(lists), *extra, "--experiment", EXPERIMENT,
             "--trainer.default_root_dir", str(root / "runs"), "--trainer.max_steps", str(steps),
             "--trainer.max_time", f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
             "--model.init_args.lr_scheduler.init_args.gamma", f"{decay_per_step(steps):.8f}",
@@ -227,7 +231,13 @@ def evaluate(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint not in ("best", "last") else \
         resolve_checkpoint(args.checkpoint, root / "runs" / EXPERIMENT)
     step = checkpoint_step(checkpoint)
-    work = root / f"evaluation-{args.split}-step{step}"
+    name = f"evaluation-{args.split}" + (f"-{args.excerpt:g}s" if args.excerpt else "") + f"-step{step}"
+    work = root / name
+    sources = {}
+    if args.excerpt:
+        lists = dict(lists)
+        lists[args.split], sources = write_excerpts(lists[args.split], root / f"excerpts-{args.split}-{args.excerpt:g}s",
+                                                    args.excerpt)
     chosen = [k for k in KINDS if not args.kinds or k.preset in args.kinds.split(",")]
     tested = {}
     for kind in chosen:
@@ -236,13 +246,40 @@ def evaluate(args: argparse.Namespace) -> int:
                  *(["--report.models", f"{{{SHIPPED}: default}}"] if kind.beside_shipped else [])]
         tested[kind.preset] = run_test(kind.label, kind.preset, checkpoint, lists, args.split, extra, work,
                                        root / "cache", CONFIGS)
-    categories = dev_categories(args.dev_dir.resolve()) if args.split == "test" else _package_categories(args)
-    text = report(tested, categories, f"The model for any input, {args.split} split, {checkpoint.name} (step {step})")
-    out = root / f"evaluation-{args.split}-step{step}.md"
+    categories = {"test": lambda: dev_categories(args.dev_dir.resolve()), "holdout": lambda: _package_categories(args),
+                  "val": lambda: {**dev_categories(args.dev_dir.resolve()), **_package_categories(args)}}[args.split]()
+    categories.update({excerpt: categories.get(source, "other") for excerpt, source in sources.items()})
+    what = f"{args.split} split" + (f" ({args.excerpt:g}-s excerpts)" if args.excerpt else "")
+    text = report(tested, categories, f"The model for any input, {what}, {checkpoint.name} (step {step})")
+    out = root / f"{name}.md"
     out.write_text(text + "\n")
     log(f"wrote {out}")
     print(text)
     return 0
+
+
+def write_excerpts(listed: Path, folder: Path, seconds: float) -> tuple[Path, dict[str, str]]:
+    """The middle ``seconds`` of every file in the list ``listed``, written once into ``folder`` as they are
+    (same subtype): a split of long recordings scored in minutes, every source still in it. Returns the
+    excerpts' list and, for each excerpt, its source (for the categories)."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out, sources = [], {}
+    for i, line in enumerate(listed.read_text().split()):
+        source = Path(line)
+        target = folder / f"{i:04d}-{source.stem}.flac"
+        if not target.is_file():
+            info = sf.info(str(source))
+            length = min(info.frames, int(round(seconds * info.samplerate)))
+            audio, rate = sf.read(str(source), start=(info.frames - length) // 2, frames=length, always_2d=True)
+            subtype = info.subtype if info.subtype in ("PCM_16", "PCM_24") else "PCM_24"
+            sf.write(str(target), audio, rate, subtype=subtype)
+        out.append(target)
+        sources[str(target)] = str(source)
+    excerpts = folder / "list.txt"
+    excerpts.write_text("".join(f"{p}\n" for p in out))
+    return excerpts, sources
 
 
 def _package_categories(args: argparse.Namespace) -> dict[str, str]:
@@ -262,7 +299,8 @@ def train(args: argparse.Namespace) -> int:
     family = root / "runs" / EXPERIMENT
     last = resolve_checkpoint("last", family) if any(family.glob("*/checkpoints/last.ckpt")) else None
     spent = elapsed_seconds(last)
-    cmd = fit_command(lists, root, args.steps, int(spent + args.minutes * 60), last is not None)
+    extra = [a for a in args.fit_args if a != "--"]
+    cmd = fit_command(lists, root, args.steps, int(spent + args.minutes * 60), last is not None, extra)
     sitting = len(list(root.glob("fit-*.log"))) + 1
     log(f"sitting {sitting}: " + (f"resuming {last} ({spent / 60:.0f} min spent)" if last else "a new run")
         + f", {args.minutes:g} min more\n  {command_line(cmd)}")
@@ -314,12 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     fit = commands.add_parser("train", help="one sitting of training (resumes from last.ckpt)")
     fit.add_argument("--minutes", type=float, default=80.0, help="this sitting's training budget")
     fit.add_argument("--steps", type=int, default=STEPS, help="optimizer steps of the whole run")
+    fit.add_argument("fit_args", nargs=argparse.REMAINDER,
+                     help="after --: more `audiosr fit` arguments (a variant of the recipe; give every sitting the same)")
     score = commands.add_parser("evaluate", help="audiosr test per kind of input, against what a user would otherwise have")
     score.add_argument("--checkpoint", default="best", help="best, last (of the run) or a checkpoint file")
-    score.add_argument("--split", choices=("test", "holdout"), default="test",
-                       help="the dev test split or the held-out build.sh packages")
+    score.add_argument("--split", choices=("val", "test", "holdout"), default="test",
+                       help="val: the validation recordings (dev and build.sh), for decisions; test: the dev test "
+                            "split; holdout: the held-out build.sh packages (test and holdout: no decision)")
     score.add_argument("--kinds", default="", help=f"comma-separated presets (default all: {', '.join(k.preset for k in KINDS)})")
     score.add_argument("--no-visqol", action="store_true", help="leave ViSQOL out (faster)")
+    score.add_argument("--excerpt", type=float, default=0.0,
+                       help="score the middle SECONDS of each file only (the validation split holds an hour)")
     timed = commands.add_parser("speed", help="the whole upsample path against kaiser_best and the shipped model")
     timed.add_argument("--checkpoint", default="best", help="best, last (of the run) or a checkpoint file")
     timed.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")

@@ -352,3 +352,29 @@ def test_the_any_input_evaluation_holds_each_kind_to_its_own_baseline():
     assert rows["16 kHz files (16-bit, kaiser_best)"][0] == "soxr_vhq"
     assert rows["16 kHz files (16-bit, kaiser_best)"][4].startswith("0.50 [")
     assert rows["44.1 kHz files, nothing missing (16-bit)"][4] == "–"  # no ratio to an exact baseline
+
+
+def test_the_any_input_evaluation_scores_the_middle_of_each_file(tmp_path):
+    """bench.any_input --excerpt: each listed file's middle seconds, written once as they are, mapped to its source."""
+    import soundfile as sf
+
+    from bench.any_input import write_excerpts
+
+    rate = 8000
+    ramp = (np.arange(10 * rate) % 30000 - 15000).astype(np.int16)  # every sample says where it came from
+    long, short = tmp_path / "long.flac", tmp_path / "short.wav"
+    sf.write(str(long), ramp, rate, subtype="PCM_16")
+    sf.write(str(short), np.zeros((rate, 2), dtype=np.float32), rate, subtype="FLOAT")
+    listed = tmp_path / "val.txt"
+    listed.write_text(f"{long}\n{short}\n")
+    excerpts, sources = write_excerpts(listed, tmp_path / "excerpts", 2.0)
+    paths = excerpts.read_text().split()
+    assert [sources[p] for p in paths] == [str(long), str(short)]
+    middle, got_rate = sf.read(paths[0], dtype="int16")
+    assert got_rate == rate and np.array_equal(middle, ramp[4 * rate: 6 * rate])
+    assert sf.info(paths[0]).subtype == "PCM_16"
+    whole = sf.read(paths[1])[0]
+    assert whole.shape == (rate, 2)  # shorter than the excerpt: all of it, both channels
+    before = Path(paths[0]).stat().st_mtime_ns
+    write_excerpts(listed, tmp_path / "excerpts", 2.0)
+    assert Path(paths[0]).stat().st_mtime_ns == before  # written once
