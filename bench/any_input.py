@@ -7,6 +7,7 @@ and score it per kind of input.
     python -m bench.any_input train ... -- --model.init_args...                    # a variant of the recipe
     python -m bench.any_input evaluate --root RUNROOT [--checkpoint best] [--split val|test|holdout]
     python -m bench.any_input speed --root RUNROOT [--checkpoint best] [--threads 2]
+    python -m bench.any_input parts --root RUNROOT [--hops 256,512]             # where the time goes
 
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
 ``configs/overlays/any-input.yaml`` on the shipped model's data (``build.sh``'s recordings split by
@@ -346,6 +347,73 @@ def speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def parts(args: argparse.Namespace) -> int:
+    """Where the time of the any-input path goes: each part of ``Upsampler.upsample`` (30 s of noise at
+    22.05 kHz; the recipe's network with random weights, speed does not depend on them) per hop length,
+    beside kaiser_best in the same process. Parts are timed by wrapping their functions; the shares
+    overlap where one part calls another (the generator holds the rest)."""
+    import collections
+    import functools
+    import time
+
+    import torch
+
+    import audiosr.band as band
+    import audiosr.models.generator as generator
+    import audiosr.models.spectral as spectral
+    from audiosr.evaluation.comparison import BASELINES
+    from audiosr.inference.upsampler import Upsampler
+    from bench.common import build
+
+    torch.set_num_threads(args.threads)
+    spent: collections.Counter = collections.Counter()
+
+    def timed(owner, name: str, label: str) -> None:
+        function = getattr(owner, name)
+
+        @functools.wraps(function)
+        def wrapper(*a, **k):
+            start = time.perf_counter()
+            try:
+                return function(*a, **k)
+            finally:
+                spent[label] += time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+
+    for owner, name, label in [(band, "content_edge", "edge search"), (band, "filter_each", "keeping the input's band"),
+                               (spectral.SpectralNetwork, "stft", "network STFT"),
+                               (spectral.SpectralNetwork, "istft", "network inverse STFT"),
+                               (spectral.SpectralNetwork, "backbone", "backbone (features, embedding, blocks)"),
+                               (spectral.MagnitudePhaseNetwork, "head", "head"),
+                               (generator.Generator, "level_scale", "level normalisation")]:
+        timed(owner, name, label)
+    low = (np.random.default_rng(0).standard_normal(22050 * 30) * 0.05).astype(np.float32)
+    rows = []
+    for hop in args.hops:
+        torch.manual_seed(0)
+        module, _ = build(CONFIGS, "--model.init_args.network.init_args.hop_length", str(hop))
+        upsampler = Upsampler(module.generator.eval(), device="cpu", notice=lambda _: None)
+        upsampler.upsample(low, 22050)
+        BASELINES["kaiser_best"](low, 22050, 44100)
+        walls, best = [], []
+        for _ in range(args.repeats):  # interleaved, so both see the same machine
+            spent.clear()
+            start = time.perf_counter()
+            upsampler.upsample(low, 22050)
+            walls.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            BASELINES["kaiser_best"](low, 22050, 44100)
+            best.append(time.perf_counter() - start)
+        wall = float(np.median(walls))
+        rows.append([f"hop {hop}", "whole path", f"{wall:.3f}", "100", f"{np.median(best) / wall:.2f}"])
+        rows += [[f"hop {hop}", label, f"{seconds:.3f}", f"{100 * seconds / walls[-1]:.0f}", ""]
+                 for label, seconds in spent.most_common()]
+    print(f"30 s at 22.05 kHz to 44.1 kHz, {args.threads} torch thread(s), median of {args.repeats} (parts: the last call):\n")
+    print(markdown_table(["network", "part", "s", "% of the path", "speed vs kaiser_best"], rows, left={0, 1}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -367,12 +435,16 @@ def main(argv: list[str] | None = None) -> int:
     timed.add_argument("--checkpoint", default="best", help="best, last (of the run) or a checkpoint file")
     timed.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
     timed.add_argument("--repeats", type=int, default=3, help="timed calls per method, median (default %(default)s)")
-    for sub in (fit, score, timed):
+    split = commands.add_parser("parts", help="where the time of the upsample path goes, per hop length")
+    split.add_argument("--hops", type=lambda t: [int(h) for h in t.split(",")], default=[256, 512])
+    split.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
+    split.add_argument("--repeats", type=int, default=3)
+    for sub in (fit, score, timed, split):
         sub.add_argument("--root", type=Path, required=True, help="the run's folder, the same for every sitting")
         sub.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
         sub.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
     args = parser.parse_args(argv)
-    return {"train": train, "evaluate": evaluate, "speed": speed}[args.command](args)
+    return {"train": train, "evaluate": evaluate, "speed": speed, "parts": parts}[args.command](args)
 
 
 if __name__ == "__main__":
