@@ -7,7 +7,7 @@ and score it per kind of input.
     python -m bench.any_input train ... -- --model.init_args...                    # a variant of the recipe
     python -m bench.any_input evaluate --root RUNROOT [--checkpoint best] [--split val|test|holdout]
     python -m bench.any_input speed --root RUNROOT [--checkpoint best] [--threads 2]
-    python -m bench.any_input parts --root RUNROOT [--hops 256,512]             # where the time goes
+    python -m bench.any_input parts [--hops 256,512]                           # where the time goes
 
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
 ``configs/overlays/any-input.yaml`` on the shipped model's data (``build.sh``'s recordings split by
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     split.add_argument("--hops", type=lambda t: [int(h) for h in t.split(",")], default=[256, 512])
     split.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     split.add_argument("--repeats", type=int, default=3)
-    for sub in (fit, score, timed, split):
+    for sub in (fit, score, timed):
         sub.add_argument("--root", type=Path, required=True, help="the run's folder, the same for every sitting")
         sub.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
         sub.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
