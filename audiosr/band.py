@@ -129,6 +129,22 @@ def lowpass_kernels(cutoff_hz: torch.Tensor, rate: int, width_hz: float, attenua
     return kernels / kernels.sum(dim=-1, keepdim=True)
 
 
+def lowpass_response(cutoff_hz: torch.Tensor, rate: int, width_hz: float, n_fft: int) -> torch.Tensor:
+    """:func:`lowpass_kernels`' frequency responses at the bins of ``n_fft``-point frames: ``(N,)`` Hz ->
+    ``(N, n_fft // 2 + 1)`` real (zero-phase: the kernels are symmetric)."""
+    return fir_response(lowpass_kernels(cutoff_hz, rate, width_hz), n_fft)
+
+
+def fir_response(kernels: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Zero-phase (symmetric, odd) kernels ``(N, K)`` -> their frequency responses at the bins of
+    ``n_fft``-point frames ``(N, n_fft // 2 + 1)``, real."""
+    taps = kernels.shape[-1]
+    over = -(-taps // n_fft)  # a transform at least as long as the kernel, a multiple of n_fft
+    size = over * n_fft
+    centred = torch.roll(F.pad(kernels.float(), (0, size - taps)), -(taps // 2), dims=-1)
+    return torch.fft.rfft(centred, size)[..., ::over].real
+
+
 def kernel_taps(rate: int, width_hz: float, attenuation_db: float = 80.0) -> int:
     """The length of :func:`lowpass_kernels` for this width (what a receptive field adds)."""
     return lowpass_kernels(torch.tensor([rate / 4]), rate, width_hz, attenuation_db).shape[-1]
@@ -171,7 +187,25 @@ def level_ceiling(output: torch.Tensor, rough: torch.Tensor, edge_hz: torch.Tens
                   margin_db: float) -> torch.Tensor:
     """Lower the output above each item's edge where it is louder than the input's own spectrum allows.
 
-    ``output``, ``rough``: ``(B, 1, T)``; ``edge_hz``: ``(B,)``. Per STFT frame, the input's power
+    ``output``, ``rough``: ``(B, 1, T)``; ``edge_hz``: ``(B,)``. The waveform form of
+    :func:`ceiling_gain` (see there): both signals' frames, the gain, and back.
+    """
+    from audiosr.frames import istft, stft
+
+    with torch.no_grad(), torch.autocast(output.device.type, enabled=False):
+        batch, length = output.shape[0], output.shape[-1]
+        full = stft(output.reshape(batch, length).float(), CEILING_N_FFT, CEILING_HOP)
+        reference = stft(rough.reshape(batch, length).float(), CEILING_N_FFT, CEILING_HOP)
+        limited = full * ceiling_gain(full, reference, edge_hz, rate, margin_db)
+        return istft(limited, CEILING_N_FFT, CEILING_HOP, length).reshape(output.shape)
+
+
+def ceiling_gain(spectrum: torch.Tensor, reference: torch.Tensor, edge_hz: torch.Tensor, rate: int,
+                 margin_db: float) -> torch.Tensor:
+    """The gain ``(B, F, N)`` (at most 1) that holds ``spectrum`` under the input's own spectrum continued.
+
+    ``spectrum``, ``reference``: the output's and the input's frames (``CEILING_N_FFT``, ``CEILING_HOP``,
+    :func:`audiosr.frames.stft`); ``edge_hz``: ``(B,)``. Per frame, the input's power
     density just below its edge (``CEILING_NEAR_HZ``) and the slope from the band under that
     (``CEILING_FAR_HZ``, never rising) set a ceiling that continues the input's spectrum upwards
     for ``CEILING_SPAN_HZ`` and stays level beyond, ``margin_db`` above it, and never under the
@@ -179,31 +213,24 @@ def level_ceiling(output: torch.Tensor, rough: torch.Tensor, edge_hz: torch.Tens
     band (from ``CEILING_NEAR_HZ[1]`` below the edge: the crossover, where a ``Generator`` blends
     the input into the network's output, is included), each bin of the output whose local level
     (``CEILING_BAND_HZ``, three frames) is over the ceiling is scaled down to it, phase kept;
-    below, nothing changes. Why: a band the network invents louder than the recording's own
+    below, the gain is 1. Why: a band the network invents louder than the recording's own
     falloff supports costs SNR where the recording is clean (a bump at the band edge, or a loud
     band above a spectrum that falls steeply), and nothing in the input argues for it.
     """
-    with torch.no_grad(), torch.autocast(output.device.type, enabled=False):
-        batch, length = output.shape[0], output.shape[-1]
-        window = torch.hann_window(CEILING_N_FFT, periodic=True, device=output.device)
-
-        def stft(x: torch.Tensor) -> torch.Tensor:
-            return torch.stft(x.reshape(batch, length).float(), CEILING_N_FFT, CEILING_HOP, window=window,
-                              center=True, pad_mode="constant", return_complex=True)
-
-        full = stft(output)
+    with torch.no_grad(), torch.autocast(spectrum.device.type, enabled=False):
+        batch = spectrum.shape[0]
         # Only bins from under the lowest reference band up take part (the rest keep gain 1).
         bin_hz = rate / CEILING_N_FFT
         first = max(0, math.floor((float(edge_hz.min()) - CEILING_FAR_HZ[0] - CEILING_BAND_HZ) / bin_hz))
-        spectrum, reference = full[:, first:], stft(rough)[:, first:]
-        hz = (first + torch.arange(spectrum.shape[1], device=output.device, dtype=torch.float32)) * bin_hz
+        output, reference = spectrum[:, first:], reference[:, first:]
+        hz = (first + torch.arange(output.shape[1], device=output.device, dtype=torch.float32)) * bin_hz
         edge = edge_hz.float().reshape(batch, 1)
         power = reference.real.square() + reference.imag.square()
         tiny = 10 ** (FLOOR_DB / 10)
 
         def band_db(lo_below: float, hi_below: float) -> torch.Tensor:
             inside = ((hz >= edge - lo_below) & (hz < edge - hi_below)).float()  # (B, F)
-            density = (power * inside[..., None]).sum(dim=1) / inside.sum(dim=1, keepdim=True).clamp_min(1)
+            density = torch.einsum("bf,bfn->bn", inside, power) / inside.sum(dim=1, keepdim=True).clamp_min(1)
             density = F.max_pool1d(density[:, None], 2 * CEILING_REACH + 1, 1, CEILING_REACH)[:, 0]
             return 10 * torch.log10(density + tiny)  # (B, N)
 
@@ -220,7 +247,7 @@ def level_ceiling(output: torch.Tensor, rough: torch.Tensor, edge_hz: torch.Tens
 
         # Never under the input's own level where it has one (a tone right at its edge is the recording).
         allowed = torch.maximum(10 ** (ceiling_db / 10), local(power))
-        out_power = spectrum.real.square() + spectrum.imag.square()
+        out_power = output.real.square() + output.imag.square()
         gain = (allowed / local(out_power).clamp_min(tiny)).clamp(max=1.0).sqrt()
         # From the top of the reference band up, faded in over CEILING_FADE_HZ; the gain smoothed over
         # bins and frames: a step in it across bins would spread, through the frames' overlap-add,
@@ -230,21 +257,28 @@ def level_ceiling(output: torch.Tensor, rough: torch.Tensor, edge_hz: torch.Tens
         gain = 1 - fade * (1 - gain)
         smooth = max(1, round(CEILING_FADE_HZ * CEILING_N_FFT / rate / 2)) | 1
         gain = _box_mean(_box_mean(gain, 1, smooth), 2, 3)
-        limited = torch.istft(torch.cat([full[:, :first], spectrum * gain], dim=1), CEILING_N_FFT, CEILING_HOP,
-                              window=window, center=True, length=length)
-        return limited.reshape(output.shape)
+        return F.pad(gain, (0, 0, first, 0), value=1.0)
 
 
 def _box_mean(x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
     """The mean over ``width`` (odd) neighbours along ``dim``, over those that exist at the ends.
 
-    From a cumulative sum: pooling layers cost several times more on a CPU for these shapes.
+    From a cumulative sum, read at shifted slices: pooling layers cost several times more on a
+    CPU for these shapes.
     """
     half, n = width // 2, x.shape[dim]
-    cumulative = F.pad(x.cumsum(dim).movedim(dim, -1), (1, 0)).movedim(-1, dim)
+    if half == 0:
+        return x
+    cumulative = x.cumsum(dim)
+    # cumulative[i + half] - cumulative[i - half - 1], the indices held inside [-1, n - 1] (-1: zero).
+    reach = min(half, n)
+    last = cumulative.narrow(dim, n - 1, 1)
+    upper = torch.cat([cumulative.narrow(dim, reach, n - reach), *[last] * reach], dim)
+    lower = torch.cat([torch.zeros_like(last).expand(*[min(half + 1, n) if d == dim % x.dim() else -1
+                                                      for d in range(x.dim())]),
+                       cumulative.narrow(dim, 0, n - min(half + 1, n))], dim)
     i = torch.arange(n, device=x.device)
-    upper, lower = (i + half + 1).clamp(max=n), (i - half).clamp(min=0)
-    total = cumulative.index_select(dim, upper) - cumulative.index_select(dim, lower)
+    count = ((i + half).clamp(max=n - 1) - (i - half - 1).clamp(min=-1)).to(x.dtype)
     shape = [1] * x.dim()
     shape[dim] = n
-    return total / (upper - lower).to(x.dtype).reshape(shape)
+    return (upper - lower) / count.reshape(shape)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 # checks read the settings alone.
 
 KeepBand = tuple[float, float] | Literal["auto", "off"] | None
+Transform = Literal["fir", "stft"]
 # `keep_band: auto`: by default the input is searched for its edge from this fraction of its
 # Nyquist frequency up (`edge_search_from`; networks of one rate pair predict from 0.75 x, see
 # audiosr.models.spectral), and kept up to EDGE_GUARD_HZ below the edge, the crossover spanning
@@ -53,6 +54,9 @@ AUTO_LOWEST = 0.8
 EDGE_GUARD_HZ = 300.0
 # `invented_gain_db` reaches its full value this far above the edge (a raised transition from the edge).
 INVENTED_WIDTH_HZ = 300.0
+# `transform: stft`: a bin the keeping's response passes within this of 1 (its kernels' 80 dB ripple) is
+# the input's own, untouched.
+KEPT_RIPPLE = 1e-4
 GAIN_RANGE_DB = (-60.0, 0.0)
 CEILING_RANGE_DB = (-30.0, 30.0)
 
@@ -81,6 +85,9 @@ class OutputStage:
     edge_search_from: float = field(default=AUTO_LOWEST, metadata={"help": (
         "keep_band auto: the input's edge is searched from this fraction of its Nyquist frequency up (a model "
         "for any input, whose input runs at the output rate, searches from about 0.14: 3 kHz at 44.1 kHz)")})
+    transform: Transform = field(default="fir", metadata={"help": (
+        "how the stage splits the band: fir (Kaiser FIR filters over each whole window) or stft (per bin of one "
+        "short-time transform that keeping, the level ceiling and the band's gain share: several times faster)")})
     complete_from_hz: float | None = field(default=None, metadata={"help": (
         "keep_band auto, input at the output rate: an input whose edge lies at or above this (Hz) lacks nothing "
         "anyone hears and is passed bit for bit (off: only one whose content reaches the Nyquist frequency)")})
@@ -96,6 +103,8 @@ class OutputStage:
             object.__setattr__(self, "keep_band", None)
         elif keep not in ("auto", None):
             raise ValueError(f"keep_band must be (lo, hi), auto or off (null), got {keep!r}")
+        if self.transform not in ("fir", "stft"):
+            raise ValueError(f"transform must be fir or stft, got {self.transform!r}")
         gain = float(self.invented_gain_db)
         if not GAIN_RANGE_DB[0] <= gain <= GAIN_RANGE_DB[1]:
             raise ValueError(f"invented_gain_db must be between {GAIN_RANGE_DB[0]:g} and {GAIN_RANGE_DB[1]:g} dB, "
@@ -154,6 +163,8 @@ class OutputStage:
             text += f", held under the input's own spectrum continued upwards ({self.level_ceiling_db:+g} dB)"
         if self.invented_gain_db:
             text += f", band above the edge {self.invented_gain_db:+g} dB"
+        if self.transform == "stft" and (self.keep_band or self.level_ceiling_db is not None or self.invented_gain_db):
+            text += " (per bin of 1024-point frames)"
         return text
 
     def reach(self, rate: int, source_nyquist: float) -> int:
@@ -161,6 +172,13 @@ class OutputStage:
         (``source_nyquist``: what a fixed ``keep_band``'s fractions are fractions of)."""
         from audiosr.band import CEILING_HOP, CEILING_N_FFT, CEILING_REACH, kernel_taps
 
+        if self.transform == "stft":
+            # Every part acts on the frames an output sample lies in (half a frame each side), which
+            # were made from half a frame more; the ceiling's reference reaches its frames each side.
+            reach = CEILING_N_FFT if self.keep_band or self.invented_gain_db else 0
+            if self.level_ceiling_db is not None:
+                reach = CEILING_N_FFT + CEILING_HOP * (CEILING_REACH + 1)
+            return reach
         if self.keep_band == "auto":
             reach = kernel_taps(rate, EDGE_GUARD_HZ) // 2
         elif self.keep_band:
@@ -209,7 +227,10 @@ class OutputStage:
         gain = bool(self.invented_gain_db) and not training
         if edges is None and (self.keep_band == "auto" or ceiling or gain):
             edges = self.edges(rough, rate, source_nyquist)
-        if self.keep_band == "auto":
+        if self.transform == "stft":
+            acts = self.keep_band is not None or ceiling or gain
+            output = self._in_frames(rough, estimate, rate, source_nyquist, edges, ceiling, gain) if acts else estimate
+        elif self.keep_band == "auto":
             kernels = lowpass_kernels(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ)
             output = estimate + filter_each(rough - estimate, kernels)
         elif self.keep_band:
@@ -218,9 +239,9 @@ class OutputStage:
             output = estimate + filter_each(rough - estimate, kernel)
         else:
             output = estimate
-        if ceiling:
+        if ceiling and self.transform == "fir":
             output = level_ceiling(output, rough, edges, rate, self.level_ceiling_db)
-        if gain:
+        if gain and self.transform == "fir":
             below = _mirrored_lowpass(output, lowpass_kernels(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ))
             output = output + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (output - below)
         if self.keep_band == "auto" and source_nyquist >= rate / 2:
@@ -229,6 +250,52 @@ class OutputStage:
             # settings above.
             output = torch.where(self.complete(edges, source_nyquist).reshape(-1, 1, 1), rough, output)
         return output
+
+
+    def _in_frames(self, rough: torch.Tensor, estimate: torch.Tensor, rate: int, source_nyquist: float,
+                   edges: torch.Tensor | None, ceiling: bool, gain: bool) -> torch.Tensor:
+        """``transform: stft``: keeping, the ceiling and the gain as weights on the bins of one pair of
+        short-time transforms (the ceiling's frames), from the kernels' own frequency responses.
+
+        Below where any of them acts (the keeping's pass band, within its kernel's ripple) the output's
+        bins are the input's, untouched: only the bins above are weighed.
+        """
+        import torch
+
+        from audiosr.band import CEILING_FADE_HZ, CEILING_HOP, CEILING_N_FFT, CEILING_NEAR_HZ, ceiling_gain, \
+            fir_response, lowpass_response
+        from audiosr.frames import istft, stft
+
+        batch, length = rough.shape[0], rough.shape[-1]
+        reference = stft(rough.reshape(batch, length), CEILING_N_FFT, CEILING_HOP)
+        spectrum = stft(estimate.reshape(batch, length), CEILING_N_FFT, CEILING_HOP)
+        bins = reference.shape[1]
+        if self.keep_band == "auto":
+            kept = lowpass_response(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ, CEILING_N_FFT)
+        elif self.keep_band:
+            kernel = _crossover(self.keep_band[0] * source_nyquist, self.keep_band[1] * source_nyquist, rate)
+            kept = fir_response(torch.from_numpy(kernel).to(rough.device)[None], CEILING_N_FFT)
+        else:
+            kept = torch.zeros(1, bins, device=rough.device)
+        acting = (kept < 1.0 - KEPT_RIPPLE).any(dim=0)
+        first = int(acting.float().argmax()) if bool(acting.any()) else bins
+        if ceiling:  # it lowers bins from its fade's start, spread a little lower by its smoothing
+            start_hz = float(edges.min()) - CEILING_NEAR_HZ[1] - CEILING_FADE_HZ
+            first = min(first, max(0, int(start_hz * CEILING_N_FFT / rate)))
+        passed, weighed = reference[:, :first], spectrum[:, first:]
+        kept = kept[:, first:, None]
+        weighed = weighed + kept * (reference[:, first:] - weighed)
+        level = None  # the real gains on the weighed bins, (B, F - first, N) or (B, F - first, 1)
+        if ceiling:
+            whole = torch.cat([passed, weighed], dim=1)
+            level = ceiling_gain(whole, reference, edges, rate, self.level_ceiling_db)[:, first:]
+        if gain:
+            below = lowpass_response(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ, CEILING_N_FFT)
+            invented = (1.0 + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (1.0 - below[:, first:]))[..., None]
+            level = invented if level is None else level * invented
+        if level is not None:  # a real gain on complex bins, without making it complex
+            weighed = torch.view_as_complex(torch.view_as_real(weighed) * level[..., None])
+        return istft(torch.cat([passed, weighed], dim=1), CEILING_N_FFT, CEILING_HOP, length).reshape(rough.shape)
 
 
 @functools.lru_cache(maxsize=16)

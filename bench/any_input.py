@@ -6,6 +6,7 @@ and score it per kind of input.
     python -m bench.any_input train --train-dir ../traindata --root RUNROOT --minutes 80   # the next one goes on
     python -m bench.any_input train ... -- --model.init_args...                    # a variant of the recipe
     python -m bench.any_input evaluate --root RUNROOT [--checkpoint best] [--split val|test|holdout]
+    python -m bench.any_input evaluate ... --tag gain-3 -- --model.init_args.output_stage.invented_gain_db -3
     python -m bench.any_input speed --root RUNROOT [--checkpoint best] [--threads 2]
     python -m bench.any_input parts [--hops 256,512]                           # where the time goes
 
@@ -232,7 +233,11 @@ def evaluate(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint not in ("best", "last") else \
         resolve_checkpoint(args.checkpoint, root / "runs" / EXPERIMENT)
     step = checkpoint_step(checkpoint)
-    name = f"evaluation-{args.split}" + (f"-{args.excerpt:g}s" if args.excerpt else "") + f"-step{step}"
+    name = f"evaluation-{args.split}" + (f"-{args.excerpt:g}s" if args.excerpt else "") + f"-step{step}" \
+        + (f"-{args.tag}" if args.tag else "")
+    test_args = [a for a in args.test_args if a != "--"]
+    if test_args and not args.tag:
+        raise SystemExit("a variant of the test (arguments after --) needs a --tag to name its results")
     work = root / name
     sources = {}
     if args.excerpt:
@@ -244,14 +249,15 @@ def evaluate(args: argparse.Namespace) -> int:
     for kind in chosen:
         extra = ["--config", str(REPO / "configs" / "inputs" / "any-input" / f"{kind.preset}.yaml"),
                  *(["--report.visqol", "false"] if args.no_visqol else []),
-                 *(["--report.models", f"{{{SHIPPED}: default}}"] if kind.beside_shipped else [])]
+                 *(["--report.models", f"{{{SHIPPED}: default}}"] if kind.beside_shipped else []), *test_args]
         tested[kind.preset] = run_test(kind.label, kind.preset, checkpoint, lists, args.split, extra, work,
                                        root / "cache", CONFIGS)
     categories = {"test": lambda: dev_categories(args.dev_dir.resolve()), "holdout": lambda: _package_categories(args),
                   "val": lambda: {**dev_categories(args.dev_dir.resolve()), **_package_categories(args)}}[args.split]()
     categories.update({excerpt: categories.get(source, "other") for excerpt, source in sources.items()})
     what = f"{args.split} split" + (f" ({args.excerpt:g}-s excerpts)" if args.excerpt else "")
-    text = report(tested, categories, f"The model for any input, {what}, {checkpoint.name} (step {step})")
+    variant = f", {command_line(test_args)}" if test_args else ""
+    text = report(tested, categories, f"The model for any input, {what}, {checkpoint.name} (step {step}){variant}")
     out = root / f"{name}.md"
     out.write_text(text + "\n")
     log(f"wrote {out}")
@@ -431,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--no-visqol", action="store_true", help="leave ViSQOL out (faster)")
     score.add_argument("--excerpt", type=float, default=0.0,
                        help="score the middle SECONDS of each file only (the validation split holds an hour)")
+    score.add_argument("--tag", default="", help="a name for this variant of the test (its folder and report)")
+    score.add_argument("test_args", nargs=argparse.REMAINDER,
+                       help="after --: more `audiosr test` arguments (an output stage setting: give --tag too)")
     timed = commands.add_parser("speed", help="the whole upsample path against kaiser_best and the shipped model")
     timed.add_argument("--checkpoint", default="best", help="best, last (of the run) or a checkpoint file")
     timed.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")

@@ -106,11 +106,12 @@ def test_per_item_lowpasses_pass_below_and_stop_above_their_own_cut_off():
         assert band_db(y[item], cutoff + 300, TARGET / 2) < band_db(x[item].numpy(), cutoff + 300, TARGET / 2) - 60
 
 
-def auto_generator(normalise="envelope", seed: int = 0) -> Generator:
+def auto_generator(normalise="envelope", seed: int = 0, transform: str = "fir") -> Generator:
     """A random (untrained) magnitude + phase generator: its output differs from its input everywhere it may."""
     torch.manual_seed(seed)
     network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
-    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", normalise, OutputStage(keep_band="auto"))
+    stage = OutputStage(keep_band="auto", transform=transform)
+    spec = ModelSpec(network.rebuild_spec(), SOURCE, TARGET, "soxr_vhq", normalise, stage)
     generator = Generator(network, spec).eval()
     with torch.no_grad():
         for layer in (network.magnitude, network.input_gain):
@@ -119,11 +120,12 @@ def auto_generator(normalise="envelope", seed: int = 0) -> Generator:
     return generator
 
 
+@pytest.mark.parametrize("transform", ["fir", "stft"])
 @pytest.mark.parametrize("method", ["kaiser_best", "soxr_vhq"])
-def test_keep_band_auto_outputs_the_input_up_to_its_own_edge_and_the_network_above(method):
+def test_keep_band_auto_outputs_the_input_up_to_its_own_edge_and_the_network_above(method, transform):
     target = noise(top_hz=10800)
     rough = torch.from_numpy(rough_of(target, Resample(method)))[None]
-    generator = auto_generator()
+    generator = auto_generator(transform=transform)
     with torch.no_grad():
         output = generator(rough)[0].numpy()
         raw = (generator.network(rough * generator.level_scale(rough)) / generator.level_scale(rough))[0].numpy()

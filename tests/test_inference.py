@@ -360,3 +360,15 @@ def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), {})
     assert sf.info(tmp_path / "talk-44k.flac").samplerate == sf.info(tmp_path / "talk-44k.wav").samplerate == 44100
     assert sf.read(tmp_path / "talk-44k.flac")[0].shape == (44100, 2)
+
+
+def test_windows_refined_on_several_threads_give_the_same_output_and_leave_torchs_threads_as_they_were():
+    generator = tiny_generator(keep_band=(0.8, 0.9), normalise=True)
+    low = np.random.default_rng(5).standard_normal((2, 22050 * 5)).astype(np.float32) * 0.1
+    one = Upsampler(generator, device="cpu", window=1.0, overlap=0.1).upsample(low, 22050)
+    before = torch.get_num_threads()
+    several = Upsampler(generator, device="cpu", window=1.0, overlap=0.1, workers=3)
+    np.testing.assert_allclose(several.upsample(low, 22050), one, atol=1e-5)
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="workers"):
+        Upsampler(generator, device="cpu", workers=0)

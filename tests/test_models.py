@@ -238,3 +238,13 @@ def test_invented_gain_scales_only_the_band_above_the_inputs_edge_and_only_outsi
     with pytest.raises(ValueError, match="between -60 and 0"):
         OutputStage(keep_band="auto", invented_gain_db=3.0)
     assert ModelSpec.from_dict(spec.to_dict()).stage.invented_gain_db == -6.0
+
+
+def test_the_phase_of_two_outputs_is_their_angle_and_zero_where_both_are():
+    from audiosr.models.spectral import unit_phasor
+
+    real, imag = torch.randn(3, 50), torch.randn(3, 50)
+    real[0, :5] = imag[0, :5] = 0.0
+    expected = torch.polar(torch.ones_like(real), torch.atan2(imag, real))
+    assert torch.allclose(unit_phasor(real, imag), expected, atol=1e-6)
+    assert torch.equal(unit_phasor(real, imag)[0, :5], torch.ones(5, dtype=torch.complex64))

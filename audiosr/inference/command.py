@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="network precision (default %(default)s: float32, what `audiosr test` reports)")
     parser.add_argument("--batch_size", type=int, default=1, help="windows per network call; raise on a GPU")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for the network and the output stage (default: the cores this process "
+                        help="CPU threads: windows refined at once, one thread each (default: the cores this process "
                              "may use, its affinity and any container quota: one thread per core, never more)")
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW, help="seconds per window (default %(default)s)")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
@@ -424,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             + ("" if args.threads else " (the cores this process may use; --threads sets it)"))
     try:
         upsampler = Upsampler(generator, device=args.device, window=args.window, overlap=args.overlap,
-                              context=args.context, batch_size=args.batch_size, precision=args.precision,
-                              nonfinite=args.nonfinite, output_stage=stage_changes(args), notice=say)
+                              context=args.context, batch_size=args.batch_size, workers=threads,
+                              precision=args.precision, nonfinite=args.nonfinite, output_stage=stage_changes(args), notice=say)
     except Exception as error:  # the options are checked above, so the device
         return usage_error(f"--device {args.device}: {describe(error)}")
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -102,6 +103,10 @@ class Upsampler:
         context: seconds of extra, discarded input each side of a window; default: the
             generator's receptive field, so windowing changes nothing but memory.
         batch_size: windows per network call; raise it on a GPU.
+        workers: CPU windows refined at once, each on its own thread with one torch thread (the
+            calling process's torch threads are set to one while they run, then restored). On a
+            CPU, the operations on one window are too small to keep several cores busy; separate
+            windows are not. Give it the cores this process may use (``audiosr upsample`` does).
         precision: ``"32"`` (default), ``"bf16"`` or ``"16"``: the network's precision,
             the same flag as ``audiosr test --model.init_args.precision``.
         nonfinite: what NaN / infinite input samples do: ``"error"`` fails the input,
@@ -125,6 +130,7 @@ class Upsampler:
         overlap: float = DEFAULT_OVERLAP,
         context: float | None = None,
         batch_size: int = 1,
+        workers: int = 1,
         precision: Precision = "32",
         nonfinite: NonFinite = "error",
         output_stage: OutputStage | Mapping[str, Any] | None = None,
@@ -133,6 +139,8 @@ class Upsampler:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         if nonfinite not in ("error", "zero"):
             raise ValueError(f"nonfinite must be 'error' or 'zero', got {nonfinite!r}")
         inference_precision("cpu", precision)  # validates the name
@@ -143,6 +151,8 @@ class Upsampler:
         self.generator = generator.to(self.device).eval()
         self.spec = generator.spec
         self.batch_size = batch_size
+        self.workers = workers if self.device.type == "cpu" else 1
+        self._pool: ThreadPoolExecutor | None = None
         self.precision = precision
         self.nonfinite = nonfinite
         self.notice = notice or logger.info
@@ -176,15 +186,36 @@ class Upsampler:
                 f"sample rate {sample_rate} Hz is already at or above the model's target rate {self.target_rate} Hz"
             )
 
-    @torch.inference_mode()
     def refine(self, segments: list[np.ndarray]) -> list[np.ndarray]:
         """Run the generator on rough segments ``(C, L_i)``; channels and windows form the batch.
 
         Segments of equal length share one call; padding shorter ones instead would
         change the network's output near their ends. The channels of a segment share one band
         edge and one invented band (``audiosr.inference.stereo``) unless ``shared_stereo`` is off.
+        With ``workers`` above one, each segment is refined on a thread of its own.
         """
+        if self.workers == 1 or len(segments) == 1:
+            refined, seen, complete = self._refine(segments)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="audiosr-window")
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                results = list(self._pool.map(lambda segment: self._refine([segment]), segments))
+            finally:
+                torch.set_num_threads(before)
+            refined = [r[0][0] for r in results]
+            seen, complete = sum(r[1] for r in results), sum(r[2] for r in results)
+        self.windows_seen += seen
+        self.windows_complete += complete
+        return refined
+
+    @torch.inference_mode()
+    def _refine(self, segments: list[np.ndarray]) -> tuple[list[np.ndarray], int, int]:
+        """:meth:`refine` on one thread; also the windows seen, and of those the ones that lacked nothing."""
         refined: list[np.ndarray] = [np.empty(0)] * len(segments)
+        seen = complete = 0
         by_length: dict[int, list[int]] = {}
         for i, segment in enumerate(segments):
             by_length.setdefault(segment.shape[-1], []).append(i)
@@ -195,8 +226,8 @@ class Upsampler:
             edges = shared
             if self.spec.any_input:
                 edges = edges if edges is not None else self.generator.band_edges(batch)
-                self.windows_complete += int(self.spec.stage.complete(edges, nyquist(self.target_rate)).sum())
-                self.windows_seen += len(edges)
+                complete += int(self.spec.stage.complete(edges, nyquist(self.target_rate)).sum())
+                seen += len(edges)
             with inference_precision(self.device, self.precision):
                 out = self.generator(batch, edges)
             out = out.squeeze(1).float()
@@ -207,7 +238,7 @@ class Upsampler:
                 raise AudioError("the network produced NaN or infinite samples; nothing was written")
             for i, part in zip(indices, np.split(out, np.cumsum(channels)[:-1])):
                 refined[i] = part
-        return refined
+        return refined, seen, complete
 
     def _shared_edges(self, batch: torch.Tensor, channels: list[int]) -> torch.Tensor | None:
         """One band edge per segment for all its channels: the loudest channel's. None where nothing is
@@ -309,7 +340,7 @@ class Upsampler:
     def _windows(self, rough: Iterable[np.ndarray], name: str) -> Iterator[np.ndarray]:
         """The network over ``rough`` at the source rate, window by window; for a model for any input, one line
         at the end when no window lacked anything (its content reached the top everywhere)."""
-        windows = refine_in_windows(rough, self.plan, self.refine, self.batch_size)
+        windows = refine_in_windows(rough, self.plan, self.refine, max(self.batch_size, self.workers))
         if not self.spec.any_input:
             return windows
 

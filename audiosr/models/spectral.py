@@ -36,6 +36,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from audiosr import frames
 from audiosr.models.base import SuperResolutionNetwork
 from audiosr.models.layers import Activation, ConvNeXtBlock
 
@@ -93,7 +94,6 @@ class SpectralNetwork(SuperResolutionNetwork):
         self.any_band = bool(any_band)
         self.rate = 0
         self.bins = n_fft // 2 + 1
-        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
         self.blocks = nn.ModuleList(
             ConvNeXtBlock(dim, expansion, layer_scale=1.0 / max(blocks, 1), act=activation) for _ in range(blocks)
         )
@@ -153,11 +153,10 @@ class SpectralNetwork(SuperResolutionNetwork):
 
     def stft(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` -> complex ``(B, bins, frames)``, centred frames (zeros outside)."""
-        return torch.stft(x, self.n_fft, self.hop_length, window=self.window, center=True, pad_mode="constant",
-                          return_complex=True)
+        return frames.stft(x, self.n_fft, self.hop_length)
 
     def istft(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
-        return torch.istft(spectrum, self.n_fft, self.hop_length, window=self.window, center=True, length=length)
+        return frames.istft(spectrum, self.n_fft, self.hop_length, length)
 
     def backbone(self, spectrum: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         """Complex ``(B, F, N)`` -> frame features ``(B, N, dim)`` from the bins the input has
@@ -309,8 +308,8 @@ class MagnitudePhaseNetwork(SpectralNetwork):
             nn.init.zeros_(self.input_gain.bias)
 
     def head(self, h, spectrum, known=None):
-        phase = torch.atan2(self.phase_imag(h), self.phase_real(h)).transpose(1, 2)
-        invented = torch.polar(self.predicted_magnitude(h, spectrum, known), phase.float())
+        phase = unit_phasor(self.phase_real(h).transpose(1, 2).float(), self.phase_imag(h).transpose(1, 2).float())
+        invented = self.predicted_magnitude(h, spectrum, known) * phase
         if not self.carry_input:
             return invented
         gain = self.input_gain(h).transpose(1, 2).clamp(-CARRY_GAIN_LOG, self.carry_gain_ceiling).float().exp()
@@ -318,3 +317,12 @@ class MagnitudePhaseNetwork(SpectralNetwork):
         if known is not None:  # only the band the input has (above it: a stop band, a codec's residue)
             carried = carried * known[:, self.first_predicted:]
         return invented + gain * carried
+
+
+def unit_phasor(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    """``exp(i atan2(imag, real))``, complex: the phase of two outputs without the angle (a division instead
+    of an arctangent, a cosine and a sine); ``1`` where both are zero, as ``atan2(0, 0) = 0`` gives."""
+    size = torch.hypot(real, imag)
+    zero = size == 0
+    return torch.complex(torch.where(zero, 1.0, real / torch.where(zero, 1.0, size)),
+                         torch.where(zero, 0.0, imag / torch.where(zero, 1.0, size)))
