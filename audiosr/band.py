@@ -201,8 +201,9 @@ def level_ceiling(output: torch.Tensor, rough: torch.Tensor, edge_hz: torch.Tens
 
 
 def ceiling_gain(spectrum: torch.Tensor, reference: torch.Tensor, edge_hz: torch.Tensor, rate: int,
-                 margin_db: float) -> torch.Tensor:
-    """The gain ``(B, F, N)`` (at most 1) that holds ``spectrum`` under the input's own spectrum continued.
+                 margin_db: float, from_bin: int = 0) -> torch.Tensor:
+    """The gain ``(B, F - from_bin, N)`` (at most 1) that holds ``spectrum`` under the input's own spectrum
+    continued, on the bins from ``from_bin`` up.
 
     ``spectrum``, ``reference``: the output's and the input's frames (``CEILING_N_FFT``, ``CEILING_HOP``,
     :func:`audiosr.frames.stft`); ``edge_hz``: ``(B,)``. Per frame, the input's power
@@ -246,7 +247,7 @@ def ceiling_gain(spectrum: torch.Tensor, reference: torch.Tensor, edge_hz: torch
             return _box_mean(_box_mean(p, 1, width), 2, 3)
 
         # Never under the input's own level where it has one (a tone right at its edge is the recording).
-        allowed = torch.maximum(10 ** (ceiling_db / 10), local(power))
+        allowed = torch.maximum(torch.exp(ceiling_db * (math.log(10) / 10)), local(power))
         out_power = output.real.square() + output.imag.square()
         gain = (allowed / local(out_power).clamp_min(tiny)).clamp(max=1.0).sqrt()
         # From the top of the reference band up, faded in over CEILING_FADE_HZ; the gain smoothed over
@@ -257,7 +258,9 @@ def ceiling_gain(spectrum: torch.Tensor, reference: torch.Tensor, edge_hz: torch
         gain = 1 - fade * (1 - gain)
         smooth = max(1, round(CEILING_FADE_HZ * CEILING_N_FFT / rate / 2)) | 1
         gain = _box_mean(_box_mean(gain, 1, smooth), 2, 3)
-        return F.pad(gain, (0, 0, first, 0), value=1.0)
+        if from_bin >= first:
+            return gain[:, from_bin - first:]
+        return F.pad(gain, (0, 0, first - from_bin, 0), value=1.0)
 
 
 def _box_mean(x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
@@ -270,15 +273,15 @@ def _box_mean(x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
     if half == 0:
         return x
     cumulative = x.cumsum(dim)
-    # cumulative[i + half] - cumulative[i - half - 1], the indices held inside [-1, n - 1] (-1: zero).
+    # total[i] = cumulative[min(i + half, n - 1)] - cumulative[i - half - 1] (zero below index 0).
+    total = torch.empty_like(cumulative)
     reach = min(half, n)
-    last = cumulative.narrow(dim, n - 1, 1)
-    upper = torch.cat([cumulative.narrow(dim, reach, n - reach), *[last] * reach], dim)
-    lower = torch.cat([torch.zeros_like(last).expand(*[min(half + 1, n) if d == dim % x.dim() else -1
-                                                      for d in range(x.dim())]),
-                       cumulative.narrow(dim, 0, n - min(half + 1, n))], dim)
+    total.narrow(dim, 0, n - reach).copy_(cumulative.narrow(dim, reach, n - reach))
+    total.narrow(dim, n - reach, reach).copy_(cumulative.narrow(dim, n - 1, 1).expand_as(total.narrow(dim, n - reach, reach)))
+    behind = min(half + 1, n)
+    total.narrow(dim, behind, n - behind).sub_(cumulative.narrow(dim, 0, n - behind))
     i = torch.arange(n, device=x.device)
     count = ((i + half).clamp(max=n - 1) - (i - half - 1).clamp(min=-1)).to(x.dtype)
     shape = [1] * x.dim()
     shape[dim] = n
-    return (upper - lower) / count.reshape(shape)
+    return total / count.reshape(shape)

@@ -282,20 +282,19 @@ class OutputStage:
         if ceiling:  # it lowers bins from its fade's start, spread a little lower by its smoothing
             start_hz = float(edges.min()) - CEILING_NEAR_HZ[1] - CEILING_FADE_HZ
             first = min(first, max(0, int(start_hz * CEILING_N_FFT / rate)))
-        passed, weighed = reference[:, :first], spectrum[:, first:]
-        kept = kept[:, first:, None]
-        weighed = weighed + kept * (reference[:, first:] - weighed)
-        level = None  # the real gains on the weighed bins, (B, F - first, N) or (B, F - first, 1)
-        if ceiling:
-            whole = torch.cat([passed, weighed], dim=1)
-            level = ceiling_gain(whole, reference, edges, rate, self.level_ceiling_db)[:, first:]
-        if gain:
-            below = lowpass_response(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ, CEILING_N_FFT)
-            invented = (1.0 + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (1.0 - below[:, first:]))[..., None]
-            level = invented if level is None else level * invented
-        if level is not None:  # a real gain on complex bins, without making it complex
-            weighed = torch.view_as_complex(torch.view_as_real(weighed) * level[..., None])
-        return istft(torch.cat([passed, weighed], dim=1), CEILING_N_FFT, CEILING_HOP, length).reshape(rough.shape)
+        # Real arithmetic on the complex bins' (re, im) pairs: a real weight would otherwise be made complex.
+        mixed = torch.lerp(torch.view_as_real(spectrum[:, first:]), torch.view_as_real(reference[:, first:]),
+                           kept[:, first:, None, None])
+        output = torch.cat([reference[:, :first], torch.view_as_complex(mixed)], dim=1)
+        if ceiling or gain:  # outside training only: in place
+            level = torch.ones(1, bins - first, 1, device=rough.device)
+            if ceiling:
+                level = ceiling_gain(output, reference, edges, rate, self.level_ceiling_db, first)
+            if gain:
+                below = lowpass_response(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ, CEILING_N_FFT)
+                level = level * (1.0 + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (1.0 - below[:, first:]))[..., None]
+            torch.view_as_real(output)[:, first:].mul_(level[..., None])
+        return istft(output, CEILING_N_FFT, CEILING_HOP, length).reshape(rough.shape)
 
 
 @functools.lru_cache(maxsize=16)

@@ -71,14 +71,24 @@ def run(ctx: Context) -> str:
                 speeds[key] = {"params": params, "macs": macs}
                 methods.append((f"{family} ({size})", what, device,
                                 lambda x, s, t, u=upsampler: u.upsample(x, s), key))
-    shipped = Upsampler.from_checkpoint(device="cpu")  # the default model with the stage it ships with
     threads = torch.get_num_threads()
+    # The default model with the stage it ships with, as `audiosr upsample` runs it: a window per core.
+    shipped = Upsampler.from_checkpoint(device="cpu", workers=threads)
+    stage = shipped.spec.stage
+    other = "fir" if stage.transform == "stft" else "stft"
     about = (f"{shipped.generator.network.num_parameters() / 1e6:.3f} M params, trained weights, its stored output "
-             f"stage ({shipped.spec.stage.describe(shipped.spec.source_rate / 2)}); cpu, batch 1, fp32")
-    methods.append(("shipped model (`default.pt`)", f"{about}, {threads} threads", "cpu",
-                    lambda x, s, t: shipped.upsample(x, s), None))
-    methods.append(("shipped model, 1 thread", "the same, `torch.set_num_threads(1)`", "cpu",
-                    lambda x, s, t: one_thread(shipped.upsample, x, s), None))
+             f"stage ({stage.describe(shipped.spec.source_rate / 2)}); cpu, batch 1, fp32")
+    methods.append(("shipped model (`default.pt`)", f"{about}; {threads} windows at once, one torch thread each "
+                    "(as `audiosr upsample` runs it)", "cpu", lambda x, s, t: shipped.upsample(x, s), None))
+    one_window = Upsampler.from_checkpoint(device="cpu")
+    methods.append(("shipped model, one window at a time", f"the same, each window on {threads} torch threads", "cpu",
+                    lambda x, s, t: one_window.upsample(x, s), None))
+    methods.append(("shipped model, 1 thread", "the same, one window at a time, `torch.set_num_threads(1)`", "cpu",
+                    lambda x, s, t: one_thread(one_window.upsample, x, s), None))
+    swapped = Upsampler.from_checkpoint(device="cpu", workers=threads, output_stage={"transform": other})
+    methods.append((f"shipped model, `transform: {other}`", f"the stored model with its output stage {other} "
+                    f"({'FIR filters over each window' if other == 'fir' else 'in frames'}); {threads} windows at once",
+                    "cpu", lambda x, s, t: swapped.upsample(x, s), None))
     results = {}
     for label, what, device, fn, key in methods:
         try:
@@ -116,7 +126,8 @@ def run(ctx: Context) -> str:
         "not depend on the weights). MACs: multiply-accumulates of the generator on 1 s of input, counted by "
         "`torch.utils.flop_counter` (FLOPs / 2). The CPU runs use torch's threads "
         f"({threads} here, one per core, as `audiosr upsample` chooses) unless a row says otherwise; resampy is "
-        "single-threaded.\n\n" + table + "\n" + gpu + files
+        "single-threaded. The shipped model's rows: `audiosr upsample` refines as many windows at once as it has "
+        "threads, each on one torch thread (`Upsampler(workers=N)`).\n\n" + table + "\n" + gpu + files
     )
 
 
