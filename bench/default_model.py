@@ -117,6 +117,12 @@ def fit_command(lists: dict[str, Path], minutes: float, root: Path, steps: int |
             "--trainer.enable_progress_bar", "false"]
 
 
+# The card's note on an output stage that runs in frames (audiosr.output_stage, transform).
+FRAMES_NOTE = (" The output stage (keeping, ceiling, gain) runs as weights on one short-time transform "
+               "(`transform: stft`); against the FIR stage it was measured with, on the dev recordings: "
+               "`bench/STAGE-TRANSFORM.md`.")
+
+
 def run_test(label: str, name: str, checkpoint: Path, lists: dict[str, Path], test: str, extra: list[str],
              tmp: Path, cache: Path, configs: list[str] = CONFIGS) -> Tested:
     work = tmp / "tests" / name
@@ -524,7 +530,7 @@ second of the whole path, measured in the same runs as resampy's).
 
 ## What it is
 
-- {spec.describe()}.
+- {spec.describe()}.{FRAMES_NOTE if spec.stage.transform == "stft" else ""}
 - {generator.network.num_parameters():,} parameters (`{spec.network['class_path']}` {spec.network['init_args']}).
 - Input: audio at {spec.source_rate} Hz; output: {spec.target_rate} Hz. Runs in float32. Other rates below
   {spec.target_rate} Hz: between the two rates the input keeps its own band and the model fills above it;
