@@ -87,7 +87,7 @@ class OutputStage:
         "for any input, whose input runs at the output rate, searches from about 0.14: 3 kHz at 44.1 kHz)")})
     transform: Transform = field(default="fir", metadata={"help": (
         "how the stage splits the band: fir (Kaiser FIR filters over each whole window) or stft (per bin of one "
-        "short-time transform that keeping, the level ceiling and the band's gain share: several times faster)")})
+        "short-time transform that keeping, the level ceiling and the band's gain share: cheaper)")})
     complete_from_hz: float | None = field(default=None, metadata={"help": (
         "keep_band auto, input at the output rate: an input whose edge lies at or above this (Hz) lacks nothing "
         "anyone hears and is passed bit for bit (off: only one whose content reaches the Nyquist frequency)")})
