@@ -283,9 +283,12 @@ class OutputStage:
             start_hz = float(edges.min()) - CEILING_NEAR_HZ[1] - CEILING_FADE_HZ
             first = min(first, max(0, int(start_hz * CEILING_N_FFT / rate)))
         # Real arithmetic on the complex bins' (re, im) pairs: a real weight would otherwise be made complex.
-        mixed = torch.lerp(torch.view_as_real(spectrum[:, first:]), torch.view_as_real(reference[:, first:]),
-                           kept[:, first:, None, None])
-        output = torch.cat([reference[:, :first], torch.view_as_complex(mixed)], dim=1)
+        # Frame by frame (the transform's memory order, frames outer), so the inverse's FFTs run over
+        # contiguous frames.
+        by_frame, reference_by_frame = spectrum.transpose(1, 2), reference.transpose(1, 2)
+        mixed = torch.lerp(torch.view_as_real(by_frame[..., first:]), torch.view_as_real(reference_by_frame[..., first:]),
+                           kept[:, None, first:, None])
+        output = torch.cat([reference_by_frame[..., :first], torch.view_as_complex(mixed)], dim=-1).transpose(1, 2)
         if ceiling or gain:  # outside training only: in place
             level = torch.ones(1, bins - first, 1, device=rough.device)
             if ceiling:
