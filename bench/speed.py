@@ -112,6 +112,7 @@ def run(ctx: Context) -> str:
         if key is not None:
             speeds[key].update(rtr=audio_s / median, vs_kaiser_best=ratio)
     table = markdown_table(["method", "what", "wall s (median)", "RTR ↑", "speed vs kaiser_best ↑"], rows, left={0, 1})
+    table += "\n" + alternated(methods, low, source_rate, target_rate, repeats)
     files = file_to_file(ctx, shipped)
     gpu = "" if len(devices) > 1 else ("No GPU in this run: GPU real-time ratios need a CUDA machine (`make bench` "
                                          "adds them, batch 16, whenever one is present).\n")
@@ -129,6 +130,37 @@ def run(ctx: Context) -> str:
         "single-threaded. The shipped model's rows: `audiosr upsample` refines as many windows at once as it has "
         "threads, each on one torch thread (`Upsampler(workers=N)`).\n\n" + table + "\n" + gpu + files
     )
+
+
+# `alternated`: rounds of one call of kaiser_best and one of each shipped-model row, in turn.
+ALTERNATED_ROUNDS = 9
+
+
+def alternated(methods: list, low, source_rate: int, target_rate: int, repeats: int) -> str:
+    """The shipped model's rows against kaiser_best timed in alternation: the median over rounds of
+    kaiser_best's time over the row's, each round one call of each. On a machine whose speed drifts
+    (other work, a CPU's clock), a ratio of two medians taken minutes apart moves with the drift;
+    a ratio taken call by call does not."""
+    import time
+
+    from audiosr.evaluation.comparison import BASELINES
+
+    baseline = BASELINES["kaiser_best"]
+    rows_of = [(label, fn) for label, _, device, fn, _ in methods if label.startswith("shipped model")]
+    ratios: dict[str, list[float]] = {label: [] for label, _ in rows_of}
+    for _ in range(max(ALTERNATED_ROUNDS, repeats)):
+        for label, fn in rows_of:
+            start = time.perf_counter()
+            baseline(low, source_rate, target_rate)
+            reference = time.perf_counter() - start
+            start = time.perf_counter()
+            fn(low, source_rate, target_rate)
+            ratios[label].append(reference / (time.perf_counter() - start))
+    rows = [[label, fmt(float(np.median(r))), f"{min(r):.2f}-{max(r):.2f}"] for label, r in ratios.items()]
+    return (f"\nThe shipped model's rows timed in alternation with `kaiser_best` ({max(ALTERNATED_ROUNDS, repeats)} "
+            "rounds of one call each, the ratio per round; issue 38's bar is 3x):\n\n"
+            + markdown_table(["method", "speed vs kaiser_best, median of rounds ↑", "range over rounds"], rows,
+                             left={0}) + "\n")
 
 
 def one_thread(fn, *args):
@@ -177,18 +209,22 @@ def file_to_file(ctx: Context, upsampler) -> str:
 
     kaiser_best(paths[0], ctx.tmp / "speed-files" / "warm.wav")  # resampy compiles its kernel once
     model(paths[0], ctx.tmp / "speed-files" / "warm.wav")
-    walls = {}
-    for name, fn in (("resampy `kaiser_best`", kaiser_best), ("shipped model", model)):
-        out = ctx.tmp / "speed-files" / name.split()[-1].strip("`")
-        out.mkdir(exist_ok=True)
-        start = time.perf_counter()
-        for src in paths:
-            fn(src, out / src.name)
-        walls[name] = time.perf_counter() - start
-        log(f"  file to file, {name}: {walls[name]:.1f} s for {len(paths)} files ({seconds / 60:.1f} min)")
+    # File by file in turn, so that a drift in the machine's speed falls on both alike.
+    methods = {"resampy `kaiser_best`": kaiser_best, "shipped model": model}
+    walls = dict.fromkeys(methods, 0.0)
+    for name in methods:
+        (ctx.tmp / "speed-files" / name.split()[-1].strip("`")).mkdir(exist_ok=True)
+    for src in paths:
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn(src, ctx.tmp / "speed-files" / name.split()[-1].strip("`") / src.name)
+            walls[name] += time.perf_counter() - start
+    for name, wall in walls.items():
+        log(f"  file to file, {name}: {wall:.1f} s for {len(paths)} files ({seconds / 60:.1f} min)")
     reference = walls["resampy `kaiser_best`"]
     rows = [[name, f"{wall:.2f}", fmt(seconds / wall, 1), fmt(reference / wall)] for name, wall in walls.items()]
     return (f"\nFile to file: every dev recording ({len(paths)} files, {seconds / 60:.1f} min, mono and stereo) as a "
             f"{khz(source_rate)} kHz 16-bit WAV, upsampled to {khz(target_rate)} kHz 16-bit WAV in this process, "
-            "reading and writing included (one pass each, after one warm-up file):\n\n"
+            "reading and writing included (one pass each, after one warm-up file, the two methods in turn file by "
+            "file):\n\n"
             + markdown_table(["method", "wall s", "RTR ↑", "speed vs kaiser_best ↑"], rows, left={0}) + "\n")
