@@ -24,9 +24,11 @@ def hann(n_fft: int, device: str = "cpu") -> torch.Tensor:
         return torch.hann_window(n_fft, periodic=True, device=device)
 
 
-def stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    """``(B, T)`` float -> complex ``(B, n_fft // 2 + 1, 1 + T // hop)``: centred Hann frames, zeros outside."""
-    return torch.stft(x, n_fft, hop, window=hann(n_fft, str(x.device)), center=True, pad_mode="constant",
+def stft(x: torch.Tensor, n_fft: int, hop: int, mirrored: bool = False) -> torch.Tensor:
+    """``(B, T)`` float -> complex ``(B, n_fft // 2 + 1, 1 + T // hop)``: centred Hann frames, zeros outside
+    (``mirrored``: the signal reflected at its ends, where it is long enough; :func:`istft` inverts both)."""
+    mode = "reflect" if mirrored and x.shape[-1] > n_fft // 2 else "constant"
+    return torch.stft(x, n_fft, hop, window=hann(n_fft, str(x.device)), center=True, pad_mode=mode,
                       return_complex=True)
 
 

@@ -164,7 +164,9 @@ class OutputStage:
         if self.invented_gain_db:
             text += f", band above the edge {self.invented_gain_db:+g} dB"
         if self.transform == "stft" and (self.keep_band or self.level_ceiling_db is not None or self.invented_gain_db):
-            text += " (per bin of 1024-point frames)"
+            from audiosr.band import CEILING_N_FFT
+
+            text += f" (per bin of {CEILING_N_FFT}-point frames)"
         return text
 
     def reach(self, rate: int, source_nyquist: float) -> int:
@@ -267,8 +269,10 @@ class OutputStage:
         from audiosr.frames import istft, stft
 
         batch, length = rough.shape[0], rough.shape[-1]
-        reference = stft(rough.reshape(batch, length), CEILING_N_FFT, CEILING_HOP)
-        spectrum = stft(estimate.reshape(batch, length), CEILING_N_FFT, CEILING_HOP)
+        # The ends mirrored, not zeros: a step into silence has a band above the edge, and a gain there
+        # would leave part of it as a click at every start and end.
+        reference = stft(rough.reshape(batch, length), CEILING_N_FFT, CEILING_HOP, mirrored=True)
+        spectrum = stft(estimate.reshape(batch, length), CEILING_N_FFT, CEILING_HOP, mirrored=True)
         bins = reference.shape[1]
         if self.keep_band == "auto":
             kept = lowpass_response(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ, CEILING_N_FFT)

@@ -112,7 +112,7 @@ def run(ctx: Context) -> str:
         if key is not None:
             speeds[key].update(rtr=audio_s / median, vs_kaiser_best=ratio)
     table = markdown_table(["method", "what", "wall s (median)", "RTR ↑", "speed vs kaiser_best ↑"], rows, left={0, 1})
-    table += "\n" + alternated(methods, low, source_rate, target_rate, repeats)
+    table += "\n" + alternated(methods, results, low, source_rate, target_rate, repeats)
     files = file_to_file(ctx, shipped)
     gpu = "" if len(devices) > 1 else ("No GPU in this run: GPU real-time ratios need a CUDA machine (`make bench` "
                                          "adds them, batch 16, whenever one is present).\n")
@@ -136,9 +136,10 @@ def run(ctx: Context) -> str:
 ALTERNATED_ROUNDS = 9
 
 
-def alternated(methods: list, low, source_rate: int, target_rate: int, repeats: int) -> str:
+def alternated(methods: list, measured: dict, low, source_rate: int, target_rate: int, repeats: int) -> str:
     """The shipped model's rows against kaiser_best timed in alternation: the median over rounds of
-    kaiser_best's time over the row's, each round one call of each. On a machine whose speed drifts
+    kaiser_best's time over the row's, each round one call of each (rows that failed in ``measured``
+    are left out). On a machine whose speed drifts
     (other work, a CPU's clock), a ratio of two medians taken minutes apart moves with the drift;
     a ratio taken call by call does not."""
     import time
@@ -146,7 +147,8 @@ def alternated(methods: list, low, source_rate: int, target_rate: int, repeats: 
     from audiosr.evaluation.comparison import BASELINES
 
     baseline = BASELINES["kaiser_best"]
-    rows_of = [(label, fn) for label, _, device, fn, _ in methods if label.startswith("shipped model")]
+    rows_of = [(label, fn) for label, _, device, fn, _ in methods
+               if label.startswith("shipped model") and (label, device) in measured]
     ratios: dict[str, list[float]] = {label: [] for label, _ in rows_of}
     for _ in range(max(ALTERNATED_ROUNDS, repeats)):
         for label, fn in rows_of:

@@ -152,7 +152,6 @@ class Upsampler:
         self.spec = generator.spec
         self.batch_size = batch_size
         self.workers = workers if self.device.type == "cpu" else 1
-        self._pool: ThreadPoolExecutor | None = None
         self.precision = precision
         self.nonfinite = nonfinite
         self.notice = notice or logger.info
@@ -197,13 +196,15 @@ class Upsampler:
         if self.workers == 1 or len(segments) == 1:
             refined, seen, complete = self._refine(segments)
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="audiosr-window")
+            # A pool per call (a thread costs far less than a window): nothing outlives the call, and a
+            # window that fails cancels those not started before torch's threads are restored.
             before = torch.get_num_threads()
             torch.set_num_threads(1)
+            pool = ThreadPoolExecutor(min(self.workers, len(segments)), thread_name_prefix="audiosr-window")
             try:
-                results = list(self._pool.map(lambda segment: self._refine([segment]), segments))
+                results = list(pool.map(lambda segment: self._refine([segment]), segments))
             finally:
+                pool.shutdown(wait=True, cancel_futures=True)
                 torch.set_num_threads(before)
             refined = [r[0][0] for r in results]
             seen, complete = sum(r[1] for r in results), sum(r[2] for r in results)
