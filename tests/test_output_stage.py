@@ -177,3 +177,22 @@ def test_a_file_cut_mid_cycle_gets_no_click_at_its_ends_from_the_stage_in_frames
                          for part in (added[:441], added[-441:])])
 
     assert (end_levels_db("stft") < end_levels_db("fir") + 1.0).all()
+
+
+@pytest.mark.parametrize("keep_band", [None, (0.8, 0.9), "auto"], ids=["no-keeping", "fixed", "auto"])
+def test_the_stage_in_frames_follows_the_fir_stage_for_every_keeping_and_each_item_its_own_edge(keep_band):
+    """Two items of one batch with edges 2 kHz apart, the ceiling and the gain on: each item's band levels
+    as the FIR stage gives them, and as the item alone gives them."""
+    rng = np.random.default_rng(4)
+    rough = torch.from_numpy(rng.standard_normal((2, 1, TARGET)).astype(np.float32) * 0.1)
+    estimate = torch.from_numpy(rng.standard_normal((2, 1, TARGET)).astype(np.float32) * 0.05)
+    edges = torch.tensor([9_000.0, 11_000.0])
+    settings = {"keep_band": keep_band, "level_ceiling_db": 0.0, "invented_gain_db": -3.0}
+    fir = OutputStage(**settings)(rough, estimate, TARGET, SOURCE / 2, False, edges).numpy()
+    frames = OutputStage(**settings, transform="stft")(rough, estimate, TARGET, SOURCE / 2, False, edges).numpy()
+    bands = [100, 4000, 8000, 8500, 9500, 10500, 11500, 14000, 18000, 22000]
+    for item in range(2):
+        assert np.abs(band_levels_db(frames[item, 0], bands) - band_levels_db(fir[item, 0], bands)).max() < 0.1
+        alone = OutputStage(**settings, transform="stft")(rough[item:item + 1], estimate[item:item + 1], TARGET,
+                                                        SOURCE / 2, False, edges[item:item + 1]).numpy()
+        np.testing.assert_allclose(frames[item, 0], alone[0, 0], atol=1e-4 * np.abs(alone).max())
