@@ -223,16 +223,32 @@ class OutputStage:
         """
         import torch
 
-        from audiosr.band import filter_each, level_ceiling, lowpass_kernels
-
         ceiling = self.level_ceiling_db is not None and not training
         gain = bool(self.invented_gain_db) and not training
         if edges is None and (self.keep_band == "auto" or ceiling or gain):
             edges = self.edges(rough, rate, source_nyquist)
-        if self.transform == "stft":
-            acts = self.keep_band is not None or ceiling or gain
-            output = self._in_frames(rough, estimate, rate, source_nyquist, edges, ceiling, gain) if acts else estimate
-        elif self.keep_band == "auto":
+        if not (self.keep_band is not None or ceiling or gain):
+            output = estimate
+        elif self.transform == "stft":
+            output = self._in_frames(rough, estimate, rate, source_nyquist, edges, ceiling, gain)
+        else:
+            output = self._with_filters(rough, estimate, rate, source_nyquist, edges, ceiling, gain)
+        if self.keep_band == "auto" and source_nyquist >= rate / 2:
+            # An input at the output rate whose content reaches the top (no edge found), or as near
+            # it as complete_from_hz, lacks nothing: it is the output, bit for bit, whatever the
+            # settings above.
+            output = torch.where(self.complete(edges, source_nyquist).reshape(-1, 1, 1), rough, output)
+        return output
+
+    def _with_filters(self, rough: torch.Tensor, estimate: torch.Tensor, rate: int, source_nyquist: float,
+                      edges: torch.Tensor | None, ceiling: bool, gain: bool) -> torch.Tensor:
+        """``transform: fir``: keeping and the gain as FIR filters over the whole window, the ceiling on
+        frames of its own."""
+        import torch
+
+        from audiosr.band import filter_each, level_ceiling, lowpass_kernels
+
+        if self.keep_band == "auto":
             kernels = lowpass_kernels(edges - EDGE_GUARD_HZ / 2, rate, EDGE_GUARD_HZ)
             output = estimate + filter_each(rough - estimate, kernels)
         elif self.keep_band:
@@ -241,18 +257,12 @@ class OutputStage:
             output = estimate + filter_each(rough - estimate, kernel)
         else:
             output = estimate
-        if ceiling and self.transform == "fir":
+        if ceiling:
             output = level_ceiling(output, rough, edges, rate, self.level_ceiling_db)
-        if gain and self.transform == "fir":
+        if gain:
             below = _mirrored_lowpass(output, lowpass_kernels(edges + INVENTED_WIDTH_HZ / 2, rate, INVENTED_WIDTH_HZ))
             output = output + (10.0 ** (self.invented_gain_db / 20.0) - 1.0) * (output - below)
-        if self.keep_band == "auto" and source_nyquist >= rate / 2:
-            # An input at the output rate whose content reaches the top (no edge found), or as near
-            # it as complete_from_hz, lacks nothing: it is the output, bit for bit, whatever the
-            # settings above.
-            output = torch.where(self.complete(edges, source_nyquist).reshape(-1, 1, 1), rough, output)
         return output
-
 
     def _in_frames(self, rough: torch.Tensor, estimate: torch.Tensor, rate: int, source_nyquist: float,
                    edges: torch.Tensor | None, ceiling: bool, gain: bool) -> torch.Tensor:
