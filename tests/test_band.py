@@ -358,3 +358,25 @@ def test_test_recordings_are_scored_at_their_own_level(tmp_path):
     test_item, val_item = data.datasets["test"][0], data.datasets["val"][0]
     assert float(test_item["target"].abs().max()) == pytest.approx(float(np.abs(quiet).max()), rel=1e-5)
     assert float(val_item["target"].abs().max()) > 0.5  # training and validation crops stay normalised
+
+
+def test_a_loss_that_compares_with_the_input_gets_it_scaled_and_cut_as_the_pair_are():
+    from audiosr.training.losses import LostSNR, ReconstructionLoss, WaveformMSE
+    from audiosr.training.module import SuperResolutionModule
+
+    network = MagnitudePhaseNetwork(1024, 256, 16, 1, carry_input=True)
+    module = SuperResolutionModule(network, ReconstructionLoss({"mse": WaveformMSE(), "lost": LostSNR(margin_db=0.0)}),
+                                   source_rate=SOURCE, target_rate=TARGET, input_filter="soxr_vhq",
+                                   output_stage=OutputStage(keep_band="auto"), normalise="envelope")
+    target = torch.from_numpy(noise(1.0, seed=12))[None]
+    rough = torch.from_numpy(rough_of(target[0].numpy(), Resample("kaiser_best")))[None]
+    # The input costs nothing against itself, at any level.
+    for level in (1.0, 0.001):
+        same = module.reconstruction(rough * level, {"input": rough * level, "target": target * level})
+        assert float(same["lost_snr"]) == pytest.approx(0.0, abs=1e-6)
+    loud = rough + 3 * (target - rough)  # the missing band three times too loud
+    lost = module.reconstruction(loud, {"input": rough, "target": target})
+    assert float(lost["lost_snr"]) == pytest.approx(10 * np.log10(4.0) / 10, abs=0.02)
+    # Above a target's own edge nothing counts: there the input, the target and the output are cut alike.
+    batch = {"input": rough, "target": target, "edge_hz": torch.tensor([SOURCE / 2 - 200.0])}
+    assert float(module.reconstruction(loud, batch)["lost_snr"]) < float(lost["lost_snr"])

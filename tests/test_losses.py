@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiosr.training.losses import BandExcess, LossTerm, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, ReconstructionLoss, WaveformMSE
+from audiosr.training.losses import BandExcess, LossTerm, LostSNR, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, ReconstructionLoss, WaveformMSE
 
 SMALL = ((64, 48, 16), (128, 128, 32))
 
@@ -327,3 +327,83 @@ def test_band_excess_is_finite_on_silence_and_refuses_a_band_above_nyquist() -> 
         BandExcess(low_hz=11000.0).setup(22050)
     with pytest.raises(RuntimeError, match="setup"):
         BandExcess()(torch.zeros(1, 4096), torch.zeros(1, 4096))
+
+
+def test_lost_snr_is_the_snr_lost_against_the_input_beyond_the_margin() -> None:
+    rate = 44100
+    low = _band_noise(rate, 0.5, 100.0, 8000.0, seed=5)
+    high = _band_noise(rate, 0.5, 8000.0, 16000.0, seed=6)
+    target, rough = low + 0.3 * high, low  # the input lacks the band above 8 kHz
+    invented = _band_noise(rate, 0.5, 8000.0, 16000.0, seed=7)  # the band's level, not its phase
+    e_in = (0.3 * high).square().sum()
+    for gain, margin in ((0.3, 1.0), (0.6, 1.0), (0.6, 0.0), (0.05, 1.0)):
+        prediction = low + gain * invented
+        e_out = (target - prediction).square().sum()
+        lost = 10 * math.log10(float(e_out / e_in))
+        value = LostSNR(margin_db=margin)(prediction, target, rough)["lost_snr"].item()
+        assert value == pytest.approx(max(lost - margin, 0.0) / 10, abs=2e-3)
+    # At the target's level a band of unknown phase doubles the error: 3 dB lost, 2 beyond a 1 dB margin.
+    at_level = LostSNR(margin_db=1.0)(low + 0.3 * invented, target, rough)["lost_snr"].item()
+    assert at_level == pytest.approx(0.2, abs=0.02)
+    # The input itself, or an output that does better than it, costs nothing.
+    assert LostSNR()(rough, target, rough)["lost_snr"].item() == 0.0
+    assert LostSNR()(target, target, rough)["lost_snr"].item() == 0.0
+
+
+def test_lost_snr_is_per_item_and_finite_when_the_input_misses_nothing() -> None:
+    rate = 44100
+    full = _band_noise(rate, 0.5, 100.0, 20000.0, seed=8)
+    sliver = 0.01 * _band_noise(rate, 0.5, 20000.0, 22000.0, seed=9)
+    # An item with nothing missing: its input's error is zero, and the cap (60 dB) keeps the SNRs finite.
+    prediction = (full + sliver).requires_grad_(True)
+    value = LostSNR(margin_db=0.0, cap_db=60.0)(prediction, full, full)["lost_snr"]
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(prediction.grad).all()
+    # The output's error, the sliver, over the input's, none, both plus the floor 60 dB under the signal.
+    floor = float(full.square().sum()) * 1e-6
+    expected = 10 * math.log10((float(sliver.square().sum()) + floor) / floor)
+    assert 5.0 < expected < 15.0
+    assert value.item() == pytest.approx(expected / 10, rel=1e-3)
+    # Two items: only the one that loses counts, averaged over both.
+    low = _band_noise(rate, 0.5, 100.0, 8000.0, seed=10)
+    high = _band_noise(rate, 0.5, 8000.0, 16000.0, seed=11)
+    targets, roughs = torch.cat([low + high, low + high]), torch.cat([low, low])
+    predictions = torch.cat([low, low + 2 * _band_noise(rate, 0.5, 8000.0, 16000.0, seed=12)])
+    one = LostSNR(margin_db=0.0)(predictions[1:], targets[1:], roughs[1:])["lost_snr"]
+    both = LostSNR(margin_db=0.0)(predictions, targets, roughs)["lost_snr"]
+    assert both.item() == pytest.approx(one.item() / 2, rel=1e-5)
+
+
+def test_lost_snr_pulls_an_over_loud_band_down_until_the_item_is_within_the_margin() -> None:
+    rate = 44100
+    low = _band_noise(rate, 0.5, 100.0, 8000.0, seed=13)
+    high = _band_noise(rate, 0.5, 8000.0, 16000.0, seed=14)
+    invented = _band_noise(rate, 0.5, 8000.0, 16000.0, seed=15)
+    target, rough = low + 0.5 * high, low
+    term = LostSNR(margin_db=1.0)
+    gain_db = torch.tensor(6.0, requires_grad=True)  # 6 dB over the target's band: about 7 dB lost
+    optimiser = torch.optim.SGD([gain_db], lr=20.0)
+    losses = []
+    for _ in range(80):
+        optimiser.zero_grad()
+        loss = term(low + 0.5 * 10 ** (gain_db / 20) * invented, target, rough)["lost_snr"]
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[0] > 0.5 and losses[-1] == 0.0
+    # 1 dB lost = the band's energy at 10^0.1 - 1 = 0.26 of the missing band's: 5.9 dB under it.
+    assert -6.5 < gain_db.item() < -5.0
+
+
+def test_a_loss_that_compares_with_the_input_refuses_to_run_without_it() -> None:
+    loss = ReconstructionLoss({"mse": WaveformMSE(), "lost": LostSNR()})
+    prediction, target = _pair()
+    assert loss.uses_input and not ReconstructionLoss().uses_input
+    with pytest.raises(ValueError, match="lost"):
+        loss(prediction, target)
+    with pytest.raises(ValueError, match="same shape"):
+        loss(prediction, target, target[..., :-1])
+    parts = loss(prediction, target, target)
+    assert set(parts) == {"total", "mse", "lost_snr"}
+    with pytest.raises(ValueError, match="margin_db"):
+        LostSNR(margin_db=-1.0)

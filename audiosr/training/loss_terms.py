@@ -1,6 +1,7 @@
 """Reconstruction loss terms: each maps ``(prediction, target)`` to its raw, named parts.
 
-A term takes both signals as ``(N, T)`` float32 and returns ``{part: scalar}``; its ``parts``
+A term takes both signals as ``(N, T)`` float32 and returns ``{part: scalar}``; a term with
+``uses_input`` also takes the network's rough input, scaled and filtered as the pair are. Its ``parts``
 name what it returns (the multi-resolution STFT term has two: ``sc`` and ``mag``), and its value
 is their sum. :class:`audiosr.training.losses.ReconstructionLoss` weights and sums the terms, in
 float32 with autocast off; configs name the terms through ``audiosr.training.losses``, which
@@ -21,7 +22,9 @@ from torch import Tensor, nn
 
 from audiosr.torchaudio_check import load_torchaudio
 
-__all__ = ["BandExcess", "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "WaveformL1", "WaveformMSE"]
+__all__ = [
+    "BandExcess", "LossTerm", "LostSNR", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "WaveformL1", "WaveformMSE",
+]
 
 # Guards the spectral-convergence division; the magnitude floor already keeps the
 # denominator at least sqrt(eps * numel), so this never changes a realistic value.
@@ -46,13 +49,16 @@ class LossTerm(nn.Module, ABC):
     """One named reconstruction term; ``parts`` names what :meth:`forward` returns."""
 
     parts: tuple[str, ...] = ()
+    # True for a term that compares the output with the network's own input (``forward``'s ``rough``).
+    uses_input: bool = False
 
     def setup(self, sample_rate: int) -> None:
         """Told the signals' rate once, by the module that owns the loss (the data's target rate)."""
 
     @abstractmethod
     def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """``(N, T)`` float32 prediction and target -> ``{part: scalar}``."""
+        """``(N, T)`` float32 prediction and target -> ``{part: scalar}`` (a term with ``uses_input``
+        takes a third, ``rough``, the same shape)."""
 
 
 class WaveformMSE(LossTerm):
@@ -95,6 +101,49 @@ class NegativeSNR(LossTerm):
         signal = target.square().sum(dim=-1) + self.eps
         error = (target - prediction).square().sum(dim=-1) + self.eps
         return {"neg_snr": -(10 * torch.log10(signal / error)).mean() / 10}
+
+
+class LostSNR(LossTerm):
+    """How many dB of SNR the output loses against its own input, beyond ``margin_db``, per item:
+    ``mean relu(SNR(rough) - SNR(output) - margin_db) / 10``, both SNRs capped at ``cap_db``.
+
+    The price of a band invented too loud, charged where it is paid. Below its edge the output is
+    the input's own, so the difference is what the invented band does to the item's error: a band
+    at the right level with a phase it cannot know adds its energy to the error, and an item whose
+    original holds much above the edge (an 8 kHz voice line with loud sibilants) loses dB where an
+    encoder-cut item, whose missing band is narrow, loses a fraction of one. ``NegativeSNR`` weighs
+    each dB alike in every item; this term is zero until an item loses more than the margin, so it
+    asks for caution exactly on the items that would be counted as made worse, and leaves the level
+    that log-spectral distance wants to the rest. Within the margin it costs nothing.
+
+    Args:
+        margin_db: SNR an item may lose before it costs anything.
+        cap_db: both SNRs are counted up to this (an error this far below the signal counts as this
+            far), as the evaluation counts them; it also keeps an input with nothing missing, whose
+            own error is zero, finite.
+    """
+
+    parts = ("lost_snr",)
+    uses_input = True
+
+    def __init__(self, margin_db: float = 1.0, cap_db: float = 60.0) -> None:
+        super().__init__()
+        if margin_db < 0:
+            raise ValueError(f"margin_db must be >= 0, got {margin_db}")
+        self.margin_db, self.cap_db = float(margin_db), float(cap_db)
+
+    def forward(self, prediction: Tensor, target: Tensor, rough: Tensor | None = None) -> dict[str, Tensor]:
+        if rough is None:
+            raise ValueError("LostSNR compares the output with its input: pass the rough input")
+        signal = target.square().sum(dim=-1)
+        floor = signal * 10 ** (-self.cap_db / 10) + 1e-12
+        error = (target - prediction).square().sum(dim=-1) + floor
+        error_in = (target - rough).square().sum(dim=-1) + floor
+        lost_db = 10 * torch.log10(error / error_in)
+        return {"lost_snr": torch.relu(lost_db - self.margin_db).mean() / 10}
+
+    def extra_repr(self) -> str:
+        return f"margin_db={self.margin_db:g}, cap_db={self.cap_db:g}"
 
 
 class MultiResolutionSTFT(LossTerm):

@@ -21,11 +21,11 @@ import torch
 from torch import Tensor, nn
 
 from audiosr.training.loss_terms import (
-    BandExcess, LossTerm, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, WaveformL1, WaveformMSE,
+    BandExcess, LossTerm, LostSNR, MultiResolutionSTFT, MultiScaleMel, NegativeSNR, WaveformL1, WaveformMSE,
 )
 
 __all__ = [
-    "BandExcess", "LossTerm", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "ReconstructionLoss", "WaveformL1",
+    "BandExcess", "LossTerm", "LostSNR", "MultiResolutionSTFT", "MultiScaleMel", "NegativeSNR", "ReconstructionLoss", "WaveformL1",
     "WaveformMSE",
 ]
 
@@ -69,23 +69,33 @@ class ReconstructionLoss(nn.Module):
             term.setup(sample_rate)
         return self
 
-    def forward(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """Loss between ``prediction`` and ``target``, both ``(B, C, T)`` (any ``(..., T)``).
+    @property
+    def uses_input(self) -> bool:
+        """Whether a term compares the output with the network's input (``forward`` then needs ``rough``)."""
+        return any(term.uses_input for term in self.terms.values())
+
+    def forward(self, prediction: Tensor, target: Tensor, rough: Tensor | None = None) -> dict[str, Tensor]:
+        """Loss between ``prediction`` and ``target``, both ``(B, C, T)`` (any ``(..., T)``); ``rough``, the
+        network's input of the same shape, for terms with ``uses_input``.
 
         Returns:
             ``{"total", <every part>}``, float32 scalars; only ``total`` is weighted.
         """
-        if prediction.shape != target.shape:
-            raise ValueError(f"prediction and target must have the same shape, got "
-                             f"{tuple(prediction.shape)} and {tuple(target.shape)}")
+        if prediction.shape != target.shape or (rough is not None and rough.shape != target.shape):
+            raise ValueError(f"prediction, target (and rough input) must have the same shape, got "
+                             f"{tuple(prediction.shape)}, {tuple(target.shape)}"
+                             + ("" if rough is None else f" and {tuple(rough.shape)}"))
+        if rough is None and self.uses_input:
+            raise ValueError(f"terms {sorted(n for n, t in self.terms.items() if t.uses_input)} need the rough input")
         with torch.autocast(device_type=prediction.device.type, enabled=False):
             length = prediction.shape[-1]
             y_hat = prediction.float().reshape(-1, length)
             y = target.float().reshape(-1, length)
+            x = rough.float().reshape(-1, length) if rough is not None else None
             values: dict[str, Tensor] = {}
             total = y_hat.new_zeros(())
             for name, term in self.terms.items():
-                parts = term(y_hat, y)
+                parts = term(y_hat, y, x) if term.uses_input else term(y_hat, y)
                 values.update(parts)
                 total = total + self.weights[name] * sum(parts.values())
         return {"total": total, **values}

@@ -143,6 +143,8 @@ class SuperResolutionModule(L.LightningModule):
         """
         scale = self.generator.level_scale(batch["input"])
         prediction, target = prediction.float() * scale, batch["target"].float() * scale
+        # The input goes along (scaled and cut the same way) only to a loss that compares with it.
+        rough = batch["input"].float() * scale if self.loss.uses_input else None
         edges = batch.get("edge_hz")
         if edges is not None:
             cut = edges.float().reshape(-1) < nyquist(self.spec.target_rate) - 1
@@ -152,7 +154,10 @@ class SuperResolutionModule(L.LightningModule):
                 prediction, target = prediction.clone(), target.clone()
                 prediction[cut] = filter_each(prediction[cut], kernels)
                 target[cut] = filter_each(target[cut], kernels)
-        return self.loss(prediction, target)
+                if rough is not None:
+                    rough = rough.clone()
+                    rough[cut] = filter_each(rough[cut], kernels)
+        return self.loss(prediction, target, rough)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.reconstruction(self(batch["input"]), batch)
