@@ -9,6 +9,7 @@ and score it per kind of input.
     python -m bench.any_input evaluate ... --tag gain-3 -- --model.init_args.output_stage.invented_gain_db -3
     python -m bench.any_input speed --root RUNROOT [--checkpoint best] [--threads 2]
     python -m bench.any_input parts [--hops 256,512]                           # where the time goes
+    python -m bench.any_input paired RUN-B/evaluation-val-8s-step500 RUN-A/evaluation-val-8s-step500   # item by item
 
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
 ``configs/overlays/any-input.yaml`` on the shipped model's data (``build.sh``'s recordings split by
@@ -33,6 +34,8 @@ itself. Per category as well; an interrupted evaluation keeps the kinds it finis
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,6 +268,56 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_items(evaluation: Path, preset: str) -> dict[str, dict]:
+    """The model's items of one kind in an evaluation folder, by a name that does not depend on the run's
+    folder (the excerpts' own path below it)."""
+    reports = sorted((evaluation / "tests" / preset).rglob("comparison.json"))
+    if not reports:
+        return {}
+    items = json.loads(reports[-1].read_text())["items"]
+    model = next(m for m in items if m.startswith("audiosr "))
+    return {re.sub(r"^.*/(excerpts-[^/]+/)", r"\1", i["name"]): i for i in items[model]}
+
+
+def paired(args: argparse.Namespace) -> int:
+    """Two evaluations of the same items (two runs, or two variants of one test) compared item by item: the
+    difference of mean SNR and the ratio of mean LSDs with bootstrap intervals, and each one's share of items
+    more than 3 dB worse than the baseline of its own run."""
+    rows = []
+    for kind in KINDS:
+        a, b = (_model_items(e, kind.preset) for e in (args.variant, args.against))
+        if not a or not b:
+            continue
+        names = sorted(set(a) & set(b))
+        if not names:
+            raise SystemExit(f"{kind.preset}: the two evaluations share no items")
+        reports = [sorted((e / "tests" / kind.preset).rglob("comparison.json"))[-1] for e in (args.variant, args.against)]
+        worse = []
+        for report, items in zip(reports, (a, b)):
+            payload = json.loads(report.read_text())["items"]
+            base = {re.sub(r"^.*/(excerpts-[^/]+/)", r"\1", i["name"]): i["snr"]
+                    for i in payload[next(m for m in payload if m.split(" (")[0] == kind.baseline)]}
+            worse.append(100 * float(np.mean([float(snr_lost(items[n]["snr"], base[n])) > 3.0 for n in names])))
+
+        def values(items: dict, key: str) -> np.ndarray:
+            return np.array([items[n].get(key, np.nan) for n in names], dtype=np.float64)
+
+        snr_a, snr_b = values(a, "snr"), values(b, "snr")
+        row = [kind.preset, len(names), f"{snr_a.mean() - snr_b.mean():+.2f} "
+               + _interval(bootstrap_interval(snr_a, snr_b, mean_difference), True)]
+        for key in ("lsd", "lsd_below_edge"):
+            la, lb = values(a, key), values(b, key)
+            low, high = bootstrap_interval(la, lb, mean_ratio)
+            row.append(f"{la.mean() / lb.mean():.3f} [{low:.3f}, {high:.3f}]")
+        rows.append([*row, f"{worse[0]:.1f} / {worse[1]:.1f}"])
+    if not rows:
+        raise SystemExit(f"no kind of input evaluated in both {args.variant} and {args.against}")
+    print(f"{args.variant} against {args.against}, the same items:\n")
+    print(markdown_table(["input", "files", "SNR difference (dB)", "LSD ratio", "LSD < edge ratio",
+                          "> 3 dB worse (%), each"], rows, left={0}))
+    return 0
+
+
 def write_excerpts(listed: Path, folder: Path, seconds: float) -> tuple[Path, dict[str, str]]:
     """The middle ``seconds`` of every file in the list ``listed``, written once into ``folder`` as they are
     (same subtype): a split of long recordings scored in minutes, every source still in it. Returns the
@@ -448,12 +501,15 @@ def main(argv: list[str] | None = None) -> int:
     split.add_argument("--hops", type=lambda t: [int(h) for h in t.split(",")], default=[256, 512])
     split.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     split.add_argument("--repeats", type=int, default=3)
+    pair = commands.add_parser("paired", help="two evaluations of the same items, compared item by item")
+    pair.add_argument("variant", type=Path, help="an evaluation folder (RUN/evaluation-...)")
+    pair.add_argument("against", type=Path, help="the evaluation folder it is compared with")
     for sub in (fit, score, timed):
         sub.add_argument("--root", type=Path, required=True, help="the run's folder, the same for every sitting")
         sub.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
         sub.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
     args = parser.parse_args(argv)
-    return {"train": train, "evaluate": evaluate, "speed": speed, "parts": parts}[args.command](args)
+    return {"train": train, "evaluate": evaluate, "speed": speed, "parts": parts, "paired": paired}[args.command](args)
 
 
 if __name__ == "__main__":

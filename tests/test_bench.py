@@ -378,3 +378,32 @@ def test_the_any_input_evaluation_scores_the_middle_of_each_file(tmp_path):
     before = Path(paths[0]).stat().st_mtime_ns
     write_excerpts(listed, tmp_path / "excerpts", 2.0)
     assert Path(paths[0]).stat().st_mtime_ns == before  # written once
+
+
+def test_two_evaluations_of_the_same_items_are_compared_item_by_item(tmp_path, capsys):
+    """bench.any_input paired: runs in different folders, the same excerpts, matched by their own names."""
+    import json
+
+    from bench.any_input import main
+
+    def evaluation(run: str, model_snrs: list[float], model_lsds: list[float]) -> Path:
+        folder = tmp_path / run / "evaluation-val-8s-step500"
+        report = folder / "tests" / "rate-8k" / "rate-8k" / "version_0" / "test" / "comparison.json"
+        report.parent.mkdir(parents=True)
+        names = [f"{tmp_path}/{run}/excerpts-val-8s/{i:04d}-f.flac" for i in range(3)]
+        items = {"audiosr MagnitudePhaseNetwork": [{"name": n, "snr": s, "lsd": l, "lsd_below_edge": l}
+                                                   for n, s, l in zip(names, model_snrs, model_lsds)],
+                 "soxr_vhq (model input)": [{"name": n, "snr": 20.0, "lsd": 2.0, "lsd_below_edge": 2.0} for n in names]}
+        report.write_text(json.dumps({"rows": [], "items": items}))
+        return folder
+
+    variant = evaluation("G", [20.0, 19.0, 18.0], [1.0, 1.0, 1.0])
+    against = evaluation("D", [19.0, 18.0, 15.0], [0.8, 0.8, 0.8])
+    assert main(["paired", str(variant), str(against)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| rate-8k"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == "3" and cells[2].startswith("+1.67 [")  # (57 - 52) / 3
+    assert cells[3].startswith("1.250 [")
+    assert cells[5] == "0.0 / 33.3"  # D's third item lost 5 dB against soxr VHQ
+    with pytest.raises(SystemExit, match="no kind"):
+        main(["paired", str(variant), str(tmp_path / "nothing")])
