@@ -9,6 +9,7 @@ and score it per kind of input.
     python -m bench.any_input evaluate ... --tag gain-3 -- --model.init_args.output_stage.invented_gain_db -3
     python -m bench.any_input speed --root RUNROOT [--checkpoint best] [--threads 2]
     python -m bench.any_input parts [--hops 256,512]                           # where the time goes
+    python -m bench.any_input levels --root RUNROOT [--every 9]     # the band above an MP3's cut, per band
     python -m bench.any_input paired RUN-B/evaluation-val-8s-step500 RUN-A/evaluation-val-8s-step500   # item by item
 
 The recipe is ``configs/magphase.yaml`` + ``configs/overlays/spectral-cpu.yaml`` +
@@ -318,6 +319,56 @@ def paired(args: argparse.Namespace) -> int:
     return 0
 
 
+LEVEL_BANDS_HZ = (12000, 14000, 15000, 16000, 17000, 18000, 19000, 20000, 22050)
+
+
+def band_levels(x: np.ndarray, rate: int, edges_hz=LEVEL_BANDS_HZ, n_fft: int = 2048) -> list[float]:
+    """Mean power per bin (dB) of a mono signal in each band between consecutive ``edges_hz``
+    (Hann-windowed frames, half overlapping, averaged over the whole signal)."""
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::n_fft // 2] * np.hanning(n_fft)
+    power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(n_fft, 1 / rate)
+    return [float(10 * np.log10(power[(freqs >= lo) & (freqs < hi)].mean() + 1e-20))
+            for lo, hi in zip(edges_hz, edges_hz[1:])]
+
+
+def levels(args: argparse.Namespace) -> int:
+    """How loud the band the model invents above an encoder's cut is against the reference: the first
+    channel of every ``--every``-th validation excerpt at 44.1 kHz, encoded as MP3 at 64 kbps (the
+    ``mp3-64k`` preset's codec) and decoded, then upsampled; band levels of the three."""
+    import soundfile as sf
+    import torch
+
+    from audiosr.data.degradations import round_trip
+    from audiosr.inference.upsampler import Upsampler
+
+    root = args.root.resolve()
+    checkpoint = Path(args.checkpoint) if args.checkpoint not in ("best", "last") else \
+        resolve_checkpoint(args.checkpoint, root / "runs" / EXPERIMENT)
+    torch.set_num_threads(2)
+    upsampler = Upsampler.from_checkpoint(checkpoint, device="cpu", notice=lambda _: None)
+    excerpts = sorted((root / "excerpts-val-8s").glob("*.flac"))
+    if not excerpts:
+        raise SystemExit(f"no validation excerpts in {root / 'excerpts-val-8s'}: evaluate --split val --excerpt 8 first")
+    rows, above = [], []
+    for path in excerpts[::args.every]:
+        x, rate = sf.read(str(path), always_2d=True, dtype="float32")
+        if rate != 44100:
+            continue
+        reference = x[:, 0]
+        decoded = round_trip(reference[None], rate, "mp3", 64)[0]
+        output = upsampler.upsample(decoded[None], rate)[0]
+        measured = {name: band_levels(s, rate) for name, s in (("reference", reference), ("MP3", decoded), ("output", output))}
+        for name, values in measured.items():
+            rows.append([path.stem[:48] if name == "reference" else "", name, *(f"{v:.1f}" for v in values)])
+        above.append(np.mean(measured["output"][4:7]) - np.mean(measured["reference"][4:7]))  # 17-20 kHz
+    bands = [f"{lo / 1000:g}-{hi / 1000:g} kHz" for lo, hi in zip(LEVEL_BANDS_HZ, LEVEL_BANDS_HZ[1:])]
+    print(f"{checkpoint.name}: dB per bin, 2048-point frames; the output's 17-20 kHz against the reference's: "
+          f"median {np.median(above):+.1f} dB over {len(above)} excerpts\n")
+    print(markdown_table(["excerpt", "signal", *bands], rows, left={0, 1}))
+    return 0
+
+
 def write_excerpts(listed: Path, folder: Path, seconds: float) -> tuple[Path, dict[str, str]]:
     """The middle ``seconds`` of every file in the list ``listed``, written once into ``folder`` as they are
     (same subtype): a split of long recordings scored in minutes, every source still in it. Returns the
@@ -504,12 +555,15 @@ def main(argv: list[str] | None = None) -> int:
     pair = commands.add_parser("paired", help="two evaluations of the same items, compared item by item")
     pair.add_argument("variant", type=Path, help="an evaluation folder (RUN/evaluation-...)")
     pair.add_argument("against", type=Path, help="the evaluation folder it is compared with")
-    for sub in (fit, score, timed):
+    loud = commands.add_parser("levels", help="the band invented above an MP3's cut against the reference's, per band")
+    loud.add_argument("--checkpoint", default="best", help="best, last (of the run) or a checkpoint file")
+    loud.add_argument("--every", type=int, default=9, help="every N-th validation excerpt (default %(default)s)")
+    for sub in (fit, score, timed, loud):
         sub.add_argument("--root", type=Path, required=True, help="the run's folder, the same for every sitting")
         sub.add_argument("--dev-dir", type=Path, default=DEFAULT_DEV_DIR)
         sub.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="build.sh's output folder")
     args = parser.parse_args(argv)
-    return {"train": train, "evaluate": evaluate, "speed": speed, "parts": parts, "paired": paired}[args.command](args)
+    return {"train": train, "evaluate": evaluate, "speed": speed, "parts": parts, "paired": paired, "levels": levels}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -407,3 +407,18 @@ def test_two_evaluations_of_the_same_items_are_compared_item_by_item(tmp_path, c
     assert cells[5] == "0.0 / 33.3"  # D's third item lost 5 dB against soxr VHQ
     with pytest.raises(SystemExit, match="no kind"):
         main(["paired", str(variant), str(tmp_path / "nothing")])
+
+
+def test_band_levels_put_a_band_of_noise_in_its_band_and_follow_its_level():
+    """bench.any_input levels: per-band mean power, in dB, of noise confined to 17-18 kHz."""
+    from bench.any_input import LEVEL_BANDS_HZ, band_levels
+
+    rate = 44100
+    spectrum = np.fft.rfft(np.random.default_rng(0).standard_normal(rate * 2))
+    freqs = np.fft.rfftfreq(rate * 2, 1 / rate)
+    band = np.fft.irfft(spectrum * ((freqs >= 17100) & (freqs < 17900)), rate * 2)
+    levels = band_levels(band, rate)
+    inside = LEVEL_BANDS_HZ.index(17000)
+    assert len(levels) == len(LEVEL_BANDS_HZ) - 1
+    assert all(levels[inside] > v + 40 for i, v in enumerate(levels) if i != inside)
+    assert band_levels(0.1 * band, rate)[inside] == pytest.approx(levels[inside] - 20, abs=1e-6)
