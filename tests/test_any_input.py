@@ -289,3 +289,28 @@ def test_an_input_whose_band_reaches_complete_from_hz_is_passed_and_said_to_lack
     assert not np.array_equal(Upsampler(generator).upsample(cut, RATE), cut)
     with pytest.raises(ValueError, match="complete_from_hz"):
         OutputStage(keep_band="auto", complete_from_hz=0)
+
+
+def test_level_from_edge_gives_every_edge_the_same_level_the_same_distance_above_it():
+    net = any_generator(level_from_edge=True).network
+    assert net.magnitude.out_features == 2 * net.bins - 1
+    with torch.no_grad():  # the head says: -20 dB under the reference level five bins above the edge, -60 elsewhere
+        net.magnitude.weight.zero_()
+        net.magnitude.bias.fill_(-60 * np.log(10) / 20)
+        net.magnitude.bias[net.bins - 1 + 5] = -20 * np.log(10) / 20
+    x = torch.from_numpy(noise())[None]
+    spectrum = net.stft(x.reshape(1, -1))
+    for edge_hz in (4000.0, 16000.0):
+        known = net.known_bins(torch.tensor([edge_hz]), 1, x.device)
+        with torch.no_grad():
+            h = net.backbone(spectrum, known)
+            level = net.predicted_magnitude(h, spectrum, known).log() - net.reference_level(spectrum, known)
+        edge_bin = int(known.sum()) - 1
+        db = 20 * level[0, :, 3] / np.log(10)
+        assert float(db[edge_bin + 5]) == pytest.approx(-20.0, abs=1e-3)
+        assert float(db[edge_bin + 4]) == pytest.approx(-60.0, abs=1e-3)
+    # Rebuilt from its checkpoint's description, it is the same network; it needs a band per item.
+    from audiosr.models.base import build_network
+    assert build_network(net.rebuild_spec()).level_from_edge
+    with pytest.raises(ValueError, match="level_from_edge"):
+        MagnitudePhaseNetwork(relative_magnitude=True, level_from_edge=True)

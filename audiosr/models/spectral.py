@@ -80,16 +80,24 @@ class SpectralNetwork(SuperResolutionNetwork):
             training set's average band (10-20 dB too loud on clean speech, too quiet on rain).
         any_band: one network for inputs of any band edge, at the target rate (see the module
             docstring): ``forward`` takes each item's edge; the source rate must equal the target rate.
+        level_from_edge: (``any_band`` with ``relative_magnitude``) the magnitude head's outputs stand
+            for bins counted from each item's edge rather than for fixed frequencies: one row for "this
+            many bins above the edge", whatever the edge. How a spectrum falls off above where the
+            input ends depends on the distance from there; indexed by frequency, one row has to serve
+            an 8 kHz file's band 9 kHz above its edge and an MP3's 1 kHz above it.
     """
 
     tiny_args = {"dim": 16, "blocks": 1}
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
                  expansion: int = 3, activation: Activation = "gelu", relative_magnitude: bool = False,
-                 any_band: bool = False) -> None:
+                 any_band: bool = False, level_from_edge: bool = False) -> None:
         super().__init__()
         if n_fft % hop_length:
             raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
+        if level_from_edge and not (any_band and relative_magnitude):
+            raise ValueError("level_from_edge counts bins from each item's edge: it needs any_band and relative_magnitude")
+        self.level_from_edge = bool(level_from_edge)
         self.n_fft, self.hop_length, self.dim = n_fft, hop_length, dim
         self.relative_magnitude = bool(relative_magnitude)
         self.any_band = bool(any_band)
@@ -189,6 +197,12 @@ class SpectralNetwork(SuperResolutionNetwork):
                             known: torch.Tensor | None = None) -> torch.Tensor:
         """The invented bins' magnitude ``(B, F - first_predicted, N)`` (see ``relative_magnitude``)."""
         log_magnitude = self.magnitude(h).transpose(1, 2).float()
+        if self.level_from_edge:
+            # Row (bins - 1) + d of the head is the bin d above the item's last known bin (d < 0: below it).
+            edge = known.sum(dim=1) - 1  # (B, 1)
+            k = torch.arange(self.bins, device=log_magnitude.device)
+            index = (k[None, :] - edge.long() + self.bins - 1)[:, :, None].expand(-1, -1, log_magnitude.shape[-1])
+            log_magnitude = torch.gather(log_magnitude, 1, index)
         if self.relative_magnitude:
             log_magnitude = log_magnitude + self.reference_level(spectrum, known)
         return log_magnitude.clamp(LOG_FLOOR, LOG_CEILING).exp()
@@ -209,6 +223,8 @@ class SpectralNetwork(SuperResolutionNetwork):
         return (0.5 * band.clamp_min(1e-30).log()).clamp_min(LOG_FLOOR)
 
     def _magnitude_layer(self, predicted_bins: int) -> nn.Linear:
+        if self.level_from_edge:  # every distance from an edge, below and above it
+            predicted_bins = 2 * self.bins - 1
         layer = nn.Linear(self.dim, predicted_bins)
         nn.init.zeros_(layer.weight)
         start = INITIAL_RELATIVE_LOG_MAGNITUDE if self.relative_magnitude else INITIAL_LOG_MAGNITUDE
@@ -297,8 +313,9 @@ class MagnitudePhaseNetwork(SpectralNetwork):
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, dim: int = 128, blocks: int = 4,
                  expansion: int = 3, activation: Activation = "gelu", carry_input: bool = False,
                  carry_gain_max_db: float | None = None, relative_magnitude: bool = False,
-                 any_band: bool = False) -> None:
-        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation, relative_magnitude, any_band)
+                 any_band: bool = False, level_from_edge: bool = False) -> None:
+        super().__init__(n_fft, hop_length, dim, blocks, expansion, activation, relative_magnitude, any_band,
+                         level_from_edge)
         self.carry_input = bool(carry_input)
         ceiling = CARRY_GAIN_LOG if carry_gain_max_db is None else float(carry_gain_max_db) * math.log(10) / 20
         if not -CARRY_GAIN_LOG < ceiling <= CARRY_GAIN_LOG:
