@@ -229,6 +229,16 @@ def _shipped_worse(tested: Tested, kind: Kind) -> float:
     return 100 * float(np.mean([float(snr_lost(shipped[n]["snr"], base[n]["snr"])) > 3.0 for n in shipped]))
 
 
+def network_args(checkpoint: Path) -> list[str]:
+    """``audiosr test`` arguments that build the network a training checkpoint was trained with (its stored
+    description): a variant of the recipe (another hop, another head) is scored as it was trained, not as
+    the recipe's configs would build it."""
+    from audiosr.models.checkpoint import CHECKPOINT_KEY, _load
+
+    spec = _load(checkpoint, mmap=True).get(CHECKPOINT_KEY) or {}
+    return ["--model.init_args.network", json.dumps(spec["network"])] if "network" in spec else []
+
+
 def evaluate(args: argparse.Namespace) -> int:
     root = args.root.resolve()
     lists = {p.stem: p for p in (root / "lists").glob("*.txt")}
@@ -251,7 +261,8 @@ def evaluate(args: argparse.Namespace) -> int:
     chosen = [k for k in KINDS if not args.kinds or k.preset in args.kinds.split(",")]
     tested = {}
     for kind in chosen:
-        extra = ["--config", str(REPO / "configs" / "inputs" / "any-input" / f"{kind.preset}.yaml"),
+        extra = [*network_args(checkpoint),
+                 "--config", str(REPO / "configs" / "inputs" / "any-input" / f"{kind.preset}.yaml"),
                  *(["--report.visqol", "false"] if args.no_visqol else []),
                  *(["--report.models", f"{{{SHIPPED}: default}}"] if kind.beside_shipped else []), *test_args]
         tested[kind.preset] = run_test(kind.label, kind.preset, checkpoint, lists, args.split, extra, work,

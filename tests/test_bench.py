@@ -422,3 +422,22 @@ def test_band_levels_put_a_band_of_noise_in_its_band_and_follow_its_level():
     assert len(levels) == len(LEVEL_BANDS_HZ) - 1
     assert all(levels[inside] > v + 40 for i, v in enumerate(levels) if i != inside)
     assert band_levels(0.1 * band, rate)[inside] == pytest.approx(levels[inside] - 20, abs=1e-6)
+
+
+def test_a_checkpoint_is_evaluated_with_the_network_it_was_trained_with(tmp_path):
+    """bench.any_input evaluate: the network's description comes from the checkpoint, not the recipe."""
+    import json
+
+    import torch
+
+    from audiosr.models.checkpoint import CHECKPOINT_KEY
+    from bench.any_input import network_args
+
+    network = {"class_path": "audiosr.models.spectral.MagnitudePhaseNetwork",
+               "init_args": {"hop_length": 512, "any_band": True, "relative_magnitude": True, "level_from_edge": True}}
+    path = tmp_path / "best-step=5.ckpt"
+    torch.save({"global_step": 5, CHECKPOINT_KEY: {"network": network}}, path)
+    flag, value = network_args(path)
+    assert flag == "--model.init_args.network" and json.loads(value) == network
+    torch.save({"global_step": 5}, path)  # no description stored: the recipe's configs decide
+    assert network_args(path) == []
