@@ -113,8 +113,9 @@ class LostSNR(LossTerm):
     original holds much above the edge (an 8 kHz voice line with loud sibilants) loses dB where an
     encoder-cut item, whose missing band is narrow, loses a fraction of one. ``NegativeSNR`` weighs
     each dB alike in every item; this term is zero until an item loses more than the margin, so it
-    asks for caution exactly on the items that would be counted as made worse, and leaves the level
-    that log-spectral distance wants to the rest. Within the margin it costs nothing.
+    charges only the items that would be counted as made worse. (A network that sets one level for
+    every kind of input still moves the others' level with it: ``bench/ANY-INPUT.md`` compares the
+    term with a gain set by hand.)
 
     Args:
         margin_db: SNR an item may lose before it costs anything.
