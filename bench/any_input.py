@@ -280,15 +280,19 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_items(evaluation: Path, preset: str) -> dict[str, dict]:
-    """The model's items of one kind in an evaluation folder, by a name that does not depend on the run's
-    folder (the excerpts' own path below it)."""
-    reports = sorted((evaluation / "tests" / preset).rglob("comparison.json"))
+def _evaluated(evaluation: Path, kind: Kind) -> tuple[dict[str, dict], dict[str, float]] | None:
+    """One kind's items in an evaluation folder: the model's, and the baseline's SNR, each by a name that
+    does not depend on the run's folder (the excerpt's own path below it); None if the kind was not run."""
+    reports = sorted((evaluation / "tests" / kind.preset).rglob("comparison.json"))
     if not reports:
-        return {}
+        return None
     items = json.loads(reports[-1].read_text())["items"]
-    model = next(m for m in items if m.startswith("audiosr "))
-    return {re.sub(r"^.*/(excerpts-[^/]+/)", r"\1", i["name"]): i for i in items[model]}
+
+    def by_name(method: str) -> dict[str, dict]:
+        return {re.sub(r"^.*/(excerpts-[^/]+/)", r"\1", i["name"]): i for i in items[method]}
+
+    baseline = by_name(next(m for m in items if m.split(" (")[0] == kind.baseline))
+    return by_name(next(m for m in items if m.startswith("audiosr "))), {n: i["snr"] for n, i in baseline.items()}
 
 
 def paired(args: argparse.Namespace) -> int:
@@ -297,19 +301,15 @@ def paired(args: argparse.Namespace) -> int:
     more than 3 dB worse than the baseline of its own run."""
     rows = []
     for kind in KINDS:
-        a, b = (_model_items(e, kind.preset) for e in (args.variant, args.against))
-        if not a or not b:
+        both = [_evaluated(e, kind) for e in (args.variant, args.against)]
+        if None in both:
             continue
+        (a, base_a), (b, base_b) = both
         names = sorted(set(a) & set(b))
         if not names:
             raise SystemExit(f"{kind.preset}: the two evaluations share no items")
-        reports = [sorted((e / "tests" / kind.preset).rglob("comparison.json"))[-1] for e in (args.variant, args.against)]
-        worse = []
-        for report, items in zip(reports, (a, b)):
-            payload = json.loads(report.read_text())["items"]
-            base = {re.sub(r"^.*/(excerpts-[^/]+/)", r"\1", i["name"]): i["snr"]
-                    for i in payload[next(m for m in payload if m.split(" (")[0] == kind.baseline)]}
-            worse.append(100 * float(np.mean([float(snr_lost(items[n]["snr"], base[n])) > 3.0 for n in names])))
+        worse = [100 * float(np.mean([float(snr_lost(items[n]["snr"], base[n])) > 3.0 for n in names]))
+                 for items, base in ((a, base_a), (b, base_b))]
 
         def values(items: dict, key: str) -> np.ndarray:
             return np.array([items[n].get(key, np.nan) for n in names], dtype=np.float64)
