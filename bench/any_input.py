@@ -335,9 +335,12 @@ LEVEL_BANDS_HZ = (12000, 14000, 15000, 16000, 17000, 18000, 19000, 20000, 22050)
 
 def band_levels(x: np.ndarray, rate: int, edges_hz=LEVEL_BANDS_HZ, n_fft: int = 2048) -> list[float]:
     """Mean power per bin (dB) of a mono signal in each band between consecutive ``edges_hz``
-    (Hann-windowed frames, half overlapping, averaged over the whole signal)."""
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::n_fft // 2] * np.hanning(n_fft)
-    power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+    (``audiosr.band.mean_power``: Hann frames, half overlapping, averaged over the whole signal)."""
+    import torch
+
+    from audiosr.band import mean_power
+
+    power = mean_power(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), n_fft).double().numpy()
     freqs = np.fft.rfftfreq(n_fft, 1 / rate)
     return [float(10 * np.log10(power[(freqs >= lo) & (freqs < hi)].mean() + 1e-20))
             for lo, hi in zip(edges_hz, edges_hz[1:])]
