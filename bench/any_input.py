@@ -258,15 +258,17 @@ def evaluate(args: argparse.Namespace) -> int:
         lists = dict(lists)
         lists[args.split], sources = write_excerpts(lists[args.split], root / f"excerpts-{args.split}-{args.excerpt:g}s",
                                                     args.excerpt)
-    chosen = [k for k in KINDS if not args.kinds or k.preset in args.kinds.split(",")]
+    chosen = {k.preset for k in KINDS if not args.kinds or k.preset in args.kinds.split(",")}
     tested = {}
-    for kind in chosen:
+    for kind in KINDS:  # the kinds asked for, and any other this evaluation already finished (its report keeps them)
         extra = [*network_args(checkpoint),
                  "--config", str(REPO / "configs" / "inputs" / "any-input" / f"{kind.preset}.yaml"),
                  *(["--report.visqol", "false"] if args.no_visqol else []),
                  *(["--report.models", f"{{{SHIPPED}: default}}"] if kind.beside_shipped else []), *test_args]
-        tested[kind.preset] = run_test(kind.label, kind.preset, checkpoint, lists, args.split, extra, work,
-                                       root / "cache", CONFIGS)
+        result = run_test(kind.label, kind.preset, checkpoint, lists, args.split, extra, work, root / "cache", CONFIGS,
+                          kept_only=kind.preset not in chosen)
+        if result is not None:
+            tested[kind.preset] = result
     categories = {"test": lambda: dev_categories(args.dev_dir.resolve()), "holdout": lambda: _package_categories(args),
                   "val": lambda: {**dev_categories(args.dev_dir.resolve()), **_package_categories(args)}}[args.split]()
     categories.update({excerpt: categories.get(source, "other") for excerpt, source in sources.items()})

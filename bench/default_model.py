@@ -124,7 +124,9 @@ FRAMES_NOTE = (" The output stage (keeping, ceiling, gain) runs as weights on on
 
 
 def run_test(label: str, name: str, checkpoint: Path, lists: dict[str, Path], test: str, extra: list[str],
-             tmp: Path, cache: Path, configs: list[str] = CONFIGS) -> Tested:
+             tmp: Path, cache: Path, configs: list[str] = CONFIGS, kept_only: bool = False) -> Tested | None:
+    """``audiosr test`` once in ``tmp/tests/name``; a finished run of the same command is read back instead
+    (``kept_only``: only that, and None where there is none)."""
     work = tmp / "tests" / name
     cmd = [*audiosr_module_command(), "test", *config_args(configs), *data_args(lists, test), "--ckpt_path",
            str(checkpoint), "--trainer.logger", "false", "--experiment", name, "--trainer.default_root_dir",
@@ -134,6 +136,8 @@ def run_test(label: str, name: str, checkpoint: Path, lists: dict[str, Path], te
     reports = sorted(work.rglob("comparison.json"))
     if reports and done.is_file() and json.loads(done.read_text()) == cmd:  # an interrupted run goes on from here
         log(f"  test: {label} (kept from {work})")
+    elif kept_only:
+        return None
     else:
         log(f"  test: {label}")
         done.unlink(missing_ok=True)

@@ -441,3 +441,28 @@ def test_a_checkpoint_is_evaluated_with_the_network_it_was_trained_with(tmp_path
     assert flag == "--model.init_args.network" and json.loads(value) == network
     torch.save({"global_step": 5}, path)  # no description stored: the recipe's configs decide
     assert network_args(path) == []
+
+
+def test_a_finished_test_is_read_back_and_kept_only_runs_nothing(tmp_path, monkeypatch):
+    """bench.default_model.run_test: the same command finished in its folder is read back, not run again;
+    with kept_only a kind never run is None (an evaluation of some kinds still reports the others it has)."""
+    import json
+
+    from bench import default_model
+
+    ran = []
+    monkeypatch.setattr(default_model, "run_measured", lambda cmd, *a, **k: ran.append(cmd) or SimpleNamespace(returncode=0))
+    ckpt = tmp_path / "best.ckpt"
+    lists = {n: tmp_path / f"{n}.txt" for n in ["val", "test", "train-dev"] + [f"train-{c}" for c in default_model.SHARES]}
+    assert default_model.run_test("8 kHz", "rate-8k", ckpt, lists, "val", [], tmp_path, tmp_path, kept_only=True) is None
+    assert ran == []
+    command = default_model.run_test("8 kHz", "rate-8k", ckpt, lists, "val", [], tmp_path, tmp_path).command
+    assert len(ran) == 1  # run (it wrote nothing, so nothing is read back)
+    work = tmp_path / "tests" / "rate-8k"
+    (work / "v0").mkdir(parents=True)
+    (work / "v0" / "comparison.json").write_text(json.dumps({"rows": [{"method": "audiosr M", "snr": 1.0}], "items": {}}))
+    (work / "command.json").write_text(json.dumps(command))
+    kept = default_model.run_test("8 kHz", "rate-8k", ckpt, lists, "val", [], tmp_path, tmp_path, kept_only=True)
+    assert kept.rows == [{"method": "audiosr M", "snr": 1.0}] and len(ran) == 1
+    other = default_model.run_test("8 kHz", "rate-8k", ckpt, lists, "val", ["--x", "1"], tmp_path, tmp_path, kept_only=True)
+    assert other is None  # a different command is not the same test
