@@ -353,6 +353,20 @@ def test_the_any_input_evaluation_holds_each_kind_to_its_own_baseline():
     assert rows["16 kHz files (16-bit, kaiser_best)"][4].startswith("0.50 [")
     assert rows["44.1 kHz files, nothing missing (16-bit)"][4] == "–"  # no ratio to an exact baseline
 
+    # A file its own encoder cut at 16 kHz is filled (SNR against itself 40 dB): reported apart, not judged as one
+    # that lacks nothing; without it the complete files alone meet the bar.
+    cut = Tested("full", [], [], {
+        "audiosr MagnitudePhaseNetwork": [{**i, "ref_edge_hz": e} for i, e in zip(items([150.0, 40.0], [0.0, 0.2]),
+                                                                                  [21000.0, 16000.0])],
+        "input as is": items([150.0, 150.0], [0.0, 0.0])})
+    rows = {cells[1]: cells[2:] for cells in ([c.strip() for c in line.split("|")] for line in
+                                              report({"full-band": cut}, {}, "h").splitlines()) if len(cells) > 10}
+    assert rows["44.1 kHz files, nothing missing (16-bit)"][1] == "1"
+    assert rows["44.1 kHz files, nothing missing (16-bit)"][-2].startswith("yes (lowest SNR against the input 150.0 dB")
+    assert rows["44.1 kHz files cut by their own encoder (16-bit)"][1] == "1"
+    assert rows["44.1 kHz files cut by their own encoder (16-bit)"][2].startswith("40.00 / ")
+    assert rows["44.1 kHz files cut by their own encoder (16-bit)"][-2].startswith("no bar set")
+
 
 def test_the_any_input_evaluation_scores_the_middle_of_each_file(tmp_path):
     """bench.any_input --excerpt: each listed file's middle seconds, written once as they are, mapped to its source."""
