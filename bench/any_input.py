@@ -29,7 +29,8 @@ of which any decision touches, and writes ``RUNROOT/evaluation-<split>-step<N>.m
 what a user would otherwise have (issue 36's bar): soxr VHQ for 8 and 16 kHz files, kaiser_best for
 22.05 and 32 kHz files (and the shipped model, which 22.05 kHz files must not lose to), the decoded
 file as it is for 44.1 kHz MP3 and Vorbis files; a file whose own band reaches 19.5 kHz must come out
-within -60 dB of itself (one its own encoder cut is reported apart: the model fills it). Per category as well; an interrupted evaluation keeps the kinds it finished.
+within -60 dB of itself (one its own encoder cut is reported apart: the model fills it). Per category
+as well; an interrupted evaluation keeps the kinds it finished, and its report every kind it has.
 """
 
 from __future__ import annotations
