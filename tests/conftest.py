@@ -34,18 +34,23 @@ def write_audio(path: Path, rate: int, seconds: float, seed: int = 0, channels: 
     return path
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for running ``audiosr`` offline in ``tmp_path``."""
+def cli_environment(folder: Path) -> dict[str, str]:
+    """Environment for running ``audiosr`` offline in ``folder``."""
     env = dict(os.environ)
     env.update({
-        "AUDIOSR_CACHE": str(tmp_path / "cache"),
+        "AUDIOSR_CACHE": str(folder / "cache"),
         "WANDB_MODE": "offline",
         "WANDB_SILENT": "true",
-        "WANDB_DIR": str(tmp_path),
+        "WANDB_DIR": str(folder),
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running ``audiosr`` offline in ``tmp_path``."""
+    return cli_environment(tmp_path)
 
 
 def run_audiosr(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:

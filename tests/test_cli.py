@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import CONFIGS, run_audiosr, write_audio
+from conftest import CONFIGS, cli_environment, run_audiosr, write_audio
 from crop_recorder import crops
 from test_data import make_bad_folder
 
@@ -31,6 +32,24 @@ def checkpoints(root: Path, name: str) -> list[Path]:
 
 def step_of(path: Path) -> int:
     return torch.load(path, weights_only=False)["global_step"]
+
+
+@pytest.fixture(scope="module")
+def fitted_two_steps(tmp_path_factory) -> Path:
+    """One `audiosr fit` of two steps (no logger) in a folder of its own, fitted once per module
+    (per test worker): the tests that only need a trained run to test or refuse copy it."""
+    root = tmp_path_factory.mktemp("fitted-two-steps")
+    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], root,
+                         cli_environment(root))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+@pytest.fixture
+def two_step_run(fitted_two_steps: Path, tmp_path: Path) -> Path:
+    """``tmp_path`` holding a copy of that run's folder (``runs/``), as if it had been fitted there."""
+    shutil.copytree(fitted_two_steps / "runs", tmp_path / "runs")
+    return tmp_path
 
 
 def test_fit_then_resume_from_last_in_the_same_run(tmp_path, cli_env):
@@ -168,9 +187,8 @@ def test_a_diverging_fit_stops_and_keeps_the_last_good_state(tmp_path, cli_env, 
         assert again.returncode == 1 and f"last good state: {last} (step 2)" in again.stderr, again.stderr[-3000:]
 
 
-def test_checkpoint_lookup_stays_in_its_family_and_mismatches_are_refused(tmp_path, cli_env):
-    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], tmp_path, cli_env)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_checkpoint_lookup_stays_in_its_family_and_mismatches_are_refused(two_step_run, cli_env):
+    tmp_path = two_step_run
     other = run_audiosr(["test", *DEBUG, "--experiment", "another", "--ckpt_path", "last"], tmp_path, cli_env)
     assert other.returncode == 2 and "no last.ckpt in the runs of" in other.stderr and "another" in other.stderr
     (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
@@ -180,14 +198,14 @@ def test_checkpoint_lookup_stays_in_its_family_and_mismatches_are_refused(tmp_pa
     assert "was trained for source_rate 22050 (config: 16000)" in line and "Traceback" not in wrong.stderr
 
 
-def test_a_generator_file_is_tested_with_its_own_output_stage_and_cannot_be_resumed(tmp_path, cli_env):
+def test_a_generator_file_is_tested_with_its_own_output_stage_and_cannot_be_resumed(two_step_run, cli_env):
     """`audiosr test --ckpt_path default.pt`: the shipped kind of file, compared with resampling. The
-    stage stored in the file (-3 dB, neither the config's 0 nor the override's -6) is the one that
-    runs; a setting on the command line replaces it, it does not add to it."""
+    stage stored in the file (-3 dB, not the config's 0) is the one that runs; a setting on the command
+    line replaces it, it does not add to it: the file with 0 dB from the command line scores exactly as
+    the training checkpoint at the config's 0 dB does."""
     from audiosr.models.checkpoint import load_generator, save_generator
 
-    result = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false"], tmp_path, cli_env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    tmp_path = two_step_run
     (last,) = checkpoints(tmp_path / "runs", "last.ckpt")
     generator = load_generator(last)
     generator.spec = generator.spec.with_stage(invented_gain_db=-3.0)
@@ -202,30 +220,42 @@ def test_a_generator_file_is_tested_with_its_own_output_stage_and_cannot_be_resu
         assert json.loads(report.read_text())["metadata"]["checkpoint"] == str(ckpt)
         return json.loads(report.read_text())["rows"][0], tested.stderr
 
-    (as_calibrated, _), (from_file, said) = model_row(last, "-3"), model_row(weights)
-    assert from_file["method"] == as_calibrated["method"] == "audiosr UNet"
-    assert from_file["snr"] == pytest.approx(as_calibrated["snr"], abs=1e-6)
-    assert from_file["lsd"] == pytest.approx(as_calibrated["lsd"], abs=1e-6)
+    (as_trained, _), (from_file, said) = model_row(last), model_row(weights)
+    assert from_file["method"] == as_trained["method"] == "audiosr UNet"
     assert "output stage of generator.pt: " in said and "band above the edge -3 dB" in said
-    (at_six, _), (file_at_six, said) = model_row(last, "-6"), model_row(weights, "-6")
-    assert "invented_gain_db from the command line" in said and "band above the edge -6 dB" in said
-    assert file_at_six["lsd"] == pytest.approx(at_six["lsd"], abs=1e-6)
-    assert file_at_six["lsd"] != pytest.approx(from_file["lsd"], abs=1e-6)
+    assert from_file["lsd"] != pytest.approx(as_trained["lsd"], abs=1e-6)  # -3 dB ran, not the config's 0
+    file_at_zero, said = model_row(weights, "0")
+    assert "invented_gain_db from the command line" in said and "band above the edge" not in said
+    assert file_at_zero["snr"] == pytest.approx(as_trained["snr"], abs=1e-6)
+    assert file_at_zero["lsd"] == pytest.approx(as_trained["lsd"], abs=1e-6)
     resumed = run_audiosr(["fit", *DEBUG, "--ckpt_path", str(weights)], tmp_path, cli_env)
     assert resumed.returncode == 2 and "is a generator file (weights only" in resumed.stderr
     assert "Traceback" not in resumed.stderr
 
 
-def test_last_without_any_run_fails_loudly(tmp_path, cli_env):
-    result = run_audiosr(["fit", *DEBUG, "--ckpt_path", "last"], tmp_path, cli_env)
-    assert result.returncode == 2
-    assert "no last.ckpt in the runs of" in result.stderr
+def run_in_process(args: list[str], folder: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """``audiosr ARGS`` in this process (for refusals, which stop before any training): its exit
+    code and what it wrote to stderr. A subprocess would spend most of its time importing Lightning."""
+    from audiosr.cli import main
+
+    monkeypatch.chdir(folder)
+    for name, value in cli_environment(folder).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    return stopped.value.code, capsys.readouterr().err
 
 
-def test_test_requires_a_checkpoint(tmp_path, cli_env):
-    result = run_audiosr(["test", *DEBUG], tmp_path, cli_env)
-    assert result.returncode != 0
-    assert "needs --ckpt_path" in result.stderr
+def test_last_without_any_run_fails_loudly(tmp_path, monkeypatch, capsys):
+    code, err = run_in_process(["fit", *DEBUG, "--ckpt_path", "last"], tmp_path, monkeypatch, capsys)
+    assert code == 2
+    assert "no last.ckpt in the runs of" in err
+
+
+def test_test_requires_a_checkpoint(tmp_path, monkeypatch, capsys):
+    code, err = run_in_process(["test", *DEBUG], tmp_path, monkeypatch, capsys)
+    assert code not in (0, None)
+    assert "needs --ckpt_path" in err
 
 
 def test_help_and_composed_print_config(tmp_path, cli_env):
@@ -292,10 +322,8 @@ def test_two_process_ddp_every_rank_sees_other_crops(tmp_path, cli_env):
     assert len(set(rank0)) == 8  # and no crop repeated within a process
 
 
-def test_test_on_two_processes_builds_one_table(tmp_path, cli_env):
-    fitted = run_audiosr(["fit", *DEBUG, "--trainer.max_steps", "2", "--trainer.logger", "false",
-                          "--data.corpus.init_args.test_clips", "3"], tmp_path, cli_env)
-    assert fitted.returncode == 0, fitted.stderr[-3000:]
+def test_test_on_two_processes_builds_one_table(two_step_run, cli_env):
+    tmp_path = two_step_run
     tested = run_audiosr(["test", *DEBUG, "--ckpt_path", "last", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
                           "--trainer.strategy", "ddp", "--trainer.logger", "false", "--data.corpus.init_args.test_clips", "3"],
                          tmp_path, cli_env)
