@@ -1,4 +1,5 @@
-"""`audiosr` end to end in subprocesses: fit, resume, checkpoints, config handling, DDP, bad data."""
+"""`audiosr` end to end: fit, resume, checkpoints, config handling, DDP, bad data; in subprocesses, as a user runs
+it, except refusals that stop before any training (in this process: a subprocess spends seconds importing Lightning)."""
 
 from __future__ import annotations
 
