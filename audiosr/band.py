@@ -43,6 +43,11 @@ CONFIRM_HZ = 300.0
 EDGE_DB = 10.0
 # Power at or below this (relative to full scale, per bin) is no content at all.
 FLOOR_DB = -150.0
+# `content_edge(last=True)`: a further cliff needs this much band between it and the one under it,
+# its level spanning at most PLATEAU_FALL_DB; at most MAX_CLIFFS cliffs are followed.
+PLATEAU_HZ = 200.0
+PLATEAU_FALL_DB = 10.0
+MAX_CLIFFS = 3
 
 
 def mean_power(x: torch.Tensor, n_fft: int = EDGE_N_FFT) -> torch.Tensor:
@@ -65,12 +70,21 @@ def content_edge(
     drop_db: float = DROP_DB,
     confirm_db: float = CONFIRM_DB,
     confirm_hz: float = CONFIRM_HZ,
+    last: bool = False,
 ) -> torch.Tensor:
     """The frequency (Hz) where each signal's content ends: ``(..., T)`` -> ``(...)`` float32.
 
-    Searches ``[lowest_hz, highest_hz]`` for the first cliff (see the module docstring);
-    returns ``highest_hz`` where there is none (content runs to the top, or the whole
-    range is empty: then nothing is lost either way).
+    Searches ``[lowest_hz, highest_hz]`` for the first cliff (see the module docstring), or with
+    ``last`` the last one; returns ``highest_hz`` where there is none (content runs to the top, or
+    the whole range is empty: then nothing is lost either way).
+
+    The first cliff is where the loud part of a recording ends; the last, where anything of it
+    ends. They differ on a recording that falls steeply and carries on, quieter but level, up to
+    the filter that made the input (crickets over a hiss, in an 8 kHz file). With ``last``, above
+    each cliff found the search goes on with the band under a candidate measured above that cliff
+    only (from ``confirm_hz`` over it): a further cliff counts when at least ``PLATEAU_HZ`` of band
+    lies between, and that band's level spans at most ``PLATEAU_FALL_DB`` (a plateau). A gentle
+    filter's roll-off keeps falling, so it is no plateau and its cliff stays where it was.
     """
     if not 0 < lowest_hz < highest_hz <= rate / 2:
         raise ValueError(f"need 0 < lowest_hz < highest_hz <= rate / 2, got {lowest_hz}, {highest_hz} at {rate} Hz")
@@ -78,35 +92,60 @@ def content_edge(
         power = mean_power(x)
         shape, bins = power.shape[:-1], power.shape[-1]
         power = power.reshape(-1, 1, bins)
+        rows = power.shape[0]
         bin_hz = rate / EDGE_N_FFT
         smooth = max(1, round(SMOOTH_HZ / bin_hz)) | 1
         power = F.avg_pool1d(F.pad(power, (smooth // 2, smooth // 2), mode="replicate"), smooth, 1)[:, 0]
-        level = 10 * torch.log10(power + 10 ** (FLOOR_DB / 10))
-        # Mean power over bins [k - far, k - near] from a cumulative sum, for every k.
+        tiny = 10 ** (FLOOR_DB / 10)
+        level = 10 * torch.log10(power + tiny)
         far, near = (max(1, round(hz / bin_hz)) for hz in REFERENCE_HZ)
         cumulative = F.pad(power.cumsum(dim=-1), (far + 1, 0))
         k = torch.arange(bins, device=x.device)
-        upper = (k - near + 1).clamp(min=0) + far + 1
-        lower = (k - far).clamp(min=0) + far + 1
-        count = (upper - lower).clamp(min=1)
-        reference = 10 * torch.log10((cumulative[:, upper] - cumulative[:, lower]) / count + 10 ** (FLOOR_DB / 10))
         # The loudest bin from `confirm_hz` above on: a filter's stopband stays down to the top of
         # the spectrum, while a natural spectrum that dips (a tone's fall, a formant gap) comes back.
         ahead = max(1, round(confirm_hz / bin_hz))
         loudest_above = level.flip(-1).cummax(dim=-1).values.flip(-1)
         later = loudest_above[:, (k + ahead).clamp(max=bins - 1)]
-        first, last = math.ceil(lowest_hz / bin_hz), min(bins - 1, math.floor(highest_hz / bin_hz))
-        in_range = (k >= first) & (k <= last)
-        cliff = (level < reference - drop_db) & (later < reference - confirm_db) & (reference > FLOOR_DB + confirm_db)
-        cliff &= in_range
-        found = cliff.any(dim=-1)
-        index = torch.where(cliff, k, torch.full_like(k, bins - 1)).amin(dim=-1)
-        # Back from the cliff to where the level is still within EDGE_DB of the band below it:
-        # a gentle filter's edge sits below its cliff (resampy kaiser_fast: ~200 Hz).
-        at_cliff = reference.gather(1, index[:, None])
-        before = (k <= index[:, None]) & (k >= index[:, None] - far) & (level >= at_cliff - EDGE_DB)
-        start = torch.where(before, k, torch.full_like(k, -1)).amax(dim=-1)
-        index = torch.where(start >= 0, start, index)
+        first, top = math.ceil(lowest_hz / bin_hz), min(bins - 1, math.floor(highest_hz / bin_hz))
+        in_range = (k >= first) & (k <= top)
+        upper = ((k - near + 1).clamp(min=0) + far + 1).expand(rows, -1)
+
+        def cliff_above(floor: torch.Tensor, need: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            """The first cliff whose reference band (bins [k - far, k - near]) starts at ``floor`` (B,) or
+            above and holds ``need`` bins or more: (found, the cliff's bin, the edge's bin)."""
+            # Mean power over the reference band from a cumulative sum, for every k.
+            lower = torch.maximum(k - far, floor[:, None]).clamp(min=0) + far + 1
+            count = upper - lower
+            reference = 10 * torch.log10(
+                (cumulative.gather(1, upper) - cumulative.gather(1, lower.clamp(max=upper))) / count.clamp(min=1) + tiny)
+            cliff = (level < reference - drop_db) & (later < reference - confirm_db) & (reference > FLOOR_DB + confirm_db)
+            cliff &= in_range
+            if need:  # a plateau: `need` bins or more under the cliff, their level within PLATEAU_FALL_DB
+                cliff &= count >= need
+                above = k >= floor[:, None]
+                highest = torch.where(above, level, torch.full_like(level, -math.inf)).cummax(dim=-1).values
+                lowest = torch.where(above, level, torch.full_like(level, math.inf)).cummin(dim=-1).values
+                under = (k - near).clamp(min=0)
+                cliff &= (highest[:, under] - lowest[:, under]) <= PLATEAU_FALL_DB
+            found = cliff.any(dim=-1)
+            index = torch.where(cliff, k, torch.full_like(k, bins - 1)).amin(dim=-1)
+            # Back from the cliff to where the level is still within EDGE_DB of the band below it:
+            # a gentle filter's edge sits below its cliff (resampy kaiser_fast: ~200 Hz).
+            at_cliff = reference.gather(1, index[:, None])
+            before = ((k <= index[:, None]) & (k >= torch.maximum(index - far, floor)[:, None])
+                      & (level >= at_cliff - EDGE_DB))
+            start = torch.where(before, k, torch.full_like(k, -1)).amax(dim=-1)
+            return found, index, torch.where(start >= 0, start, index)
+
+        found, cliff, index = cliff_above(torch.zeros(rows, dtype=torch.long, device=x.device), 0)
+        if last:
+            gap, need = ahead, max(1, round(PLATEAU_HZ / bin_hz))
+            for _ in range(MAX_CLIFFS - 1):
+                further, next_cliff, next_index = cliff_above(cliff + gap, need)
+                further &= found
+                if not bool(further.any()):
+                    break
+                cliff, index = torch.where(further, next_cliff, cliff), torch.where(further, next_index, index)
         edge = torch.where(found, index.float() * bin_hz, torch.full_like(index, 0).float() + highest_hz)
         return edge.reshape(shape)
 

@@ -15,7 +15,11 @@ works relative to the input's own band edge, never at a fixed frequency:
    and keeps the input up to ``EDGE_GUARD_HZ`` below it; ``(lo, hi)`` fractions of the source
    Nyquist frequency fix the crossover; ``None`` leaves the network's output everywhere. For a
    model whose input is at the output rate (a model for any input), an input in which no edge is
-   found lacks nothing and is the output unchanged.
+   found lacks nothing and is the output unchanged. With ``keep_to_last_cliff`` the input is kept
+   up to its *last* cliff (:func:`audiosr.band.content_edge` ``last``), while the network is still
+   told the first: a recording that falls steeply and carries on, quieter but level, up to the
+   filter that made the input keeps that quieter band, and the network's level stays measured from
+   the band under the fall.
 2. **The level ceiling** (``level_ceiling_db``; ``None``: off). Outside training, the output above
    the edge is held under the input's own spectrum continued upwards
    (:func:`audiosr.band.level_ceiling`): the level just below the edge and the slope under it,
@@ -88,6 +92,9 @@ class OutputStage:
     transform: Transform = field(default="fir", metadata={"help": (
         "how the stage splits the band: fir (Kaiser FIR filters over each whole window) or stft (per bin of one "
         "short-time transform that keeping, the level ceiling and the band's gain share: cheaper)")})
+    keep_to_last_cliff: bool = field(default=False, metadata={"help": (
+        "keep_band auto: keep the input up to its last cliff, not its first (the network is still told the first): "
+        "a recording that falls and carries on, quieter but level, up to its filter keeps that band")})
     complete_from_hz: float | None = field(default=None, metadata={"help": (
         "keep_band auto, input at the output rate: an input whose edge lies at or above this (Hz) lacks nothing "
         "anyone hears and is passed bit for bit (off: only one whose content reaches the Nyquist frequency)")})
@@ -194,15 +201,16 @@ class OutputStage:
             reach += CEILING_N_FFT + CEILING_HOP * (CEILING_REACH + 1)
         return reach
 
-    def edges(self, rough: torch.Tensor, rate: int, source_nyquist: float) -> torch.Tensor:
-        """``(B, 1, T)`` -> ``(B,)``: where each item's content ends (Hz), as this stage sees it."""
+    def edges(self, rough: torch.Tensor, rate: int, source_nyquist: float, last: bool = False) -> torch.Tensor:
+        """``(B, 1, T)`` -> ``(B,)``: where each item's content ends (Hz), as this stage sees it (``last``:
+        at its last cliff, see :func:`audiosr.band.content_edge`)."""
         import torch
 
         from audiosr.band import content_edge
 
         batch = rough.shape[0]
         if self.keep_band == "auto":
-            return content_edge(rough[:, 0], rate, self.edge_search_from * source_nyquist, source_nyquist)
+            return content_edge(rough[:, 0], rate, self.edge_search_from * source_nyquist, source_nyquist, last=last)
         edge = self.keep_band[1] * source_nyquist if self.keep_band else source_nyquist
         return torch.full((batch,), float(edge), device=rough.device)
 
@@ -227,12 +235,15 @@ class OutputStage:
         gain = bool(self.invented_gain_db) and not training
         if edges is None and (self.keep_band == "auto" or ceiling or gain):
             edges = self.edges(rough, rate, source_nyquist)
+        kept_to = edges  # the stage keeps the input below it and acts above it; the network was told `edges`
+        if self.keep_band == "auto" and self.keep_to_last_cliff:
+            kept_to = torch.maximum(edges, self.edges(rough, rate, source_nyquist, last=True))
         if not (self.keep_band is not None or ceiling or gain):
             output = estimate
         elif self.transform == "stft":
-            output = self._in_frames(rough, estimate, rate, source_nyquist, edges, ceiling, gain)
+            output = self._in_frames(rough, estimate, rate, source_nyquist, kept_to, ceiling, gain)
         else:
-            output = self._with_filters(rough, estimate, rate, source_nyquist, edges, ceiling, gain)
+            output = self._with_filters(rough, estimate, rate, source_nyquist, kept_to, ceiling, gain)
         if self.keep_band == "auto" and source_nyquist >= rate / 2:
             # An input at the output rate whose content reaches the top (no edge found), or as near
             # it as complete_from_hz, lacks nothing: it is the output, bit for bit, whatever the

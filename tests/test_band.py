@@ -97,6 +97,60 @@ def test_a_natural_dip_or_steep_fall_is_not_taken_for_the_filters_cliff():
     assert 9700 < edge < 10300
 
 
+def eight_khz(x: np.ndarray, method: str) -> np.ndarray:
+    """``x`` as an 8 kHz 16-bit file made by ``method``, brought back to 44.1 kHz with soxr VHQ."""
+    low = np.round(resample(x, TARGET, 8000, method) * 32767) / 32767
+    return resample(low, 8000, TARGET, "soxr_vhq", x.shape[-1]).astype(np.float32)
+
+
+def crickets(seconds: float = 2.0) -> np.ndarray:
+    """Loud up to 3.1 kHz, then a hiss 35 dB under it up to the top (a night ambience, measured on a real one)."""
+    return shaped_noise(lambda f: -35.0 * (f > 3100), seconds)
+
+
+@pytest.mark.parametrize("method", ["kaiser_best", "soxr_vhq"])
+def test_the_last_cliff_is_the_filters_when_a_recording_falls_onto_a_level_band_under_it(method):
+    rough = torch.from_numpy(eight_khz(crickets(), method))
+    first = float(content_edge(rough, TARGET, 3000, TARGET / 2))
+    last = float(content_edge(rough, TARGET, 3000, TARGET / 2, last=True))
+    assert 3000 < first < 3250  # the recording's own fall
+    # The filter's edge, as an 8 kHz file of plain noise made the same way has it.
+    plain = float(content_edge(torch.from_numpy(eight_khz(noise(tilt_db_per_khz=0.0), method)), TARGET, 3000, TARGET / 2))
+    assert abs(last - plain) < 3 * TARGET / 2048
+    assert 3650 < last < 3900
+
+
+@pytest.mark.parametrize(("make", "method"), [
+    (lambda: rough_of(noise(), Resample("kaiser_fast")), None),  # a gentle roll-off, 1.5 kHz long
+    (lambda: rough_of(noise(), Resample("kaiser_best")), None),
+    (lambda: rough_of(noise(), Lowpass("cheby1", 8, 0.95, 0.05)), None),
+    # falling 20 dB per kHz into the filter's cliff, as a voice line does
+    (lambda: eight_khz(shaped_noise(lambda f: -20.0 * np.clip(f - 3000, 0, None) / 1000), "kaiser_best"), 3000),
+    (lambda: eight_khz(noise(), "kaiser_fast"), 3000),
+], ids=["kaiser_fast", "kaiser_best", "cheby1", "steep-fall-8k", "kaiser_fast-8k"])
+def test_a_roll_off_or_a_steady_fall_has_no_further_cliff(make, method):
+    rough = torch.from_numpy(make())
+    lowest = method or 0.8 * SOURCE / 2
+    top = TARGET / 2 if method else SOURCE / 2
+    assert float(content_edge(rough, TARGET, lowest, top, last=True)) == float(content_edge(rough, TARGET, lowest, top))
+
+
+@pytest.mark.parametrize("transform", ["fir", "stft"])
+def test_keep_to_last_cliff_keeps_the_band_under_the_filter_and_tells_the_network_the_first(transform):
+    rough = torch.from_numpy(eight_khz(crickets(), "kaiser_best"))[None]
+    estimate = torch.zeros_like(rough)  # a network that adds nothing: what is kept is the input
+    rate, nyquist_hz = TARGET, TARGET / 2
+    kept = {}
+    for last in (False, True):
+        stage = OutputStage(keep_band="auto", edge_search_from=3000 / nyquist_hz, transform=transform, keep_to_last_cliff=last)
+        edges = stage.edges(rough, rate, nyquist_hz)
+        assert 3000 < float(edges[0]) < 3250  # what the network is told either way
+        output = stage(rough, estimate, rate, nyquist_hz, training=False, edges=edges)[0].numpy()
+        kept[last] = band_db(output, 3300, 3420) - band_db(rough[0].numpy(), 3300, 3420)
+    assert kept[True] > -0.5  # the hiss under the filter's edge is the input's own
+    assert kept[False] < -20  # without: replaced by the network's band (here nothing)
+
+
 def test_per_item_lowpasses_pass_below_and_stop_above_their_own_cut_off():
     x = torch.from_numpy(np.concatenate([noise(seed=1), noise(seed=2)]))[:, None]  # (2, 1, T)
     kernels = lowpass_kernels(torch.tensor([9000.0, 15000.0]), TARGET, 400.0)
