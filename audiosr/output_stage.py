@@ -214,6 +214,17 @@ class OutputStage:
         edge = self.keep_band[1] * source_nyquist if self.keep_band else source_nyquist
         return torch.full((batch,), float(edge), device=rough.device)
 
+    def kept_edges(self, rough: torch.Tensor, rate: int, source_nyquist: float,
+                   edges: torch.Tensor | None) -> torch.Tensor | None:
+        """``(B,)``: up to where the stage keeps each item's input and above where it acts, given the
+        ``edges`` the network was told: those, or with ``keep_to_last_cliff`` each item's last cliff
+        where it lies higher."""
+        import torch
+
+        if self.keep_band == "auto" and self.keep_to_last_cliff and edges is not None:
+            return torch.maximum(edges, self.edges(rough, rate, source_nyquist, last=True))
+        return edges
+
     def complete_from(self, source_nyquist: float) -> float:
         """The edge (Hz) from which an input at the output rate lacks nothing."""
         return source_nyquist if self.complete_from_hz is None else min(self.complete_from_hz, source_nyquist)
@@ -235,9 +246,7 @@ class OutputStage:
         gain = bool(self.invented_gain_db) and not training
         if edges is None and (self.keep_band == "auto" or ceiling or gain):
             edges = self.edges(rough, rate, source_nyquist)
-        kept_to = edges  # the stage keeps the input below it and acts above it; the network was told `edges`
-        if self.keep_band == "auto" and self.keep_to_last_cliff:
-            kept_to = torch.maximum(edges, self.edges(rough, rate, source_nyquist, last=True))
+        kept_to = self.kept_edges(rough, rate, source_nyquist, edges)
         if not (self.keep_band is not None or ceiling or gain):
             output = estimate
         elif self.transform == "stft":

@@ -251,6 +251,36 @@ def test_a_model_for_any_input_shares_one_band_between_the_channels():
     assert coherence(shared) >= 0.9 and coherence(shared) > coherence(apart) + 0.1
 
 
+def test_a_shared_stereo_band_starts_above_where_each_channel_keeps_its_input():
+    """Kept to its last cliff, a pair whose channels fall onto a hiss under the filter keeps both
+    channels' hiss: the band shared between them starts above it, not at the first cliff."""
+    from test_band import crickets, eight_khz
+
+    from audiosr.inference import Upsampler
+
+    pair = np.concatenate([crickets(3.0), 0.5 * crickets(3.0)])
+    pair[1] = shaped_noise_like(pair[1], seed=7)  # quieter, and not the same noise
+    low = np.round(np.stack([resample(c, RATE, 8000, "kaiser_best") for c in pair]) * 32767) / 32767
+    rough = np.stack([eight_khz(c[None], "kaiser_best")[0] for c in pair])
+    generator = any_generator()
+    generator.spec = dataclasses.replace(generator.spec, stage=generator.spec.stage.replace(keep_to_last_cliff=True))
+    out = Upsampler(generator, notice=lambda _: None).upsample(low.astype(np.float32), 8000)
+    f = np.fft.rfftfreq(out.shape[-1], 1 / RATE)
+    hiss = (f > 3300) & (f < 3420)  # above the first cliff (3.1 kHz), kept below the last (3.7 kHz) less its guard
+    for c in range(2):
+        own, kept = np.fft.rfft(rough[c])[hiss], np.fft.rfft(out[c])[hiss]
+        # Each channel's own hiss, to the crossover's precision; shared from the louder channel above
+        # the first cliff, the quieter one's came out 19 dB off its own.
+        assert 10 * np.log10(np.sum(np.abs(kept - own) ** 2) / np.sum(np.abs(own) ** 2)) < -28, c
+
+
+def shaped_noise_like(x: np.ndarray, seed: int) -> np.ndarray:
+    """Noise with ``x``'s magnitude spectrum and another phase: the same band plan, uncorrelated."""
+    spectrum = np.fft.rfft(x)
+    phase = np.exp(2j * np.pi * np.random.default_rng(seed).random(spectrum.shape))
+    return np.fft.irfft(np.abs(spectrum) * phase, x.shape[-1]).astype(np.float32)
+
+
 def test_the_worse_share_counts_snrs_up_to_60_db():
     """An input with nothing missing kept to -71 dB is not "worse"; a file losing 4 dB at 30 dB is."""
     from audiosr.evaluation.comparison import AS_IS, Comparison

@@ -233,7 +233,9 @@ class Upsampler:
                 out = self.generator(batch, edges)
             out = out.squeeze(1).float()
             if shared is not None:
-                out = self._share_bands(out, batch[:, 0].float(), shared, channels)
+                # Shared above where the stage stopped keeping the input: never over a channel's own band.
+                kept = self.spec.stage.kept_edges(batch, self.spec.target_rate, self.spec.cutoff_hz, shared)
+                out = self._share_bands(out, batch[:, 0].float(), self._highest(kept, channels), channels)
             out = out.cpu().numpy()
             if not np.isfinite(out).all():
                 raise AudioError("the network produced NaN or infinite samples; nothing was written")
@@ -254,6 +256,15 @@ class Upsampler:
             edges[rows] = found[rows][torch.argmax(power[rows])]
             start += count
         return edges
+
+    @staticmethod
+    def _highest(edges: torch.Tensor, channels: list[int]) -> torch.Tensor:
+        """Each segment's highest edge over its channels, for all of them."""
+        highest, start = torch.empty_like(edges), 0
+        for count in channels:
+            highest[start: start + count] = edges[start: start + count].max()
+            start += count
+        return highest
 
     def _share_bands(self, out: torch.Tensor, rough: torch.Tensor, edges: torch.Tensor,
                      channels: list[int]) -> torch.Tensor:
