@@ -89,7 +89,7 @@ class OutputStage:
     edge_search_from: float = field(default=AUTO_LOWEST, metadata={"help": (
         "keep_band auto: the input's edge is searched from this fraction of its Nyquist frequency up (a model "
         "for any input, whose input runs at the output rate, searches from about 0.14: 3 kHz at 44.1 kHz)")})
-    transform: Transform = field(default="fir", metadata={"help": (
+    transform: Transform = field(default="fir", metadata={"choices": ("fir", "stft"), "help": (
         "how the stage splits the band: fir (Kaiser FIR filters over each whole window) or stft (per bin of one "
         "short-time transform that keeping, the level ceiling and the band's gain share: cheaper)")})
     keep_to_last_cliff: bool = field(default=False, metadata={"help": (
@@ -112,6 +112,9 @@ class OutputStage:
             raise ValueError(f"keep_band must be (lo, hi), auto or off (null), got {keep!r}")
         if self.transform not in ("fir", "stft"):
             raise ValueError(f"transform must be fir or stft, got {self.transform!r}")
+        if self.keep_to_last_cliff not in (True, False):
+            raise ValueError(f"keep_to_last_cliff must be true or false, got {self.keep_to_last_cliff!r}")
+        object.__setattr__(self, "keep_to_last_cliff", bool(self.keep_to_last_cliff))
         gain = float(self.invented_gain_db)
         if not GAIN_RANGE_DB[0] <= gain <= GAIN_RANGE_DB[1]:
             raise ValueError(f"invented_gain_db must be between {GAIN_RANGE_DB[0]:g} and {GAIN_RANGE_DB[1]:g} dB, "
@@ -373,9 +376,22 @@ def stage_from_legacy(data: dict[str, Any]) -> OutputStage:
 
 
 
-def parse_setting(text: str) -> Any:
-    """A stage setting as typed on a command line: a number, ``auto``, ``LO,HI`` or ``off``."""
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on"), ("false", "no", "off")
+
+
+def parse_setting(text: str, name: str | None = None) -> Any:
+    """A stage setting as typed on a command line: a number, ``auto``, ``LO,HI`` or ``off``; for the
+    setting ``name``, a choice of words (``transform``: ``fir`` or ``stft``) or ``true`` / ``false``."""
     word = text.strip().lower()
+    setting = OutputStage.__dataclass_fields__.get(name) if name else None
+    if setting is not None and setting.type == "bool":
+        if word in TRUE_WORDS + FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError(f"expected true or false, got {text!r}")
+    if setting is not None and setting.metadata.get("choices"):
+        if word in setting.metadata["choices"]:
+            return word
+        raise ValueError(f"expected {' or '.join(setting.metadata['choices'])}, got {text!r}")
     if word in ("off", "none", "null"):
         return None
     if word == "auto":

@@ -30,6 +30,26 @@ def test_settings_are_checked_once_by_the_stage_with_the_name_and_the_range():
         None, "auto", -3.0, (0.8, 0.9), (0.7, 0.95)]
     with pytest.raises(ValueError, match="expected a number, auto, LO,HI or off"):
         parse_setting("loud")
+    # Settings that take words: each its own.
+    assert parse_setting("STFT", "transform") == "stft" and parse_setting("fir", "transform") == "fir"
+    assert [parse_setting(t, "keep_to_last_cliff") for t in ("true", "yes", "false", "off")] == [True, True, False, False]
+    with pytest.raises(ValueError, match="expected fir or stft"):
+        parse_setting("wavelet", "transform")
+    with pytest.raises(ValueError, match="expected true or false"):
+        parse_setting("2", "keep_to_last_cliff")
+    with pytest.raises(ValueError, match="keep_to_last_cliff must be true or false"):
+        OutputStage(keep_to_last_cliff="yes")
+
+
+def test_every_stage_setting_can_be_given_to_audiosr_upsample():
+    from audiosr.inference.command import build_parser, stage_changes
+
+    argv = ["in.wav", "--output_dir", "out", "--transform", "stft", "--keep_to_last_cliff", "true", "--keep_band", "auto",
+            "--invented_gain_db", "-3", "--level_ceiling_db", "off"]
+    args = build_parser().parse_args(argv)
+    args._given = {a[2:] for a in argv if a.startswith("--")}
+    assert OutputStage().replace(**stage_changes(args)) == OutputStage(
+        keep_band="auto", transform="stft", keep_to_last_cliff=True, invented_gain_db=-3.0, level_ceiling_db=None)
 
 
 def test_a_spec_round_trips_its_stage_and_an_older_flat_spec_is_read_without_the_fixed_step():

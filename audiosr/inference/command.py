@@ -49,6 +49,7 @@ every clipped file again.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
@@ -120,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage = parser.add_argument_group("output stage", "what happens after the network; default: what the model "
                                       "ships with (its checkpoint's stage, see its card)")
     for setting in fields(OutputStage):  # one option per setting of the stage
-        stage.add_argument(f"--{setting.name}", type=stage_value, default=None, metavar="VALUE",
-                           help=setting.metadata["help"])
+        stage.add_argument(f"--{setting.name}", type=functools.partial(stage_value, name=setting.name), default=None,
+                           metavar="VALUE", help=setting.metadata["help"])
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say more: the model's settings (its output stage included)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -170,10 +171,11 @@ def cgroup_quota(root: Path) -> int | None:
     return None
 
 
-def stage_value(text: str) -> Any:
-    """An output-stage option: a number, ``auto``, ``LO,HI`` or ``off`` (checked by the stage itself)."""
+def stage_value(text: str, name: str | None = None) -> Any:
+    """An output-stage option: a number, ``auto``, ``LO,HI``, ``off``, or the words its setting takes
+    (checked by the stage itself)."""
     try:
-        return parse_setting(text)
+        return parse_setting(text, name)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
